@@ -1,0 +1,44 @@
+/**
+ * The training events of DESIGN.md. The trainer emits progress, epoch,
+ * warning and completed; the queue layer adds queued, started, checkpoint,
+ * failed and cancelled around them.
+ */
+
+export interface Metrics { loss: number; accuracy: number }
+
+export interface BatchNormSnapshot {
+  /** Index of the BN layer in the expanded layer list. */
+  layer: number;
+  /** Means over the channels of that layer (one number each, to keep events small). */
+  batchMean: number;
+  batchVar: number;
+  runningMean: number;
+  runningVar: number;
+  gammaNorm: number;
+}
+
+export type TrainEvent =
+  | { type: 'queued' }
+  | { type: 'started'; attempt: number; resumedFrom?: number | null }
+  | { type: 'progress'; epoch: number; step: number; stepsPerEpoch: number; loss: number; samplesPerSec: number; etaSeconds: number }
+  | {
+      type: 'epoch'; epoch: number; train: Metrics; val: Metrics | null; test: Metrics | null;
+      lr: number; seconds: number; bn: BatchNormSnapshot[];
+    }
+  | { type: 'warning'; code: string; message: string }
+  | { type: 'checkpoint'; epoch: number }
+  | { type: 'completed'; modelId: string; metrics: FinalMetrics; epochsToTarget: number | null }
+  | { type: 'failed'; code: string; message: string; details?: Record<string, unknown> }
+  | { type: 'cancelled' };
+
+export interface FinalMetrics {
+  epochs: number;
+  train: Metrics;
+  val: Metrics | null;
+  /** Test split with the frozen inference statistics, when the dataset has one. */
+  test: Metrics | null;
+  trainingSeconds: number;
+  samplesPerSec: number;
+}
+
+export const TERMINAL_EVENTS = new Set(['completed', 'failed', 'cancelled']);

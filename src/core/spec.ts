@@ -1,0 +1,188 @@
+/**
+ * The job spec (v1): one TypeBox schema that is the validation schema, the
+ * OpenAPI schema and (through Static) the TypeScript type. `resolveSpec`
+ * validates a client's object and fills every default, so the rest of the
+ * code only ever sees a complete `JobSpec`.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const ActivationName = Type.Union(
+  [Type.Literal('relu'), Type.Literal('leaky_relu'), Type.Literal('elu'), Type.Literal('tanh'), Type.Literal('sigmoid')],
+  { description: 'Activation function' },
+);
+
+export const LayerSpec = Type.Union([
+  Type.Object({
+    type: Type.Literal('dense'),
+    units: Type.Integer({ minimum: 1, maximum: 65536 }),
+    bias: Type.Optional(Type.Boolean({ description: 'Default: true, except when a batchnorm layer follows' })),
+  }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('batchnorm') }, { additionalProperties: false }),
+  Type.Object({
+    type: ActivationName,
+    alpha: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: 'leaky_relu slope / elu alpha' })),
+  }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('dropout'),
+    rate: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
+  }, { additionalProperties: false }),
+]);
+export type LayerSpec = Static<typeof LayerSpec>;
+
+export const InitSpec = Type.Union([
+  Type.Literal('he'), Type.Literal('glorot'), Type.Literal('lecun'),
+  Type.Object({
+    normal: Type.Object({ std: Type.Number({ exclusiveMinimum: 0, maximum: 10 }) }, { additionalProperties: false }),
+  }, { additionalProperties: false }),
+], { description: 'Weight initialization; biases start at 0, γ at 1, β at 0' });
+
+export const BatchNormMode = Type.Union(
+  [Type.Literal('none'), Type.Literal('before'), Type.Literal('after'), Type.Literal('input')],
+  { description: 'none | before (dense → BN → activation) | after (dense → activation → BN) | input (BN on the raw inputs only)' },
+);
+
+export const DatasetSpec = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'Built-in id (spirals, moons, blobs, xor, fashion-mnist) or an uploaded "ds_…" id' }),
+  validationSplit: Type.Number({ minimum: 0, maximum: 0.5, default: 0.1 }),
+  preprocess: Type.Union([Type.Literal('scale'), Type.Literal('standardize'), Type.Literal('none')], { default: 'scale' }),
+  limit: Nullable(Type.Integer({ minimum: 2, description: 'Use only the first N training rows' })),
+  size: Type.Integer({ minimum: 4, maximum: 1_000_000, default: 2000, description: 'Synthetic sets only: number of rows' }),
+  noise: Type.Number({ minimum: 0, maximum: 10, default: 0.1, description: 'Synthetic sets only: noise level' }),
+}, { additionalProperties: false });
+
+export const ModelSpec = Type.Object({
+  architecture: Type.Literal('mlp', { default: 'mlp' }),
+  hidden: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [256, 256] }),
+  activation: Type.Union([ActivationName], { default: 'relu' }),
+  batchNorm: Type.Union([BatchNormMode], { default: 'before' }),
+  dropout: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0 }),
+  init: Type.Union([InitSpec], { default: 'he' }),
+  layers: Nullable(Type.Array(LayerSpec, {
+    maxItems: 256,
+    description: 'Explicit layer list (replaces hidden/activation/batchNorm/dropout); the output dense layer is appended',
+  })),
+}, { additionalProperties: false });
+
+export const BatchNormSpec = Type.Object({
+  momentum: Type.Number({ minimum: 0, maximum: 1, default: 0.99, description: 'running = momentum·running + (1−momentum)·batch (Keras convention)' }),
+  epsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1e-3 }),
+  center: Type.Boolean({ default: true, description: 'Learn β' }),
+  scale: Type.Boolean({ default: true, description: 'Learn γ' }),
+  inferenceStats: Type.Union([Type.Literal('moving'), Type.Literal('population')], {
+    default: 'moving',
+    description: 'moving: the running averages; population: exact statistics recomputed over the training split after training',
+  }),
+}, { additionalProperties: false });
+
+export const OptimizerSpec = Type.Union([
+  Type.Object({
+    type: Type.Literal('sgd'),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1e3, default: 0.1 }),
+    momentum: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 }),
+    nesterov: Type.Boolean({ default: false }),
+    weightDecay: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('adam'),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1e3, default: 0.001 }),
+    beta1: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 }),
+    beta2: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.999 }),
+    epsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1e-8 }),
+    weightDecay: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  }, { additionalProperties: false }),
+]);
+
+export const ScheduleSpec = Type.Union([
+  Type.Object({ type: Type.Literal('constant') }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('step'),
+    stepSize: Type.Integer({ minimum: 1, default: 10, description: 'Epochs between decays' }),
+    gamma: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.1 }),
+  }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('exponential'),
+    gamma: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.95, description: 'Per-epoch factor' }),
+  }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('cosine'),
+    minLearningRate: Type.Number({ minimum: 0, default: 0 }),
+  }, { additionalProperties: false }),
+]);
+
+export const EarlyStoppingSpec = Type.Object({
+  monitor: Type.Union([Type.Literal('val_loss'), Type.Literal('val_accuracy')], { default: 'val_loss' }),
+  patience: Type.Integer({ minimum: 1, maximum: 1000, default: 3 }),
+  minDelta: Type.Number({ minimum: 0, default: 0 }),
+}, { additionalProperties: false });
+
+export const TrainingSpec = Type.Object({
+  epochs: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+  batchSize: Type.Integer({ minimum: 1, maximum: 65_536, default: 128 }),
+  seed: Type.Integer({ minimum: 0, maximum: 4294967295, default: 42 }),
+  optimizer: Type.Union([OptimizerSpec], { default: { type: 'sgd' } }),
+  schedule: Type.Union([ScheduleSpec], { default: { type: 'constant' } }),
+  targetAccuracy: Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Record the first epoch whose validation accuracy reaches this' })),
+  earlyStopping: Nullable(EarlyStoppingSpec),
+}, { additionalProperties: false });
+
+export const JobSpecSchema = Type.Object({
+  name: Type.Optional(Type.String({ maxLength: 200 })),
+  dataset: DatasetSpec,
+  model: Type.Union([ModelSpec], { default: {} }),
+  batchNorm: Type.Union([BatchNormSpec], { default: {} }),
+  training: Type.Union([TrainingSpec], { default: {} }),
+}, { additionalProperties: false, $id: 'JobSpec' });
+
+export type JobSpec = Static<typeof JobSpecSchema>;
+export type ModelSpec = Static<typeof ModelSpec>;
+export type BatchNormSpec = Static<typeof BatchNormSpec>;
+export type TrainingSpec = Static<typeof TrainingSpec>;
+export type OptimizerSpec = Static<typeof OptimizerSpec>;
+export type ScheduleSpec = Static<typeof ScheduleSpec>;
+export type InitSpec = Static<typeof InitSpec>;
+export type DatasetSpec = Static<typeof DatasetSpec>;
+
+/** A validation failure: the JSON path of the offending field and the rule it broke. */
+export interface SpecIssue { path: string; message: string }
+
+export class SpecError extends Error {
+  constructor(readonly issues: SpecIssue[]) {
+    super(issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; '));
+    this.name = 'SpecError';
+  }
+}
+
+/**
+ * Validate a client's spec, fill the defaults, and apply the rules a schema
+ * cannot express. Throws SpecError naming every offending field.
+ */
+export function resolveSpec(input: unknown): JobSpec {
+  const withDefaults = Value.Default(JobSpecSchema, Value.Clone(input)) as unknown;
+  const issues: SpecIssue[] = [];
+  for (const e of Value.Errors(JobSpecSchema, withDefaults)) {
+    issues.push({ path: e.path, message: e.message });
+    if (issues.length >= 20) break;
+  }
+  if (issues.length > 0) throw new SpecError(dedupe(issues));
+  const spec = withDefaults as JobSpec;
+  const rules: SpecIssue[] = [];
+  if (spec.training.batchSize < 2 && usesBatchNorm(spec.model)) {
+    rules.push({ path: '/training/batchSize', message: 'must be at least 2 when the model has batch norm (a batch of one has no variance)' });
+  }
+  if (rules.length > 0) throw new SpecError(rules);
+  return spec;
+}
+
+/** Union errors repeat one path per branch; keep the first message per path. */
+function dedupe(issues: SpecIssue[]): SpecIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => (seen.has(i.path) ? false : (seen.add(i.path), true)));
+}
+
+export function usesBatchNorm(model: ModelSpec): boolean {
+  if (model.layers) return model.layers.some((l) => l.type === 'batchnorm');
+  return model.batchNorm !== 'none';
+}
