@@ -1,0 +1,24 @@
+{
+  'variables': {
+    # 1 when an OpenBLAS cblas.h compiles and -lopenblas links; the probe
+    # always succeeds so a machine without OpenBLAS builds the built-in gemm.
+    'openblas%': '<!(printf "#include <cblas.h>\\nint main(void) { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.f, 0, 1, 0, 1, 0.f, 0, 1); return 0; }\\n" | ${CC:-cc} -x c -I/usr/include/openblas -o /dev/null - -lopenblas >/dev/null 2>&1 && echo 1 || echo 0)',
+  },
+  'targets': [
+    {
+      'target_name': 'normlab_native',
+      'sources': ['native/addon.cc', 'native/gemm.cc', 'native/kernels.cc'],
+      'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      'defines': ['NODE_ADDON_API_DISABLE_DEPRECATED'],
+      # No -ffast-math: NaN/Inf must propagate for divergence detection.
+      'cflags_cc': ['-O3', '-march=native', '-fno-math-errno'],
+      'conditions': [
+        ['openblas==1', {
+          'defines': ['NORMLAB_OPENBLAS'],
+          'include_dirs': ['/usr/include/openblas'],
+          'libraries': ['-lopenblas'],
+        }],
+      ],
+    },
+  ],
+}

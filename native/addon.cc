@@ -1,0 +1,363 @@
+// N-API glue for kernels.h: one method per entry of the Kernels interface
+// (src/core/kernels/types.ts), same argument order. Each method checks its
+// arguments' types and that every array is long enough for the given sizes,
+// then runs the kernel directly on the typed arrays' memory (no copies).
+//
+// A Napi::Addon instance exists per loading environment (main thread or
+// worker thread), so per-thread state (the gemm workspace) lives here.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+
+#include "kernels.h"
+
+namespace {
+
+template <typename T> struct ArrayKind;
+template <> struct ArrayKind<float> {
+  static constexpr napi_typedarray_type type = napi_float32_array;
+  static constexpr const char* name = "Float32Array";
+};
+template <> struct ArrayKind<int32_t> {
+  static constexpr napi_typedarray_type type = napi_int32_array;
+  static constexpr const char* name = "Int32Array";
+};
+template <> struct ArrayKind<uint32_t> {
+  static constexpr napi_typedarray_type type = napi_uint32_array;
+  static constexpr const char* name = "Uint32Array";
+};
+
+// Reads the arguments of one call; every failure throws a JS error that
+// names the function and the argument.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+
+  [[noreturn]] void TypeError(const std::string& msg) const {
+    throw Napi::TypeError::New(info_.Env(), std::string(fn_) + ": " + msg);
+  }
+  [[noreturn]] void RangeError(const std::string& msg) const {
+    throw Napi::RangeError::New(info_.Env(), std::string(fn_) + ": " + msg);
+  }
+
+  double Number(size_t i, const char* name) const {
+    if (!info_[i].IsNumber()) TypeError(std::string(name) + " must be a number");
+    return info_[i].As<Napi::Number>().DoubleValue();
+  }
+
+  // A size: an integer in [0, 2^31).
+  int Size(size_t i, const char* name) const {
+    const double v = Number(i, name);
+    if (!(v >= 0 && v <= 2147483647.0) || v != std::floor(v)) {
+      RangeError(std::string(name) + " must be an integer in [0, 2^31), got " + info_[i].ToString().Utf8Value());
+    }
+    return (int)v;
+  }
+
+  bool Flag(size_t i, const char* name) const {
+    if (!info_[i].IsBoolean()) TypeError(std::string(name) + " must be a boolean");
+    return info_[i].As<Napi::Boolean>().Value();
+  }
+
+  // The data of a typed array of element type T holding at least `need`
+  // elements (the pointer already includes the view's byteOffset). With
+  // nullable, null or undefined give nullptr.
+  template <typename T>
+  T* Array(size_t i, const char* name, size_t need, bool nullable = false) const {
+    Napi::Value v = info_[i];
+    if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != ArrayKind<T>::type) {
+      TypeError(std::string(name) + " must be a " + ArrayKind<T>::name + (nullable ? " or null" : ""));
+    }
+    Napi::TypedArrayOf<T> array = v.As<Napi::TypedArrayOf<T>>();
+    if (array.ElementLength() < need) {
+      TypeError(std::string(name) + " is too short: " + std::to_string(array.ElementLength()) +
+                " elements, the sizes need " + std::to_string(need));
+    }
+    return array.Data();
+  }
+
+  // a * b * c without overflow (sizes are < 2^31 each, so only the third factor can overflow).
+  size_t Product(size_t a, size_t b, size_t c = 1) const {
+    size_t ab, abc;
+    if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) RangeError("sizes overflow");
+    return abc;
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+};
+
+class NormLabAddon : public Napi::Addon<NormLabAddon> {
+ public:
+  NormLabAddon(Napi::Env env, Napi::Object exports) {
+#ifdef NORMLAB_OPENBLAS
+    // NormLab runs one job per thread; OpenBLAS's own threads would only
+    // compete with them. native.ts raises this when NORMLAB_THREADS asks.
+    normlab::openblas_threads(1);
+    const char* backend = "openblas";
+#else
+    const char* backend = "builtin";
+#endif
+    DefineAddon(exports, {
+        InstanceValue("gemmBackend", Napi::String::New(env, backend), napi_enumerable),
+        InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
+        InstanceMethod("gemm", &NormLabAddon::Gemm, napi_enumerable),
+        InstanceMethod("gemmBuiltin", &NormLabAddon::GemmBuiltin, napi_enumerable),
+        InstanceMethod("addBias", &NormLabAddon::AddBias, napi_enumerable),
+        InstanceMethod("biasGrad", &NormLabAddon::BiasGrad, napi_enumerable),
+        InstanceMethod("batchNormForwardTrain", &NormLabAddon::BatchNormForwardTrain, napi_enumerable),
+        InstanceMethod("batchNormForwardInfer", &NormLabAddon::BatchNormForwardInfer, napi_enumerable),
+        InstanceMethod("batchNormBackward", &NormLabAddon::BatchNormBackward, napi_enumerable),
+        InstanceMethod("activationForward", &NormLabAddon::ActivationForward, napi_enumerable),
+        InstanceMethod("activationBackward", &NormLabAddon::ActivationBackward, napi_enumerable),
+        InstanceMethod("dropoutForward", &NormLabAddon::DropoutForward, napi_enumerable),
+        InstanceMethod("multiply", &NormLabAddon::Multiply, napi_enumerable),
+        InstanceMethod("softmaxCrossEntropy", &NormLabAddon::SoftmaxCrossEntropy, napi_enumerable),
+        InstanceMethod("softmaxCrossEntropyBackward", &NormLabAddon::SoftmaxCrossEntropyBackward,
+                       napi_enumerable),
+        InstanceMethod("sgdStep", &NormLabAddon::SgdStep, napi_enumerable),
+        InstanceMethod("adamStep", &NormLabAddon::AdamStep, napi_enumerable),
+    });
+  }
+
+ private:
+  normlab::GemmWorkspace gemm_workspace_;
+
+  // setGemmThreads(n): OpenBLAS threads (process-wide); a no-op for the built-in gemm.
+  void SetGemmThreads(const Napi::CallbackInfo& info) {
+    const int n = Args(info, "setGemmThreads").Size(0, "n");
+#ifdef NORMLAB_OPENBLAS
+    normlab::openblas_threads(n < 1 ? 1 : n);
+#else
+    (void)n;
+#endif
+  }
+
+  // gemm(transA, transB, M, N, K, alpha, A, B, beta, C)
+  void Gemm(const Napi::CallbackInfo& info) { RunGemm(info, "gemm", false); }
+  void GemmBuiltin(const Napi::CallbackInfo& info) { RunGemm(info, "gemmBuiltin", true); }
+
+  void RunGemm(const Napi::CallbackInfo& info, const char* fn, bool builtin) {
+    Args a(info, fn);
+    const bool transA = a.Flag(0, "transA"), transB = a.Flag(1, "transB");
+    const int M = a.Size(2, "M"), N = a.Size(3, "N"), K = a.Size(4, "K");
+    const float alpha = (float)a.Number(5, "alpha");
+    const float* A = a.Array<float>(6, "A", a.Product(M, K));
+    const float* B = a.Array<float>(7, "B", a.Product(K, N));
+    const float beta = (float)a.Number(8, "beta");
+    float* C = a.Array<float>(9, "C", a.Product(M, N));
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // no products: C = beta * C, and beta = 0 must not read C
+      for (size_t i = 0; i < (size_t)M * N; i++) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
+      return;
+    }
+#ifdef NORMLAB_OPENBLAS
+    if (!builtin) {
+      normlab::sgemm_openblas(transA, transB, M, N, K, alpha, A, B, beta, C);
+      return;
+    }
+#else
+    (void)builtin;
+#endif
+    normlab::sgemm_builtin(gemm_workspace_, transA, transB, M, N, K, alpha, A, B, beta, C);
+  }
+
+  // addBias(x, bias, N, C, S)
+  void AddBias(const Napi::CallbackInfo& info) {
+    Args a(info, "addBias");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    float* x = a.Array<float>(0, "x", a.Product(N, C, S));
+    const float* bias = a.Array<float>(1, "bias", C);
+    normlab::add_bias(x, bias, N, C, S);
+  }
+
+  // biasGrad(dy, dbias, N, C, S)
+  void BiasGrad(const Napi::CallbackInfo& info) {
+    Args a(info, "biasGrad");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const float* dy = a.Array<float>(0, "dy", a.Product(N, C, S));
+    float* dbias = a.Array<float>(1, "dbias", C);
+    normlab::bias_grad(dy, dbias, N, C, S);
+  }
+
+  // batchNormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar,
+  //                       momentum, eps, updateRunning, saveMean, saveRstd)
+  void BatchNormForwardTrain(const Napi::CallbackInfo& info) {
+    Args a(info, "batchNormForwardTrain");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    float* y = a.Array<float>(1, "y", size);
+    const float* gamma = a.Array<float>(5, "gamma", C, true);
+    const float* beta = a.Array<float>(6, "beta", C, true);
+    float* running_mean = a.Array<float>(7, "runningMean", C);
+    float* running_var = a.Array<float>(8, "runningVar", C);
+    const double momentum = a.Number(9, "momentum"), eps = a.Number(10, "eps");
+    const bool update_running = a.Flag(11, "updateRunning");
+    float* save_mean = a.Array<float>(12, "saveMean", C);
+    float* save_rstd = a.Array<float>(13, "saveRstd", C);
+    const size_t per_channel = a.Product(N, S);
+    if (C > 0 && per_channel < (update_running ? 2u : 1u)) {
+      a.RangeError("needs " + std::string(update_running ? "two values" : "a value") +
+                   " per channel (N*S = " + std::to_string(per_channel) + ")");
+    }
+    normlab::batchnorm_forward_train(x, y, N, C, S, gamma, beta, running_mean, running_var, momentum,
+                                     eps, update_running, save_mean, save_rstd);
+  }
+
+  // batchNormForwardInfer(x, y, N, C, S, gamma, beta, runningMean, runningVar, eps)
+  void BatchNormForwardInfer(const Napi::CallbackInfo& info) {
+    Args a(info, "batchNormForwardInfer");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    float* y = a.Array<float>(1, "y", size);
+    const float* gamma = a.Array<float>(5, "gamma", C, true);
+    const float* beta = a.Array<float>(6, "beta", C, true);
+    const float* running_mean = a.Array<float>(7, "runningMean", C);
+    const float* running_var = a.Array<float>(8, "runningVar", C);
+    const double eps = a.Number(9, "eps");
+    normlab::batchnorm_forward_infer(x, y, N, C, S, gamma, beta, running_mean, running_var, eps);
+  }
+
+  // batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta)
+  void BatchNormBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "batchNormBackward");
+    const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    const float* dy = a.Array<float>(1, "dy", size);
+    float* dx = a.Array<float>(2, "dx", size);
+    const float* gamma = a.Array<float>(6, "gamma", C, true);
+    const float* save_mean = a.Array<float>(7, "saveMean", C);
+    const float* save_rstd = a.Array<float>(8, "saveRstd", C);
+    float* dgamma = a.Array<float>(9, "dgamma", C, true);
+    float* dbeta = a.Array<float>(10, "dbeta", C, true);
+    if (C > 0 && a.Product(N, S) == 0) a.RangeError("needs a value per channel (N*S = 0)");
+    normlab::batchnorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, dgamma, dbeta);
+  }
+
+  static int ActivationKind(const Args& a, size_t i) {
+    const int kind = a.Size(i, "kind");
+    if (kind > normlab::kSigmoid) a.RangeError("unknown activation kind " + std::to_string(kind));
+    return kind;
+  }
+
+  // activationForward(kind, x, y, n, alpha)
+  void ActivationForward(const Napi::CallbackInfo& info) {
+    Args a(info, "activationForward");
+    const int kind = ActivationKind(a, 0);
+    const int n = a.Size(3, "n");
+    const float* x = a.Array<float>(1, "x", n);
+    float* y = a.Array<float>(2, "y", n);
+    const float alpha = (float)a.Number(4, "alpha");
+    normlab::activation_forward(kind, x, y, n, alpha);
+  }
+
+  // activationBackward(kind, x, y, dy, dx, n, alpha)
+  void ActivationBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "activationBackward");
+    const int kind = ActivationKind(a, 0);
+    const int n = a.Size(5, "n");
+    const float* x = a.Array<float>(1, "x", n);
+    const float* y = a.Array<float>(2, "y", n);
+    const float* dy = a.Array<float>(3, "dy", n);
+    float* dx = a.Array<float>(4, "dx", n);
+    const float alpha = (float)a.Number(6, "alpha");
+    normlab::activation_backward(kind, x, y, dy, dx, n, alpha);
+  }
+
+  // dropoutForward(x, y, mask, n, rate, rngState)
+  void DropoutForward(const Napi::CallbackInfo& info) {
+    Args a(info, "dropoutForward");
+    const int n = a.Size(3, "n");
+    const float* x = a.Array<float>(0, "x", n);
+    float* y = a.Array<float>(1, "y", n);
+    float* mask = a.Array<float>(2, "mask", n);
+    const double rate = a.Number(4, "rate");
+    uint32_t* state = a.Array<uint32_t>(5, "rngState", 4);
+    if (!(rate >= 0.0 && rate < 1.0)) a.RangeError("rate must be in [0, 1)");
+    normlab::dropout_forward(x, y, mask, n, rate, state);
+  }
+
+  // multiply(a, b, out, n)
+  void Multiply(const Napi::CallbackInfo& info) {
+    Args a(info, "multiply");
+    const int n = a.Size(3, "n");
+    const float* x = a.Array<float>(0, "a", n);
+    const float* y = a.Array<float>(1, "b", n);
+    float* out = a.Array<float>(2, "out", n);
+    normlab::multiply(x, y, out, n);
+  }
+
+  static void CheckLabels(const Args& a, const int32_t* labels, int N, int C) {
+    for (int n = 0; n < N; n++) {
+      if (labels[n] < 0 || labels[n] >= C) {
+        a.RangeError("labels[" + std::to_string(n) + "] = " + std::to_string(labels[n]) +
+                     " is outside [0, " + std::to_string(C) + ")");
+      }
+    }
+  }
+
+  // softmaxCrossEntropy(logits, labels, probs, N, C, correct) -> mean loss
+  Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
+    Args a(info, "softmaxCrossEntropy");
+    const int N = a.Size(3, "N"), C = a.Size(4, "C");
+    const size_t size = a.Product(N, C);
+    const float* logits = a.Array<float>(0, "logits", size);
+    const int32_t* labels = a.Array<int32_t>(1, "labels", N);
+    float* probs = a.Array<float>(2, "probs", size);
+    int32_t* correct = a.Array<int32_t>(5, "correct", 1, true);
+    CheckLabels(a, labels, N, C);  // also rejects C = 0 when N > 0
+    return Napi::Number::New(info.Env(), normlab::softmax_cross_entropy(logits, labels, probs, N, C, correct));
+  }
+
+  // softmaxCrossEntropyBackward(probs, labels, dlogits, N, C)
+  void SoftmaxCrossEntropyBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "softmaxCrossEntropyBackward");
+    const int N = a.Size(3, "N"), C = a.Size(4, "C");
+    const size_t size = a.Product(N, C);
+    const float* probs = a.Array<float>(0, "probs", size);
+    const int32_t* labels = a.Array<int32_t>(1, "labels", N);
+    float* dlogits = a.Array<float>(2, "dlogits", size);
+    CheckLabels(a, labels, N, C);
+    normlab::softmax_cross_entropy_backward(probs, labels, dlogits, N, C);
+  }
+
+  // sgdStep(param, grad, velocity, n, lr, momentum, nesterov, weightDecay)
+  void SgdStep(const Napi::CallbackInfo& info) {
+    Args a(info, "sgdStep");
+    const int n = a.Size(3, "n");
+    const double momentum = a.Number(5, "momentum");
+    float* param = a.Array<float>(0, "param", n);
+    const float* grad = a.Array<float>(1, "grad", n);
+    // velocity is only touched with momentum, so it may be empty without.
+    float* velocity = a.Array<float>(2, "velocity", momentum > 0 ? n : 0);
+    const double lr = a.Number(4, "lr");
+    const bool nesterov = a.Flag(6, "nesterov");
+    const double weight_decay = a.Number(7, "weightDecay");
+    normlab::sgd_step(param, grad, velocity, n, (float)lr, (float)momentum, nesterov, (float)weight_decay);
+  }
+
+  // adamStep(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, step)
+  void AdamStep(const Napi::CallbackInfo& info) {
+    Args a(info, "adamStep");
+    const int n = a.Size(4, "n");
+    float* param = a.Array<float>(0, "param", n);
+    const float* grad = a.Array<float>(1, "grad", n);
+    float* m = a.Array<float>(2, "m", n);
+    float* v = a.Array<float>(3, "v", n);
+    const double lr = a.Number(5, "lr"), beta1 = a.Number(6, "beta1"), beta2 = a.Number(7, "beta2");
+    const double eps = a.Number(8, "eps"), weight_decay = a.Number(9, "weightDecay");
+    const int step = a.Size(10, "step");
+    if (step < 1) a.RangeError("step counts from 1");
+    normlab::adam_step(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+  }
+};
+
+}  // namespace
+
+NODE_API_ADDON(NormLabAddon)

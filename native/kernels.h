@@ -1,0 +1,65 @@
+// The compute kernels of NormLab over raw float pointers, one function per
+// entry of the Kernels interface (src/core/kernels/types.ts, whose doc
+// comments are the contract). Sizes are validated by addon.cc before any of
+// these run; nothing here allocates except the gemm workspace.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace normlab {
+
+// Packed panels of the built-in sgemm. One per addon instance, i.e. per
+// thread, so the kernels stay reentrant without static state.
+struct GemmWorkspace {
+  std::vector<float> packA;
+  std::vector<float> packB;
+};
+
+// C = alpha * op(A) * op(B) + beta * C, row-major, op(A) [M, K], op(B) [K, N].
+void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
+                   float alpha, const float* A, const float* B, float beta, float* C);
+#ifdef NORMLAB_OPENBLAS
+void sgemm_openblas(bool transA, bool transB, int M, int N, int K,
+                    float alpha, const float* A, const float* B, float beta, float* C);
+void openblas_threads(int n);
+#endif
+
+void add_bias(float* x, const float* bias, int N, int C, int S);
+void bias_grad(const float* dy, float* dbias, int N, int C, int S);
+
+void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
+                             const float* gamma, const float* beta,
+                             float* running_mean, float* running_var,
+                             double momentum, double eps, bool update_running,
+                             float* save_mean, float* save_rstd);
+void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
+                             const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, double eps);
+void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
+                        const float* gamma, const float* save_mean, const float* save_rstd,
+                        float* dgamma, float* dbeta);
+
+// kind is the index in ACTIVATIONS of types.ts.
+enum Activation { kRelu = 0, kLeakyRelu = 1, kElu = 2, kTanh = 3, kSigmoid = 4 };
+void activation_forward(int kind, const float* x, float* y, size_t n, float alpha);
+void activation_backward(int kind, const float* x, const float* y, const float* dy, float* dx,
+                         size_t n, float alpha);
+
+void dropout_forward(const float* x, float* y, float* mask, size_t n, double rate, uint32_t* rng_state);
+void multiply(const float* a, const float* b, float* out, size_t n);
+
+// Returns the mean loss; writes *correct when correct is non-null.
+// Labels are range-checked by the caller.
+double softmax_cross_entropy(const float* logits, const int32_t* labels, float* probs,
+                             int N, int C, int32_t* correct);
+void softmax_cross_entropy_backward(const float* probs, const int32_t* labels, float* dlogits,
+                                    int N, int C);
+
+void sgd_step(float* param, const float* grad, float* velocity, size_t n,
+              float lr, float momentum, bool nesterov, float weight_decay);
+void adam_step(float* param, const float* grad, float* m, float* v, size_t n,
+               double lr, double beta1, double beta2, double eps, double weight_decay, double step);
+
+}  // namespace normlab

@@ -1,0 +1,52 @@
+/**
+ * The kernels of this thread: the native addon when it loads, else the
+ * portable TypeScript kernels with one warning. NORMLAB_KERNELS=portable
+ * forces the portable ones; NORMLAB_KERNELS=native makes a load failure an
+ * error. The choice is made once per thread (each worker thread has its own
+ * module instance, hence its own addon instance).
+ */
+import { tryLoadNativeKernels } from './native.js';
+import { portableKernels } from './portable.js';
+import type { Kernels } from './types.js';
+
+export type { ActivationKind, Kernels } from './types.js';
+export { ACTIVATIONS, activationCode } from './types.js';
+
+export interface KernelsInfo {
+  kernels: 'native' | 'portable';
+  /** 'openblas', 'builtin' or 'portable'. */
+  gemm: string;
+  /** Why the portable kernels are in use. */
+  reason?: string;
+}
+
+let selected: { kernels: Kernels; info: KernelsInfo } | undefined;
+
+function select(): { kernels: Kernels; info: KernelsInfo } {
+  const mode = process.env.NORMLAB_KERNELS ?? '';
+  if (mode === 'portable') {
+    return { kernels: portableKernels, info: { kernels: 'portable', gemm: 'portable', reason: 'NORMLAB_KERNELS=portable' } };
+  }
+  if (mode !== '' && mode !== 'native') {
+    throw new Error(`NORMLAB_KERNELS must be "native", "portable" or unset, got "${mode}"`);
+  }
+  const load = tryLoadNativeKernels();
+  if (load.kernels) return { kernels: load.kernels, info: { kernels: 'native', gemm: load.kernels.gemmBackend } };
+  if (mode === 'native') throw new Error(`NORMLAB_KERNELS=native, but the native kernels did not load: ${load.reason}`);
+  process.emitWarning(`The native kernels did not load (${load.reason}); using the portable TypeScript kernels, which are slower.`, {
+    code: 'NORMLAB_PORTABLE_KERNELS',
+  });
+  return { kernels: portableKernels, info: { kernels: 'portable', gemm: 'portable', reason: load.reason } };
+}
+
+/** The kernels every layer and optimizer of this thread uses. */
+export function getKernels(): Kernels {
+  selected ??= select();
+  return selected.kernels;
+}
+
+/** Which kernels getKernels() gives, and why. */
+export function kernelsInfo(): KernelsInfo {
+  selected ??= select();
+  return { ...selected.info };
+}
