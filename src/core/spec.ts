@@ -7,7 +7,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+// Optional-by-default fields are null when absent.
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
 
 export const ActivationName = Type.Union(
   [Type.Literal('relu'), Type.Literal('leaky_relu'), Type.Literal('elu'), Type.Literal('tanh'), Type.Literal('sigmoid')],

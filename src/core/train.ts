@@ -1,0 +1,295 @@
+/**
+ * The trainer: seeded split and shuffle, mini-batch SGD/Adam over the
+ * sequential model, per-epoch metrics, target accuracy, early stopping,
+ * divergence detection, cancellation, and the frozen inference statistics
+ * (moving averages, or population statistics recomputed after training).
+ * No I/O: events go out through a callback.
+ */
+import { applyPreprocess, fitPreprocess } from '../datasets/preprocess.js';
+import type { Dataset, Preprocess } from '../datasets/types.js';
+import { buildArtifact, MANIFEST_FORMAT, type Artifact } from './artifact.js';
+import type { BatchNormSnapshot, FinalMetrics, Metrics, TrainEvent } from './events.js';
+import { getKernels } from './kernels/index.js';
+import type { Kernels } from './kernels/types.js';
+import { expandLayers, parameterCount } from './layers.js';
+import { Sequential, type BatchNorm } from './model.js';
+import { learningRateAt, Optimizer } from './optimizer.js';
+import { createRng, shuffle } from './rng.js';
+import type { JobSpec } from './spec.js';
+
+export type EpochEvent = Extract<TrainEvent, { type: 'epoch' }>;
+
+export interface TrainOptions {
+  kernels?: Kernels;
+  onEvent?: (event: TrainEvent) => void;
+  /** Checked before every step; true stops training with TrainingError CANCELLED. */
+  isCancelled?: () => boolean;
+  /** Minimum interval between progress events (the first step always reports). Default 500 ms. */
+  progressIntervalMs?: number;
+}
+
+export interface TrainResult {
+  artifact: Artifact;
+  metrics: FinalMetrics;
+  epochsToTarget: number | null;
+  history: EpochEvent[];
+}
+
+export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'DATASET_MISMATCH';
+
+export class TrainingError extends Error {
+  constructor(readonly code: TrainingErrorCode, message: string, readonly details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'TrainingError';
+  }
+}
+
+/** Rows evaluated per forward pass when computing metrics. */
+const EVAL_BATCH = 1024;
+/** Hand the thread back to the event loop this often so I/O and cancellation get through. */
+const YIELD_EVERY_MS = 50;
+
+/** Preprocessed rows of one split with their labels. */
+interface Rows { x: Float32Array; y: Int32Array; n: number }
+
+export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptions = {}): Promise<TrainResult> {
+  const k = options.kernels ?? getKernels();
+  const emit = options.onEvent ?? (() => {});
+  const progressEvery = options.progressIntervalMs ?? 500;
+  const { training, batchNorm: bnSpec } = spec;
+  const f = dataset.features;
+  if (dataset.train.n < 2) throw new TrainingError('DATASET_MISMATCH', 'the dataset needs at least 2 training rows');
+
+  const rng = createRng(training.seed);
+
+  // Validation rows are held out by the seed; preprocessing is fitted on the rest only.
+  const order = Int32Array.from({ length: dataset.train.n }, (_, i) => i);
+  shuffle(rng, order);
+  const nVal = Math.floor(dataset.train.n * spec.dataset.validationSplit);
+  const valIdx = order.subarray(0, nVal);
+  const trainIdx = order.slice(nVal);
+  if (trainIdx.length < 2) throw new TrainingError('DATASET_MISMATCH', 'fewer than 2 rows remain for training after the validation split');
+  const preprocess = fitPreprocess(spec.dataset.preprocess, dataset.train.x, dataset.train.n, f, dataset.valueRange, trainIdx);
+  const all = preprocessed(preprocess, dataset.train.x, dataset.train.y, dataset.train.n, f);
+  const val = nVal > 0 ? gather(all, valIdx, f) : null;
+  const test = dataset.test ? preprocessed(preprocess, dataset.test.x, dataset.test.y, dataset.test.n, f) : null;
+
+  const layers = expandLayers(spec.model, f, dataset.classes);
+  const batchSize = Math.min(training.batchSize, trainIdx.length);
+  const model = new Sequential(layers, k, Math.max(batchSize, EVAL_BATCH), f, bnSpec, rng);
+  model.initialize(spec.model.init, rng);
+  const optimizer = new Optimizer(training.optimizer, model.params, k);
+  const hasBatchNorm = model.batchNorms().length > 0;
+
+  // Step buffers, allocated once.
+  const xb = new Float32Array(batchSize * f);
+  const yb = new Int32Array(batchSize);
+  const probs = new Float32Array(batchSize * dataset.classes);
+  const correct = new Int32Array(1);
+
+  const nTrain = trainIdx.length;
+  // A final batch of one has no batch variance: drop it when the model has batch norm.
+  const dropLast = hasBatchNorm && nTrain % batchSize === 1;
+  const stepsPerEpoch = Math.floor(nTrain / batchSize) + (nTrain % batchSize > 0 && !dropLast ? 1 : 0);
+  const trainCount = dropLast ? nTrain - 1 : nTrain;
+
+  const history: EpochEvent[] = [];
+  let epochsToTarget: number | null = null;
+  let best = Infinity;
+  let sinceBest = 0;
+  let trainingSeconds = 0;
+  let lastProgress = -Infinity;
+  let lastYield = performance.now();
+  if (training.earlyStopping && !val) {
+    emit({ type: 'warning', code: 'NO_VALIDATION', message: 'earlyStopping needs a validation split (dataset.validationSplit > 0); it is ignored' });
+  }
+
+  for (let epoch = 1; epoch <= training.epochs; epoch++) {
+    const lr = learningRateAt(training.optimizer.learningRate, training.schedule, epoch - 1, training.epochs);
+    shuffle(rng, trainIdx);
+    let lossSum = 0;
+    let correctSum = 0;
+    let epochSeconds = 0;
+    for (let step = 0; step < stepsPerEpoch; step++) {
+      if (options.isCancelled?.()) throw new TrainingError('CANCELLED', 'the job was cancelled', { epoch, step });
+      const t0 = performance.now();
+      const start = step * batchSize;
+      const n = Math.min(batchSize, trainCount - start);
+      for (let i = 0; i < n; i++) {
+        const r = trainIdx[start + i]!;
+        xb.set(all.x.subarray(r * f, r * f + f), i * f);
+        yb[i] = all.y[r]!;
+      }
+      const logits = model.forward(xb, n, true);
+      const loss = k.softmaxCrossEntropy(logits, yb, probs, n, dataset.classes, correct);
+      if (!Number.isFinite(loss)) {
+        throw new TrainingError('DIVERGED', `the loss became ${loss} at epoch ${epoch}, step ${step + 1}`, {
+          epoch, step: step + 1,
+          hint: hasBatchNorm ? 'lower the learning rate' : 'lower the learning rate or enable batch norm (model.batchNorm: "before")',
+        });
+      }
+      k.softmaxCrossEntropyBackward(probs, yb, probs, n, dataset.classes);
+      model.backward(probs, n);
+      optimizer.update(lr);
+      const now = performance.now();
+      epochSeconds += (now - t0) / 1000;
+      lossSum += loss * n;
+      correctSum += correct[0]!;
+
+      if (now - lastProgress >= progressEvery || step === stepsPerEpoch - 1) {
+        lastProgress = now;
+        const done = start + n;
+        const samplesPerSec = epochSeconds > 0 ? done / epochSeconds : 0;
+        const remaining = (training.epochs - epoch) * trainCount + (trainCount - done);
+        emit({
+          type: 'progress', epoch, step: step + 1, stepsPerEpoch, loss,
+          samplesPerSec: Math.round(samplesPerSec), etaSeconds: samplesPerSec > 0 ? round(remaining / samplesPerSec, 1) : 0,
+        });
+      }
+      if (now - lastYield >= YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
+    }
+    trainingSeconds += epochSeconds;
+
+    const event: EpochEvent = {
+      type: 'epoch', epoch,
+      train: { loss: lossSum / trainCount, accuracy: correctSum / trainCount },
+      val: val ? evaluate(model, val, dataset.classes) : null,
+      test: test ? evaluate(model, test, dataset.classes) : null,
+      lr, seconds: round(epochSeconds, 4), bn: snapshot(model),
+    };
+    history.push(event);
+    emit(event);
+
+    const watched = event.val ?? event.train;
+    if (training.targetAccuracy !== null && epochsToTarget === null && watched.accuracy >= training.targetAccuracy) {
+      epochsToTarget = epoch;
+    }
+    if (training.earlyStopping && event.val) {
+      const { monitor, patience, minDelta } = training.earlyStopping;
+      const score = monitor === 'val_loss' ? event.val.loss : -event.val.accuracy;
+      if (score < best - minDelta) {
+        best = score;
+        sinceBest = 0;
+      } else if (++sinceBest >= patience) {
+        emit({ type: 'warning', code: 'EARLY_STOPPED', message: `${monitor} did not improve for ${patience} epochs; stopped after epoch ${epoch}` });
+        break;
+      }
+    }
+  }
+
+  if (bnSpec.inferenceStats === 'population' && hasBatchNorm) {
+    populationStatistics(model, gather(all, trainIdx, f));
+  }
+  const last = history[history.length - 1]!;
+  const metrics: FinalMetrics = {
+    epochs: history.length,
+    train: last.train,
+    val: val ? evaluate(model, val, dataset.classes) : null,
+    test: test ? evaluate(model, test, dataset.classes) : null,
+    trainingSeconds: round(trainingSeconds, 3),
+    samplesPerSec: Math.round((trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
+  };
+  const artifact = buildArtifact({
+    format: MANIFEST_FORMAT, spec, layers, inputShape: dataset.inputShape, features: f, classes: dataset.classes,
+    classNames: dataset.classNames, preprocess, inferenceStats: bnSpec.inferenceStats, epsilon: bnSpec.epsilon,
+    parameters: parameterCount(layers), metrics, createdAt: new Date().toISOString(),
+  }, model.namedTensors());
+  return { artifact, metrics, epochsToTarget, history };
+}
+
+function preprocessed(p: Preprocess, x: Float32Array, y: Int32Array, n: number, f: number): Rows {
+  const out = new Float32Array(n * f);
+  applyPreprocess(p, x, out, n, f);
+  return { x: out, y, n };
+}
+
+function gather(src: Rows, idx: Int32Array, f: number): Rows {
+  const x = new Float32Array(idx.length * f);
+  const y = new Int32Array(idx.length);
+  idx.forEach((r, i) => {
+    x.set(src.x.subarray(r * f, r * f + f), i * f);
+    y[i] = src.y[r]!;
+  });
+  return { x, y, n: idx.length };
+}
+
+/** Loss and accuracy with the frozen statistics (inference mode). */
+export function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
+  const k = model.kernels;
+  const f = model.inputSize;
+  const probs = new Float32Array(Math.min(EVAL_BATCH, rows.n) * classes);
+  const correct = new Int32Array(1);
+  let lossSum = 0;
+  let correctSum = 0;
+  for (let start = 0; start < rows.n; start += EVAL_BATCH) {
+    const n = Math.min(EVAL_BATCH, rows.n - start);
+    const logits = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false);
+    lossSum += k.softmaxCrossEntropy(logits, rows.y.subarray(start, start + n), probs, n, classes, correct) * n;
+    correctSum += correct[0]!;
+  }
+  return { loss: lossSum / rows.n, accuracy: correctSum / rows.n };
+}
+
+/**
+ * Replace each BN layer's running statistics by the exact mean and unbiased
+ * variance of its input over the training rows, layer by layer in inference
+ * order: layer i's input is computed with layers before it already frozen to
+ * their population statistics.
+ */
+export function populationStatistics(model: Sequential, rows: Rows): void {
+  const f = model.inputSize;
+  model.layers.forEach((layer, li) => {
+    if (!('runningMean' in layer)) return;
+    const bn = layer as BatchNorm;
+    const c = bn.info.channels;
+    const sum = new Float64Array(c);
+    const sumSq = new Float64Array(c);
+    const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
+    for (let start = 0; start < rows.n; start += EVAL_BATCH) {
+      const n = Math.min(EVAL_BATCH, rows.n - start);
+      const h = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false, li);
+      if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j]!;
+      for (let r = 0; r < n; r++) {
+        for (let j = 0; j < c; j++) {
+          const d = h[r * c + j]! - shift[j]!;
+          sum[j] += d;
+          sumSq[j] += d * d;
+        }
+      }
+    }
+    const m = rows.n;
+    for (let j = 0; j < c; j++) {
+      const meanShifted = sum[j]! / m;
+      bn.runningMean[j] = shift[j]! + meanShifted;
+      bn.runningVar[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0;
+    }
+  });
+}
+
+/** Per BN layer: channel-averaged batch and running statistics and ‖γ‖. */
+function snapshot(model: Sequential): BatchNormSnapshot[] {
+  const eps = model.batchNorms()[0]?.cfg.epsilon ?? 0;
+  return model.batchNorms().map((bn) => {
+    const c = bn.info.channels;
+    let batchMean = 0, batchVar = 0, runningMean = 0, runningVar = 0, gammaSq = 0;
+    for (let j = 0; j < c; j++) {
+      batchMean += bn.saveMean[j]!;
+      batchVar += 1 / (bn.saveRstd[j]! * bn.saveRstd[j]!) - eps;
+      runningMean += bn.runningMean[j]!;
+      runningVar += bn.runningVar[j]!;
+      gammaSq += bn.gamma ? bn.gamma.value[j]! ** 2 : 1;
+    }
+    return {
+      layer: bn.info.index, batchMean: round(batchMean / c, 6), batchVar: round(batchVar / c, 6),
+      runningMean: round(runningMean / c, 6), runningVar: round(runningVar / c, 6), gammaNorm: round(Math.sqrt(gammaSq), 6),
+    };
+  });
+}
+
+function round(x: number, digits: number): number {
+  const p = 10 ** digits;
+  return Math.round(x * p) / p;
+}
