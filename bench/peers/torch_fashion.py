@@ -1,0 +1,114 @@
+"""PyTorch peer runs on Fashion-MNIST, for comparison with NormLab's benches.
+
+Run with Debian's PyTorch (apt-get install python3-torch libopenblas0-pthread
+dataset-fashion-mnist):  /usr/bin/python3 bench/peers/torch_fashion.py curves
+Prints one JSON object per line.
+
+  curves      MLP 784-256-256-10, SGD lr 0.01 (no momentum), batch 64, 10 epochs:
+              test accuracy per epoch for batch norm none / before / after
+  throughput  samples/s of one training epoch, SGD momentum 0.9, batch 32/128/512
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+DATA = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+
+
+def read_idx(name):
+    with gzip.open(os.path.join(DATA, name), "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load():
+    xtr = torch.tensor(read_idx("train-images-idx3-ubyte.gz").reshape(-1, 784), dtype=torch.float32) / 255
+    ytr = torch.tensor(read_idx("train-labels-idx1-ubyte.gz"), dtype=torch.long)
+    xte = torch.tensor(read_idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784), dtype=torch.float32) / 255
+    yte = torch.tensor(read_idx("t10k-labels-idx1-ubyte.gz"), dtype=torch.long)
+    return xtr, ytr, xte, yte
+
+
+def mlp(mode, hidden=(256, 256)):
+    layers, width = [], 784
+    for units in hidden:
+        if mode == "before":
+            layers += [nn.Linear(width, units, bias=False), nn.BatchNorm1d(units, momentum=0.01, eps=1e-3), nn.ReLU()]
+        elif mode == "after":
+            layers += [nn.Linear(width, units), nn.ReLU(), nn.BatchNorm1d(units, momentum=0.01, eps=1e-3)]
+        else:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, 10))
+    return nn.Sequential(*layers)
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def train_epoch(model, opt, x, y, batch, gen):
+    model.train()
+    perm = torch.randperm(len(x), generator=gen)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    for i in range(0, len(x), batch):
+        idx = perm[i:i + batch]
+        if len(idx) < 2:
+            continue
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def curves(args):
+    xtr, ytr, xte, yte = load()
+    for mode in ("none", "before", "after"):
+        torch.manual_seed(args.seed)
+        gen = torch.Generator().manual_seed(args.seed)
+        model = mlp(mode)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        for epoch in range(1, args.epochs + 1):
+            seconds = train_epoch(model, opt, xtr, ytr, 64, gen)
+            print(json.dumps({"bench": "bn-curves", "peer": "pytorch", "mode": mode, "epoch": epoch,
+                              "testAccuracy": round(accuracy(model, xte, yte), 4), "seconds": round(seconds, 3)}), flush=True)
+
+
+def throughput(args):
+    xtr, ytr, _, _ = load()
+    for batch in (32, 128, 512):
+        for mode in ("none", "before", "after"):
+            torch.manual_seed(args.seed)
+            gen = torch.Generator().manual_seed(args.seed)
+            model = mlp(mode)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            train_epoch(model, opt, xtr[:10000], ytr[:10000], batch, gen)  # warm-up
+            rates = sorted(len(xtr) / train_epoch(model, opt, xtr, ytr, batch, gen) for _ in range(args.repeats))
+            print(json.dumps({"bench": "train-throughput", "peer": "pytorch", "mode": mode, "batch": batch,
+                              "samplesPerSec": round(rates[len(rates) // 2]), "runs": [round(r) for r in rates],
+                              "threads": torch.get_num_threads()}), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["curves", "throughput"])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    curves(args) if args.what == "curves" else throughput(args)
