@@ -1,0 +1,109 @@
+/**
+ * Every setting of the service, parsed from the environment in one place.
+ * `SETTINGS` is the table the README lists (env name, default, meaning);
+ * `loadConfig` turns an environment into a typed `Config`.
+ */
+import os from 'node:os';
+
+interface Setting<T> {
+  env: string;
+  default: T;
+  description: string;
+  parse: (raw: string, env: string) => T;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function int(env: string, def: number, description: string, min = 0, max = Number.MAX_SAFE_INTEGER): Setting<number> {
+  return {
+    env, default: def, description,
+    parse: (raw) => {
+      const n = Number(raw);
+      if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
+        throw new ConfigError(`${env}=${raw}: expected an integer from ${min} to ${max}`);
+      }
+      return n;
+    },
+  };
+}
+
+function str(env: string, def: string, description: string, pattern?: RegExp): Setting<string> {
+  return {
+    env, default: def, description,
+    parse: (raw) => {
+      if (pattern && !pattern.test(raw)) throw new ConfigError(`${env}=${raw}: must match ${pattern}`);
+      return raw;
+    },
+  };
+}
+
+const HOUR = 3600;
+
+export const SETTINGS = {
+  port: int('PORT', 3000, 'HTTP port of the API', 0, 65535),
+  host: str('HOST', '127.0.0.1', 'Interface the API listens on (0.0.0.0 in containers)'),
+  redisUrl: str('REDIS_URL', '',
+    'Redis connection URL. Unset: `npm start` uses 127.0.0.1:6379 when it answers, else starts a private redis-server ' +
+    '(data in REDIS_DATA_DIR); `npm run api` / `npm run worker` use redis://127.0.0.1:6379'),
+  redisDataDir: str('REDIS_DATA_DIR', '.data/redis', 'Data directory (append-only file) of the redis-server that `npm start` starts when there is no Redis'),
+  prefix: str('NORMLAB_PREFIX', 'normlab',
+    'Prefix of every Redis key (BullMQ queue, events, models, datasets); use {normlab} on Redis Cluster', /^[A-Za-z0-9_{}.-]{1,64}$/),
+  workerConcurrency: int('WORKER_CONCURRENCY', os.availableParallelism(), 'Training jobs one worker process runs at once (one worker thread each); default: CPU cores', 1, 256),
+  jobAttempts: int('JOB_ATTEMPTS', 2, 'Attempts per job for unexpected failures (divergence and bad data are never retried)', 1, 100),
+  retainSucceededSeconds: int('RETAIN_SUCCEEDED_SECONDS', 7 * 24 * HOUR, 'How long a succeeded job (status, events, metrics) is kept; its model is kept regardless', 1),
+  retainFailedSeconds: int('RETAIN_FAILED_SECONDS', 14 * 24 * HOUR, 'How long a failed or cancelled job is kept', 1),
+  eventsMaxLen: int('EVENTS_MAX_LEN', 20000, 'Approximate cap on the events kept per job stream (oldest progress events go first)', 100),
+  progressIntervalMs: int('PROGRESS_INTERVAL_MS', 500, 'Minimum interval between progress events of a job', 10, 60_000),
+  cancelPollMs: int('CANCEL_POLL_MS', 200, 'How often a running job checks whether it was cancelled', 10, 10_000),
+  sseHeartbeatMs: int('SSE_HEARTBEAT_MS', 15_000, 'Interval of the heartbeat comments on event streams', 100, 300_000),
+  modelCacheSize: int('MODEL_CACHE_SIZE', 32, 'Models kept loaded (inference form) in each API process', 1, 100_000),
+  bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 'Largest JSON request body (413 beyond)', 1024),
+  datasetMaxBytes: int('DATASET_MAX_BYTES', 32 * 1024 * 1024, 'Largest CSV upload (413 beyond)', 1024),
+  datasetMaxRows: int('DATASET_MAX_ROWS', 200_000, 'Most rows of an uploaded dataset, and largest `size` of a synthetic one', 4),
+  datasetMaxFeatures: int('DATASET_MAX_FEATURES', 4096, 'Most feature columns of an uploaded dataset', 1),
+  maxLayers: int('MAX_LAYERS', 32, 'Most dense layers in a model, the output layer included', 1),
+  maxUnits: int('MAX_UNITS', 4096, 'Most units in one dense layer', 1),
+  maxParameters: int('MAX_PARAMETERS', 5_000_000, 'Most trainable parameters in a model', 1),
+  maxEpochs: int('MAX_EPOCHS', 1000, 'Most epochs of a job', 1),
+  maxBatchSize: int('MAX_BATCH_SIZE', 8192, 'Largest batch size of a job', 2),
+  predictMaxRows: int('PREDICT_MAX_ROWS', 1000, 'Most instances in one prediction request', 1),
+  logLevel: str('LOG_LEVEL', 'info', 'pino log level (fatal, error, warn, info, debug, trace, silent)', /^(fatal|error|warn|info|debug|trace|silent)$/),
+} satisfies Record<string, Setting<unknown>>;
+
+/** Settings the core and the datasets module read themselves (listed here so the table is complete). */
+const READ_ELSEWHERE = [
+  { env: 'FASHION_MNIST_DIR', default: '/usr/share/datasets/fashion-mnist', description: 'Directory with the four Fashion-MNIST IDX files (.gz or plain)' },
+  { env: 'NORMLAB_KERNELS', default: '(unset)', description: 'native or portable; unset: native when the addon loads, else portable with a warning' },
+  { env: 'NORMLAB_THREADS', default: '1', description: 'OpenBLAS threads per process (jobs already run in parallel)' },
+];
+
+type Settings = typeof SETTINGS;
+export type Config = { [K in keyof Settings]: Settings[K]['default'] };
+
+/** Parse an environment (default: process.env); unset or empty variables take their default. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const config = {} as Record<string, unknown>;
+  for (const [key, setting] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const raw = env[setting.env];
+    config[key] = raw === undefined || raw === '' ? setting.default : setting.parse(raw, setting.env);
+  }
+  return { ...(config as Config), ...overrides };
+}
+
+/** The settings as rows for the README: env name, default, meaning. */
+export function describeConfig(): Array<{ env: string; default: string; description: string }> {
+  const own = Object.values(SETTINGS).map((s: Setting<unknown>) => ({
+    env: s.env,
+    default: s.env === 'WORKER_CONCURRENCY' ? 'CPU cores' : String(s.default) || '(unset)',
+    description: s.description,
+  }));
+  return [...own, ...READ_ELSEWHERE];
+}
+
+/** The Redis URL the API and standalone workers use when REDIS_URL is unset. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';

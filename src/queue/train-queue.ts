@@ -1,0 +1,83 @@
+/**
+ * The BullMQ queue `train`: job data, job options, and the job service the
+ * API uses (submit, look up, cancel). A job's BullMQ id is its resource id.
+ */
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { Config } from '../config.js';
+import type { JobSpec } from '../core/spec.js';
+import { isFinished, type JobRecord, type JobStore } from '../store/jobs.js';
+import { newId } from '../store/ids.js';
+import { QUEUE_NAME } from './keys.js';
+
+export interface TrainJobData { spec: JobSpec }
+/** What the processor returns to BullMQ (the job's own record holds the rest). */
+export interface TrainJobResult { outcome: 'succeeded' | 'cancelled' }
+
+export function createTrainQueue(connection: ConnectionOptions, config: Config): Queue<TrainJobData, TrainJobResult> {
+  return new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, {
+    connection,
+    prefix: config.prefix,
+    defaultJobOptions: {
+      attempts: config.jobAttempts,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: config.retainSucceededSeconds },
+      removeOnFail: { age: config.retainFailedSeconds },
+    },
+  });
+}
+
+export class JobFinishedError extends Error {
+  constructor(readonly job: JobRecord) {
+    super(`job ${job.id} already ended ${job.status}`);
+    this.name = 'JobFinishedError';
+  }
+}
+
+export class JobService {
+  constructor(private readonly queue: Queue<TrainJobData, TrainJobResult>, private readonly store: JobStore) {}
+
+  /** Record the job (status queued, first event) and hand it to the queue. */
+  async submit(spec: JobSpec): Promise<JobRecord> {
+    const id = newId('job');
+    await this.store.create(id, spec);
+    try {
+      await this.queue.add(QUEUE_NAME, { spec }, { jobId: id });
+    } catch (err) {
+      await this.store.remove(id);
+      throw err;
+    }
+    return (await this.store.get(id))!;
+  }
+
+  /**
+   * The job's record, with BullMQ's view folded in: a job whose attempt failed
+   * and that waits for its retry is queued again.
+   */
+  async get(id: string): Promise<JobRecord | null> {
+    const record = await this.store.get(id);
+    if (record?.status === 'running') {
+      const state = await this.queue.getJobState(id);
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized') return { ...record, status: 'queued' };
+    }
+    return record;
+  }
+
+  /**
+   * Cancel a job: a queued one is removed from the queue and ends cancelled
+   * now; a running one is flagged and its processor stops at the next step.
+   * Throws JobFinishedError for a job that already ended.
+   */
+  async cancel(id: string): Promise<JobRecord | null> {
+    const record = await this.store.get(id);
+    if (!record) return null;
+    if (isFinished(record.status)) throw new JobFinishedError(record);
+    await this.store.requestCancel(id);
+    const removed = (await this.queue.remove(id)) === 1;
+    if (removed || (await this.queue.getJobState(id)) === 'unknown') {
+      await this.store.append(id, { type: 'cancelled' });
+    }
+    const after = (await this.store.get(id))!;
+    if (isFinished(after.status) && after.status !== 'cancelled') throw new JobFinishedError(after);
+    return after;
+  }
+}

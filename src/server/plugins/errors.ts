@@ -1,0 +1,61 @@
+/**
+ * Every error becomes `{error:{code,message,details}}` with a stable code;
+ * 5xx are logged and never show internals.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { SpecError } from '../../core/spec.js';
+import { DatasetError } from '../../datasets/index.js';
+import { HttpError, ValidationError } from '../errors.js';
+
+interface Answer { status: number; code: string; message: string; details: Record<string, unknown> }
+
+const DATASET_STATUS: Record<string, number> = {
+  UNKNOWN_DATASET: 400, DATASET_UNAVAILABLE: 422, CSV_INVALID: 400, CSV_TOO_LARGE: 413,
+};
+
+/** Fastify's own client errors, by their code. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
+};
+
+function answer(err: Error, bodyLimit: number): Answer {
+  if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message, details: err.details };
+  if (err instanceof ValidationError) {
+    return { status: 400, code: 'INVALID_REQUEST', message: err.message, details: { in: err.part, issues: err.issues } };
+  }
+  if (err instanceof SpecError) {
+    return { status: 400, code: 'INVALID_SPEC', message: `invalid job spec: ${err.message}`, details: { issues: err.issues } };
+  }
+  if (err instanceof DatasetError) {
+    return { status: DATASET_STATUS[err.code] ?? 400, code: err.code, message: err.message, details: err.details ?? {} };
+  }
+  const { code = '', statusCode = 500 } = err as FastifyError;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `request body larger than the limit of this route (${bodyLimit} bytes)`, details: { limit: bodyLimit } };
+  }
+  if (err.name === 'MaxRetriesPerRequestError') {
+    return { status: 503, code: 'REDIS_UNAVAILABLE', message: 'the service cannot reach Redis; retry shortly', details: {} };
+  }
+  if (statusCode >= 400 && statusCode < 500) {
+    // JSON syntax errors arrive as SyntaxError with status 400.
+    const clientCode = FASTIFY_CODES[code] ?? (err instanceof SyntaxError ? 'MALFORMED_JSON' : 'BAD_REQUEST');
+    return { status: statusCode, code: clientCode, message: err.message, details: {} };
+  }
+  return { status: 500, code: 'INTERNAL', message: 'internal error', details: {} };
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const bodyLimit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0;
+    const a = answer(err, bodyLimit);
+    if (a.status >= 500) request.log.error({ err }, 'request failed');
+    return reply.code(a.status).type('application/json; charset=utf-8').send({ error: { code: a.code, message: a.message, details: a.details } });
+  });
+
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({
+    error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}`, details: {} },
+  }));
+}

@@ -1,0 +1,52 @@
+/** Liveness and readiness. */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { HttpError } from '../errors.js';
+import { errors } from '../schemas/common.js';
+
+const READY_TIMEOUT_MS = 1000;
+
+const healthRoutes: FastifyPluginAsync = async (app) => {
+  const { services } = app;
+
+  app.get('/healthz', {
+    schema: {
+      tags: ['health'],
+      summary: 'The process is up',
+      response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+    },
+  }, async () => ({ status: 'ok' as const }));
+
+  app.get('/readyz', {
+    schema: {
+      tags: ['health'],
+      summary: 'Redis answers; which compute kernels inference uses',
+      response: {
+        200: Type.Object({
+          status: Type.Literal('ready'),
+          redis: Type.Literal('ok'),
+          kernels: Type.Union([Type.Literal('native'), Type.Literal('portable')]),
+          gemm: Type.String(),
+          kernelsReason: Type.Optional(Type.String({ description: 'Why the portable kernels are in use' })),
+        }),
+        ...errors(503),
+      },
+    },
+  }, async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([services.redis.ping(), timeout]);
+    } catch (err) {
+      throw new HttpError(503, 'REDIS_UNAVAILABLE', `Redis is not reachable: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    const { kernels, gemm, reason } = services.kernels;
+    return { status: 'ready' as const, redis: 'ok' as const, kernels, gemm, ...(reason ? { kernelsReason: reason } : {}) };
+  });
+};
+
+export default healthRoutes;

@@ -1,0 +1,159 @@
+/** /v1/jobs: submit, list, look up, follow (SSE), metrics history, cancel. */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { JobSpecSchema, type JobSpec } from '../../core/spec.js';
+import { JobFinishedError } from '../../queue/train-queue.js';
+import type { EpochEvent, JobRecord } from '../../store/jobs.js';
+import { HttpError, notFound } from '../errors.js';
+import { errors, IdParams } from '../schemas/common.js';
+import { EventsHeaders, EventsQuery, Job, JobList, JobListQuery, MetricsQuery, MetricsResponse, SubmitResponse } from '../schemas/jobs.js';
+import { EventStreams } from '../sse.js';
+import { checkLimits, datasetShape } from '../submit-checks.js';
+import { jobSpecValidatorCompiler, type TypeBoxTypeProvider } from '../validation.js';
+
+const links = (job: JobRecord) => ({
+  self: `/v1/jobs/${job.id}`,
+  events: `/v1/jobs/${job.id}/events`,
+  metrics: `/v1/jobs/${job.id}/metrics`,
+  ...(job.modelId ? { model: `/v1/models/${job.modelId}` } : {}),
+});
+
+function view(job: JobRecord) {
+  const { finalMetrics, epochsToTarget, spec, ...rest } = job;
+  return {
+    ...rest,
+    dataset: spec.dataset.id,
+    result: finalMetrics ? { metrics: finalMetrics, epochsToTarget } : null,
+    spec,
+    links: links(job),
+  };
+}
+
+const CSV_COLUMNS = ['epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss', 'test_accuracy', 'lr', 'seconds'];
+
+function toCsv(history: EpochEvent[]): string {
+  const rows = history.map((e) => [e.epoch, e.train.loss, e.train.accuracy, e.val?.loss, e.val?.accuracy, e.test?.loss, e.test?.accuracy, e.lr, e.seconds]
+    .map((v) => (v === undefined ? '' : String(v))).join(','));
+  return [CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
+}
+
+const jobsRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { services } = app;
+  const streams = new EventStreams(services);
+  app.addHook('preClose', async () => streams.closeAll());
+
+  const find = async (id: string) => {
+    const job = await services.jobs.get(id);
+    if (!job) throw notFound('job', id);
+    return job;
+  };
+
+  app.post('/jobs', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Submit a training job',
+      description: 'The spec is validated and its defaults filled; the dataset must exist and the job fit the server limits.',
+      body: Type.Ref(JobSpecSchema),
+      response: { 202: SubmitResponse, ...errors(400, 413, 415, 422) },
+    },
+    validatorCompiler: jobSpecValidatorCompiler,
+  }, async (request, reply) => {
+    const spec = request.body as JobSpec;
+    checkLimits(spec, await datasetShape(spec.dataset.id, services.datasets), services.config);
+    const job = await services.jobs.submit(spec);
+    return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status, links: links(job) });
+  });
+
+  app.get('/jobs', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'List jobs, newest first',
+      querystring: JobListQuery,
+      response: { 200: JobList, ...errors(400) },
+    },
+  }, async (request) => {
+    const { items, nextCursor } = await services.jobStore.list(request.query);
+    return { items: items.map(view), nextCursor };
+  });
+
+  app.get('/jobs/:id', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'A job: status, attempt, progress, latest metrics, warnings, model or error',
+      params: IdParams,
+      response: { 200: Job, ...errors(400, 404) },
+    },
+  }, async (request) => view(await find(request.params.id)));
+
+  app.get('/jobs/:id/events', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Follow a job (server-sent events)',
+      description: 'The job\'s events from the start, or after Last-Event-ID (header or lastEventId query). ' +
+        'SSE id = stream id, event = event type, data = the event as JSON; `: ping` comments keep the connection alive; ' +
+        'the response ends after the terminal event (completed, failed or cancelled).',
+      params: IdParams,
+      querystring: EventsQuery,
+      headers: EventsHeaders,
+      response: {
+        200: { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+        ...errors(400, 404),
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    await find(id);
+    const after = request.headers['last-event-id'] ?? request.query.lastEventId ?? '0';
+    await streams.serve(request, reply, id, after);
+  });
+
+  app.get('/jobs/:id/metrics', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Per-epoch metrics history (JSON or CSV)',
+      params: IdParams,
+      querystring: MetricsQuery,
+      response: {
+        200: {
+          description: 'One entry per finished epoch',
+          content: { 'application/json': { schema: MetricsResponse }, 'text/csv': { schema: { type: 'string' } } },
+        },
+        ...errors(400, 404),
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    await find(id);
+    const history = await services.jobStore.history(id);
+    if (request.query.format === 'csv') {
+      return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${id}-metrics.csv"`).send(toCsv(history));
+    }
+    return reply.type('application/json; charset=utf-8').send({ jobId: id, epochs: history });
+  });
+
+  app.delete('/jobs/:id', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Cancel a job',
+      description: 'A queued job is removed from the queue and ends cancelled (200). A running job stops within one ' +
+        'training step and ends cancelled (202; follow its events or poll it). A finished job: 409.',
+      params: IdParams,
+      response: { 200: Job, 202: Job, ...errors(400, 404, 409) },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    try {
+      const job = await services.jobs.cancel(id);
+      if (!job) throw notFound('job', id);
+      return reply.code(job.status === 'cancelled' ? 200 : 202).send(view(job));
+    } catch (err) {
+      if (err instanceof JobFinishedError) {
+        throw new HttpError(409, 'JOB_FINISHED', `job ${id} already ended ${err.job.status}; only queued and running jobs can be cancelled`, { id, status: err.job.status });
+      }
+      throw err;
+    }
+  });
+};
+
+export default jobsRoutes;

@@ -1,0 +1,129 @@
+/** /v1/models: trained models, their frozen batch-norm statistics, weights, and predictions. */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ModelManifest } from '../../core/artifact.js';
+import { HttpError, notFound } from '../errors.js';
+import { errors, IdParams, PageQuery } from '../schemas/common.js';
+import { BatchNormResponse, ModelDetail, ModelList, predictBody, PredictResponse } from '../schemas/models.js';
+import type { TypeBoxTypeProvider } from '../validation.js';
+
+function summary(id: string, m: ModelManifest) {
+  const base = `/v1/models/${id}`;
+  return {
+    id,
+    jobId: id,
+    name: m.spec.name ?? null,
+    dataset: m.spec.dataset.id,
+    createdAt: m.createdAt,
+    parameters: m.parameters,
+    inferenceStats: m.inferenceStats,
+    metrics: m.metrics,
+    links: { self: base, job: `/v1/jobs/${id}`, predict: `${base}/predict`, batchnorm: `${base}/batchnorm`, weights: `${base}/weights` },
+  };
+}
+
+const modelsRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { services } = app;
+
+  const loaded = async (id: string) => {
+    const model = await services.modelCache.get(id);
+    if (!model) throw notFound('model', id);
+    return model;
+  };
+
+  app.get('/models', {
+    schema: {
+      tags: ['models'],
+      summary: 'List models, newest first',
+      querystring: Type.Object(PageQuery, { additionalProperties: false }),
+      response: { 200: ModelList, ...errors(400) },
+    },
+  }, async (request) => {
+    const { items, nextCursor } = await services.models.list(request.query.limit, request.query.cursor);
+    return { items: items.map(({ id, manifest }) => summary(id, manifest)), nextCursor };
+  });
+
+  app.get('/models/:id', {
+    schema: {
+      tags: ['models'],
+      summary: 'A model: spec, layers, input shape, classes, metrics, which frozen statistics it uses',
+      params: IdParams,
+      response: { 200: ModelDetail, ...errors(400, 404) },
+    },
+  }, async (request) => {
+    const { id } = request.params;
+    const m = await services.models.manifest(id);
+    if (!m) throw notFound('model', id);
+    return {
+      ...summary(id, m),
+      spec: m.spec, layers: m.layers, inputShape: m.inputShape, features: m.features, classes: m.classes,
+      classNames: m.classNames, preprocess: m.preprocess.kind, epsilon: m.epsilon,
+    };
+  });
+
+  app.get('/models/:id/batchnorm', {
+    schema: {
+      tags: ['models'],
+      summary: 'The frozen inference statistics of every batch-norm layer',
+      params: IdParams,
+      response: { 200: BatchNormResponse, ...errors(400, 404) },
+    },
+  }, async (request) => {
+    const { id } = request.params;
+    return { modelId: id, layers: (await loaded(id)).batchNormStats() };
+  });
+
+  app.get('/models/:id/weights', {
+    schema: {
+      tags: ['models'],
+      summary: 'The weights as a safetensors file',
+      params: IdParams,
+      response: {
+        200: { description: 'safetensors', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        ...errors(400, 404),
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const weights = await services.models.weights(id);
+    if (!weights) throw notFound('model', id);
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}.safetensors"`).send(weights);
+  });
+
+  app.post('/models/:id/predict', {
+    schema: {
+      tags: ['models'],
+      summary: 'Predict with the frozen statistics',
+      description: 'Each row is predicted independently of the others: the same row gives the same answer alone or in any batch.',
+      params: IdParams,
+      body: predictBody(services.config.predictMaxRows),
+      response: { 200: PredictResponse, ...errors(400, 404, 413) },
+    },
+  }, async (request) => {
+    const { id } = request.params;
+    const model = await loaded(id);
+    const { instances } = request.body;
+    const f = model.features;
+    const rows = new Float32Array(instances.length * f);
+    instances.forEach((row, i) => {
+      if (row.length !== f) {
+        throw new HttpError(400, 'WRONG_FEATURE_COUNT', `/instances/${i}: has ${row.length} values; model ${id} takes ${f} features per row`, {
+          path: `/instances/${i}`, expected: f, actual: row.length,
+        });
+      }
+      rows.set(row, i * f);
+    });
+    const probs = model.predict(rows, instances.length);
+    const c = model.classes;
+    const predictions = instances.map((_, i) => {
+      const p = Array.from(probs.subarray(i * c, (i + 1) * c));
+      let best = 0;
+      for (let j = 1; j < c; j++) if (p[j] > p[best]) best = j;
+      return { label: model.classNames[best], probabilities: p };
+    });
+    return { predictions };
+  });
+};
+
+export default modelsRoutes;

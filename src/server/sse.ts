@@ -1,0 +1,82 @@
+/**
+ * A job's events as server-sent events: the history after the client's
+ * Last-Event-ID, then live events as the worker appends them (XREAD BLOCK on
+ * a connection of the stream's own, so no other request waits behind it),
+ * heartbeat comments in between, and the end of the response after the
+ * terminal event.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { TERMINAL_EVENTS } from '../core/events.js';
+import { isFinished, JobStore, type StoredEvent } from '../store/jobs.js';
+import type { Services } from './services.js';
+
+/** Longest single blocking read; the loop also checks the job's status between reads. */
+const BLOCK_MS = 5000;
+
+export class EventStreams {
+  /** The open streams, ended when the server closes. */
+  private readonly open = new Set<() => void>();
+
+  constructor(private readonly services: Services) {}
+
+  closeAll(): void {
+    for (const end of this.open) end();
+  }
+
+  async serve(request: FastifyRequest, reply: FastifyReply, jobId: string, after: string): Promise<void> {
+    const { services } = this;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    const conn = services.blockingConnection();
+    let live = true;
+    const write = (chunk: string) => { if (live && !res.destroyed) res.write(chunk); };
+    const heartbeat = setInterval(() => write(': ping\n\n'), services.config.sseHeartbeatMs);
+    const end = () => {
+      if (!live) return;
+      live = false;
+      clearInterval(heartbeat);
+      this.open.delete(end);
+      conn.disconnect();
+      res.end();
+    };
+    this.open.add(end);
+    res.on('close', end);
+    res.on('error', end);
+    write('retry: 2000\n\n');
+
+    const send = (events: StoredEvent[]): boolean => {
+      for (const { id, event } of events) {
+        write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+        if (TERMINAL_EVENTS.has(event.type)) return true;
+      }
+      return false;
+    };
+
+    try {
+      let last = after;
+      let events = await services.jobStore.events(jobId, last);
+      while (live) {
+        if (send(events)) break;
+        if (events.length > 0) {
+          last = events[events.length - 1].id;
+          events = await services.jobStore.events(jobId, last);
+          continue;
+        }
+        // Nothing new. A finished job has nothing more to say (the client already has its last event).
+        const status = await services.jobStore.status(jobId);
+        if (!status || isFinished(status)) break;
+        events = await JobStore.readBlocking(conn, services.keys, jobId, last, BLOCK_MS);
+      }
+    } catch (err) {
+      if (live) request.log.error({ err, jobId }, 'event stream failed');
+    } finally {
+      end();
+    }
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Job records in Redis: a hash per job (status, progress, latest metrics,
+ * warnings, error, spec), the capped event stream `job:{id}:events`, the
+ * epoch history list and the id index. Events are appended by one Lua script
+ * that also updates the hash, so the stream and the status never disagree,
+ * and nothing is appended after a terminal event (exactly one per job).
+ */
+import type { FinalMetrics, Metrics, TrainEvent } from '../core/events.js';
+import type { JobSpec } from '../core/spec.js';
+import type { Keys } from '../queue/keys.js';
+import type { Redis } from './redis.js';
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const JOB_STATUSES: JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const TERMINAL: Record<string, JobStatus> = { completed: 'succeeded', failed: 'failed', cancelled: 'cancelled' };
+
+export function isFinished(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
+
+export interface JobProgress {
+  epoch: number; epochs: number; step: number; stepsPerEpoch: number;
+  loss: number; samplesPerSec: number; etaSeconds: number;
+}
+
+export interface LatestMetrics { epoch: number; train: Metrics; val: Metrics | null; test: Metrics | null; lr: number }
+
+export interface JobError { code: string; message: string; details?: Record<string, unknown> }
+
+export interface JobRecord {
+  id: string;
+  name: string | null;
+  status: JobStatus;
+  attempt: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  spec: JobSpec;
+  progress: JobProgress | null;
+  metrics: LatestMetrics | null;
+  finalMetrics: FinalMetrics | null;
+  epochsToTarget: number | null;
+  warnings: Array<{ code: string; message: string }>;
+  modelId: string | null;
+  error: JobError | null;
+}
+
+/** One entry of the event stream: the stream id and the event. */
+export interface StoredEvent { id: string; event: TrainEvent }
+
+export type EpochEvent = Extract<TrainEvent, { type: 'epoch' }>;
+
+export const APPEND_JOB_EVENT_LUA = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'succeeded' or status == 'failed' or status == 'cancelled' then return false end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[2], 'data', ARGV[3])
+if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
+if ARGV[2] == 'epoch' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
+if ARGV[2] == 'warning' then
+  local old = redis.call('HGET', KEYS[1], 'warnings')
+  redis.call('HSET', KEYS[1], 'warnings', (old and (old .. '\\n') or '') .. ARGV[3])
+end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return id
+`;
+
+export interface JobStoreOptions { eventsMaxLen: number; retainSucceededSeconds: number; retainFailedSeconds: number }
+
+export class JobStore {
+  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly options: JobStoreOptions) {}
+
+  /** Record a new job (status queued) with its first event. */
+  async create(id: string, spec: JobSpec): Promise<void> {
+    const k = this.keys;
+    await this.redis.multi()
+      .hset(k.job(id), { id, status: 'queued', attempt: 0, createdAt: new Date().toISOString(), spec: JSON.stringify(spec), name: spec.name ?? '' })
+      .zadd(k.jobIndex, 0, id)
+      .xadd(k.events(id), 'MAXLEN', '~', this.options.eventsMaxLen, '*', 'type', 'queued', 'data', JSON.stringify({ type: 'queued' }))
+      .exec();
+  }
+
+  /** Forget a job that could not be queued. */
+  async remove(id: string): Promise<void> {
+    const k = this.keys;
+    await this.redis.multi().unlink(k.job(id), k.events(id), k.history(id), k.cancel(id)).zrem(k.jobIndex, id).exec();
+  }
+
+  /**
+   * Append an event and apply it to the job's hash. Returns the stream id, or
+   * null when the job is unknown or already finished (nothing is written).
+   */
+  append(id: string, event: TrainEvent): Promise<string | null> {
+    const k = this.keys;
+    const terminal = TERMINAL[event.type];
+    const ttl = terminal === undefined ? 0
+      : terminal === 'succeeded' ? this.options.retainSucceededSeconds : this.options.retainFailedSeconds;
+    const fields = Object.entries(hashUpdate(event, terminal)).flat();
+    return this.redis.appendJobEvent(
+      k.job(id), k.events(id), k.history(id), k.cancel(id),
+      this.options.eventsMaxLen, event.type, JSON.stringify(event), ttl, ...fields,
+    );
+  }
+
+  async get(id: string): Promise<JobRecord | null> {
+    return parseRecord(await this.redis.hgetall(this.keys.job(id)));
+  }
+
+  async status(id: string): Promise<JobStatus | null> {
+    return (await this.redis.hget(this.keys.job(id), 'status')) as JobStatus | null;
+  }
+
+  /**
+   * Newest first, `limit` per page, optionally only one status. The cursor is
+   * the last id of the previous page. A filtered page examines at most
+   * `scanLimit` ids, so it may hold fewer than `limit` jobs and still have a next page.
+   */
+  async list(options: { status?: JobStatus; limit: number; cursor?: string; scanLimit?: number }): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
+    const { status, limit, scanLimit = 1000 } = options;
+    const items: JobRecord[] = [];
+    let cursor = options.cursor ?? null;
+    let scanned = 0;
+    const batch = status ? 200 : limit;
+    while (items.length < limit && scanned < scanLimit) {
+      const ids = await this.redis.zrevrangebylex(this.keys.jobIndex, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, batch);
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hgetall(this.keys.job(id));
+      const hashes = (await pipeline.exec()) ?? [];
+      const expired: string[] = [];
+      for (let i = 0; i < ids.length && items.length < limit; i++) {
+        cursor = ids[i];
+        scanned++;
+        const record = parseRecord(hashes[i][1] as Record<string, string>);
+        if (!record) expired.push(ids[i]);
+        else if (!status || record.status === status) items.push(record);
+      }
+      if (expired.length > 0) await this.redis.zrem(this.keys.jobIndex, ...expired);
+      if (ids.length < batch) return { items, nextCursor: null };
+    }
+    return { items, nextCursor: cursor };
+  }
+
+  /** Events after `after` (exclusive; '0' = from the start). */
+  async events(id: string, after = '0', count = 1000): Promise<StoredEvent[]> {
+    const entries = await this.redis.xrange(this.keys.events(id), `(${after}`, '+', 'COUNT', count);
+    return entries.map(parseEntry);
+  }
+
+  async history(id: string): Promise<EpochEvent[]> {
+    const items = await this.redis.lrange(this.keys.history(id), 0, -1);
+    return items.map((s) => JSON.parse(s) as EpochEvent);
+  }
+
+  async requestCancel(id: string): Promise<void> {
+    await this.redis.set(this.keys.cancel(id), '1', 'EX', this.options.retainFailedSeconds);
+  }
+
+  async isCancelRequested(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.cancel(id))) === 1;
+  }
+
+  /**
+   * Wait up to `blockMs` for events after `after`, on a connection of the
+   * caller's own (XREAD BLOCK holds the connection).
+   */
+  static async readBlocking(conn: Redis, keys: Keys, id: string, after: string, blockMs: number): Promise<StoredEvent[]> {
+    const res = await conn.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', keys.events(id), after);
+    return res ? res[0][1].map(parseEntry) : [];
+  }
+}
+
+export function parseEntry([id, fields]: [string, string[]]): StoredEvent {
+  const data = fields[fields.indexOf('data') + 1];
+  return { id, event: JSON.parse(data) as TrainEvent };
+}
+
+/** The hash fields an event sets. */
+function hashUpdate(event: TrainEvent, terminal: JobStatus | undefined): Record<string, string | number> {
+  const now = new Date().toISOString();
+  const done: Record<string, string> = terminal ? { status: terminal, finishedAt: now } : {};
+  switch (event.type) {
+    case 'started':
+      return { status: 'running', attempt: event.attempt, startedAt: now };
+    case 'progress': {
+      const { type: _, ...progress } = event;
+      return { progress: JSON.stringify(progress) };
+    }
+    case 'epoch':
+      return { metrics: JSON.stringify({ epoch: event.epoch, train: event.train, val: event.val, test: event.test, lr: event.lr }) };
+    case 'completed':
+      return { ...done, modelId: event.modelId, finalMetrics: JSON.stringify(event.metrics), epochsToTarget: JSON.stringify(event.epochsToTarget) };
+    case 'failed':
+      return { ...done, error: JSON.stringify({ code: event.code, message: event.message, details: event.details ?? {} }) };
+    default:
+      return done;
+  }
+}
+
+function parseRecord(h: Record<string, string>): JobRecord | null {
+  if (!h || !h.status) return null;
+  const json = <T>(s: string | undefined): T | null => (s ? (JSON.parse(s) as T) : null);
+  const spec = JSON.parse(h.spec) as JobSpec;
+  const progress = json<Omit<JobProgress, 'epochs'>>(h.progress);
+  return {
+    id: h.id,
+    name: h.name || null,
+    status: h.status as JobStatus,
+    attempt: Number(h.attempt),
+    createdAt: h.createdAt,
+    startedAt: h.startedAt ?? null,
+    finishedAt: h.finishedAt ?? null,
+    spec,
+    progress: progress ? { ...progress, epochs: spec.training.epochs } : null,
+    metrics: json<LatestMetrics>(h.metrics),
+    finalMetrics: json<FinalMetrics>(h.finalMetrics),
+    epochsToTarget: json<number>(h.epochsToTarget),
+    warnings: h.warnings ? h.warnings.split('\n').map((w) => JSON.parse(w) as { type: string; code: string; message: string }).map(({ code, message }) => ({ code, message })) : [],
+    modelId: h.modelId ?? null,
+    error: json<JobError>(h.error),
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * Test stack: the API (real listen on a free port) and optionally an
+ * in-process training worker, against the real Redis under a key prefix of
+ * the test file's own, deleted at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildApp } from '../../src/server/app.js';
+import { createRedis, deleteKeys } from '../../src/store/redis.js';
+import { startWorker, type TrainWorker } from '../../workers/worker.js';
+
+export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+/** A job that trains in well under a second. */
+export const TINY_SPEC = {
+  dataset: { id: 'spirals', size: 300 },
+  model: { hidden: [16, 16] },
+  training: { epochs: 3 },
+};
+
+export interface Stack {
+  config: Config;
+  app: FastifyInstance;
+  /** http://127.0.0.1:port/v1 */
+  base: string;
+  worker: TrainWorker | null;
+  close(): Promise<void>;
+}
+
+export function testConfig(name: string, overrides: Partial<Config> = {}): Config {
+  return loadConfig({}, {
+    redisUrl: REDIS_URL,
+    prefix: `nltest-${name}-${randomBytes(3).toString('hex')}`,
+    logLevel: 'warn',
+    workerConcurrency: 2,
+    progressIntervalMs: 50,
+    ...overrides,
+  });
+}
+
+export async function startStack(name: string, options: { worker?: boolean; config?: Partial<Config> } = {}): Promise<Stack> {
+  const config = testConfig(name, options.config);
+  const app = await buildApp(config);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  const worker = options.worker ? startWorker(config, pino({ level: 'warn' })) : null;
+  return {
+    config, app, worker,
+    base: `http://127.0.0.1:${port}/v1`,
+    async close() {
+      await app.close();
+      await worker?.close(true);
+      await cleanup(config.prefix);
+    },
+  };
+}
+
+export async function cleanup(prefix: string): Promise<void> {
+  const redis = createRedis(REDIS_URL, 'normlab:test-cleanup');
+  await deleteKeys(redis, prefix);
+  await redis.quit();
+}
+
+export async function api(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const type = res.headers.get('content-type') ?? '';
+  return { status: res.status, headers: res.headers, body: type.includes('json') && text ? JSON.parse(text) : text };
+}
+
+export interface SseEvent { id: string; event: string; data: any }
+
+/**
+ * Read a job's event stream until it ends (terminal event), or until
+ * `stopAfter` events when given (the connection is then dropped).
+ */
+export async function readEvents(base: string, jobId: string, options: { lastEventId?: string; stopAfter?: number } = {}): Promise<SseEvent[]> {
+  const controller = new AbortController();
+  const res = await fetch(`${base}/jobs/${jobId}/events`, {
+    headers: options.lastEventId ? { 'last-event-id': options.lastEventId } : {},
+    signal: controller.signal,
+  });
+  if (res.status !== 200) throw new Error(`events: HTTP ${res.status} ${await res.text()}`);
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of res.body!) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let cut: number;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':') && l.includes(': ')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]));
+        if (fields.data === undefined) continue;
+        events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) });
+        if (options.stopAfter !== undefined && events.length >= options.stopAfter) {
+          controller.abort();
+          return events;
+        }
+      }
+    }
+  } catch (err) {
+    if (!controller.signal.aborted) throw err;
+  }
+  return events;
+}
+
+export async function submit(base: string, spec: unknown = TINY_SPEC): Promise<string> {
+  const res = await api(base, 'POST', '/jobs', spec);
+  if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id as string;
+}
+
+/** Poll GET /jobs/:id until `until(job)` holds. */
+export async function waitFor(base: string, id: string, until: (job: any) => boolean, timeoutMs = 20_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await api(base, 'GET', `/jobs/${id}`);
+    if (until(body)) return body;
+    if (Date.now() > deadline) throw new Error(`timed out waiting on job ${id}: ${JSON.stringify(body).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The training worker: a BullMQ Worker on the `train` queue whose processor
+ * (./train-processor.ts, compiled) runs on worker threads, so training never
+ * touches an event loop that serves requests. `startWorker` is used by
+ * `npm start` (embedded) and by this file's own entry (`npm run worker`).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'bullmq';
+import { pino, type Logger } from 'pino';
+import { DEFAULT_REDIS_URL, loadConfig, type Config } from '../src/config.js';
+import { keysFor, QUEUE_NAME } from '../src/queue/keys.js';
+import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
+import { JobStore } from '../src/store/jobs.js';
+import { createRedis, redisOptions } from '../src/store/redis.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The compiled processor: next to this file in dist/, or in dist/ when this file runs from source (tests). */
+export const PROCESSOR_FILE = existsSync(path.join(here, 'train-processor.js'))
+  ? path.join(here, 'train-processor.js')
+  : path.resolve(here, '../dist/workers/train-processor.js');
+
+export interface TrainWorker {
+  worker: Worker<TrainJobData, TrainJobResult>;
+  /** Stop taking jobs, let the running ones finish (or end them when `force`), disconnect. */
+  close(force?: boolean): Promise<void>;
+}
+
+export function startWorker(config: Config, logger: Logger): TrainWorker {
+  const store = createRedis(config.redisUrl, 'normlab:worker:store');
+  const jobs = new JobStore(store, keysFor(config.prefix), config);
+  const worker = new Worker<TrainJobData, TrainJobResult>(QUEUE_NAME, PROCESSOR_FILE, {
+    connection: redisOptions(config.redisUrl, 'normlab:worker'),
+    prefix: config.prefix,
+    concurrency: config.workerConcurrency,
+    useWorkerThreads: true,
+    workerThreadsOptions: { workerData: config },
+  });
+
+  // The processor records the failures it understands (divergence, bad data,
+  // cancellation) itself; this records the rest, such as a crashed thread:
+  // a warning while BullMQ retries, `failed` after the last attempt. After a
+  // terminal event the append is a no-op.
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const event = final
+      ? { type: 'failed' as const, code: 'INTERNAL', message: `training failed: ${err.message}` }
+      : { type: 'warning' as const, code: 'ATTEMPT_FAILED', message: `attempt ${job.attemptsMade} failed (${err.message}); retrying` };
+    logger.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, final ? 'job failed' : 'job attempt failed');
+    jobs.append(job.id!, event).catch((e: unknown) => logger.error({ err: e, jobId: job.id }, 'could not record a job failure'));
+  });
+  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+  logger.info({ concurrency: config.workerConcurrency, prefix: config.prefix }, 'training worker started');
+
+  return {
+    worker,
+    async close(force = false) {
+      await worker.close(force);
+      await store.quit();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  config.redisUrl ||= DEFAULT_REDIS_URL;
+  const logger = pino({ level: config.logLevel, name: 'normlab-worker' });
+  const { close } = startWorker(config, logger);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: stopping now');
+      close(true).finally(() => process.exit(1));
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing the running jobs (signal again to stop now)');
+    close().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, 'error while stopping');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
