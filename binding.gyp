@@ -7,11 +7,12 @@
   'targets': [
     {
       'target_name': 'normlab_native',
-      'sources': ['native/addon.cc', 'native/gemm.cc', 'native/kernels.cc'],
+      'sources': ['native/addon.cc', 'native/batchnorm.cc', 'native/conv.cc', 'native/gemm.cc', 'native/kernels.cc',
+                  'native/renorm.cc'],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NODE_ADDON_API_DISABLE_DEPRECATED'],
       # No -ffast-math: NaN/Inf must propagate for divergence detection.
-      'cflags_cc': ['-O3', '-march=native', '-fno-math-errno'],
+      'cflags_cc': ['-std=gnu++20', '-O3', '-march=native', '-fno-math-errno'],
       'conditions': [
         ['openblas==1', {
           'defines': ['NORMLAB_OPENBLAS'],

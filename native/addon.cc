@@ -10,7 +10,9 @@
 #include <cmath>
 #include <string>
 
+#include "conv.h"
 #include "kernels.h"
+#include "renorm.h"
 
 namespace {
 
@@ -54,6 +56,9 @@ class Args {
     }
     return (int)v;
   }
+
+  // True when argument i was passed and is not undefined.
+  bool Has(size_t i) const { return i < info_.Length() && !info_[i].IsUndefined(); }
 
   bool Flag(size_t i, const char* name) const {
     if (!info_[i].IsBoolean()) TypeError(std::string(name) + " must be a boolean");
@@ -120,6 +125,19 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
                        napi_enumerable),
         InstanceMethod("sgdStep", &NormLabAddon::SgdStep, napi_enumerable),
         InstanceMethod("adamStep", &NormLabAddon::AdamStep, napi_enumerable),
+        // Convolution, pooling, batch renormalization (conv.cc, renorm.cc).
+        InstanceMethod("conv2dForward", &NormLabAddon::Conv2dForward, napi_enumerable),
+        InstanceMethod("conv2dForwardBuiltin", &NormLabAddon::Conv2dForwardBuiltin, napi_enumerable),
+        InstanceMethod("conv2dBackward", &NormLabAddon::Conv2dBackward, napi_enumerable),
+        InstanceMethod("conv2dBackwardBuiltin", &NormLabAddon::Conv2dBackwardBuiltin, napi_enumerable),
+        InstanceMethod("maxPool2dForward", &NormLabAddon::MaxPool2dForward, napi_enumerable),
+        InstanceMethod("maxPool2dBackward", &NormLabAddon::MaxPool2dBackward, napi_enumerable),
+        InstanceMethod("avgPool2dForward", &NormLabAddon::AvgPool2dForward, napi_enumerable),
+        InstanceMethod("avgPool2dBackward", &NormLabAddon::AvgPool2dBackward, napi_enumerable),
+        InstanceMethod("globalAvgPoolForward", &NormLabAddon::GlobalAvgPoolForward, napi_enumerable),
+        InstanceMethod("globalAvgPoolBackward", &NormLabAddon::GlobalAvgPoolBackward, napi_enumerable),
+        InstanceMethod("batchRenormForwardTrain", &NormLabAddon::BatchRenormForwardTrain, napi_enumerable),
+        InstanceMethod("batchRenormBackward", &NormLabAddon::BatchRenormBackward, napi_enumerable),
     });
   }
 
@@ -166,25 +184,39 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
   }
 
   // addBias(x, bias, N, C, S)
+  // The optional fused activation of addBias, biasGrad and the batch-norm
+  // kernels: arguments (kind, alpha) at i, i+1; absent means none.
+  static int FusedActivation(const Args& a, size_t i) {
+    if (!a.Has(i)) return normlab::kNoActivation;
+    const double kind = a.Number(i, "activation");
+    if (kind == -1.0) return normlab::kNoActivation;
+    return ActivationKind(a, i);
+  }
+  static float FusedAlpha(const Args& a, size_t i) { return a.Has(i) ? (float)a.Number(i, "alpha") : 0.0f; }
+
+  // addBias(x, bias, N, C, S, activation?, alpha?)
   void AddBias(const Napi::CallbackInfo& info) {
     Args a(info, "addBias");
     const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
     float* x = a.Array<float>(0, "x", a.Product(N, C, S));
     const float* bias = a.Array<float>(1, "bias", C);
-    normlab::add_bias(x, bias, N, C, S);
+    normlab::add_bias(x, bias, N, C, S, FusedActivation(a, 5), FusedAlpha(a, 6));
   }
 
-  // biasGrad(dy, dbias, N, C, S)
+  // biasGrad(dy, dbias, N, C, S, activation?, alpha?, y?)
   void BiasGrad(const Napi::CallbackInfo& info) {
     Args a(info, "biasGrad");
     const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
-    const float* dy = a.Array<float>(0, "dy", a.Product(N, C, S));
+    const size_t size = a.Product(N, C, S);
+    float* dy = a.Array<float>(0, "dy", size);
     float* dbias = a.Array<float>(1, "dbias", C);
-    normlab::bias_grad(dy, dbias, N, C, S);
+    const int activation = FusedActivation(a, 5);
+    const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(7, "y", size);
+    normlab::bias_grad(dy, dbias, N, C, S, activation, FusedAlpha(a, 6), y);
   }
 
   // batchNormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar,
-  //                       momentum, eps, updateRunning, saveMean, saveRstd)
+  //                       momentum, eps, updateRunning, saveMean, saveRstd, activation?, alpha?)
   void BatchNormForwardTrain(const Napi::CallbackInfo& info) {
     Args a(info, "batchNormForwardTrain");
     const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
@@ -205,7 +237,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
                    " per channel (N*S = " + std::to_string(per_channel) + ")");
     }
     normlab::batchnorm_forward_train(x, y, N, C, S, gamma, beta, running_mean, running_var, momentum,
-                                     eps, update_running, save_mean, save_rstd);
+                                     eps, update_running, save_mean, save_rstd,
+                                     FusedActivation(a, 14), FusedAlpha(a, 15));
   }
 
   // batchNormForwardInfer(x, y, N, C, S, gamma, beta, runningMean, runningVar, eps)
@@ -223,7 +256,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     normlab::batchnorm_forward_infer(x, y, N, C, S, gamma, beta, running_mean, running_var, eps);
   }
 
-  // batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta)
+  // batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta, activation?, alpha?, y?)
   void BatchNormBackward(const Napi::CallbackInfo& info) {
     Args a(info, "batchNormBackward");
     const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S");
@@ -237,7 +270,10 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     float* dgamma = a.Array<float>(9, "dgamma", C, true);
     float* dbeta = a.Array<float>(10, "dbeta", C, true);
     if (C > 0 && a.Product(N, S) == 0) a.RangeError("needs a value per channel (N*S = 0)");
-    normlab::batchnorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, dgamma, dbeta);
+    const int activation = FusedActivation(a, 11);
+    const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(13, "y", size);
+    normlab::batchnorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, dgamma, dbeta,
+                                activation, FusedAlpha(a, 12), y);
   }
 
   static int ActivationKind(const Args& a, size_t i) {
@@ -355,6 +391,208 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const int step = a.Size(10, "step");
     if (step < 1) a.RangeError("step counts from 1");
     normlab::adam_step(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Convolution, pooling and batch renormalization (conv.cc, renorm.cc).
+
+  // The gemm of the conv kernels: OpenBLAS for conv2d*, the built-in one for conv2d*Builtin.
+  normlab::GemmChoice GemmFor(bool builtin) {
+#ifdef NORMLAB_OPENBLAS
+    if (!builtin) return {nullptr};
+#else
+    (void)builtin;
+#endif
+    return {&gemm_workspace_};
+  }
+
+  // The sizes N, C, H, W, F, KH, KW, strideH, strideW, padH, padW at i .. i+10.
+  static normlab::ConvShape ConvShapeArgs(const Args& a, size_t i) {
+    normlab::ConvShape s;
+    s.N = a.Size(i, "N"); s.C = a.Size(i + 1, "C"); s.H = a.Size(i + 2, "H"); s.W = a.Size(i + 3, "W");
+    s.F = a.Size(i + 4, "F"); s.KH = a.Size(i + 5, "KH"); s.KW = a.Size(i + 6, "KW");
+    s.stride_h = a.Size(i + 7, "strideH"); s.stride_w = a.Size(i + 8, "strideW");
+    s.pad_h = a.Size(i + 9, "padH"); s.pad_w = a.Size(i + 10, "padW");
+    if (s.KH < 1 || s.KW < 1) a.RangeError("the kernel must be at least 1x1");
+    if (s.stride_h < 1 || s.stride_w < 1) a.RangeError("the strides must be at least 1");
+    const long oh = normlab::conv_out_size(s.H, s.KH, s.stride_h, s.pad_h);
+    const long ow = normlab::conv_out_size(s.W, s.KW, s.stride_w, s.pad_w);
+    if (oh < 1 || ow < 1) {
+      a.RangeError("the " + std::to_string(s.KH) + "x" + std::to_string(s.KW) + " kernel does not fit the padded " +
+                   std::to_string(2L * s.pad_h + s.H) + "x" + std::to_string(2L * s.pad_w + s.W) + " input");
+    }
+    // The gemm sizes (C*KH*KW, OH*OW) are ints.
+    if (a.Product(s.C, s.KH, s.KW) > 2147483647u || a.Product(oh, ow) > 2147483647u) a.RangeError("sizes overflow");
+    s.OH = (int)oh;
+    s.OW = (int)ow;
+    return s;
+  }
+
+  // conv2dForward(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col)
+  void Conv2dForward(const Napi::CallbackInfo& info) { RunConv2dForward(info, "conv2dForward", false); }
+  void Conv2dForwardBuiltin(const Napi::CallbackInfo& info) { RunConv2dForward(info, "conv2dForward", true); }
+
+  void RunConv2dForward(const Napi::CallbackInfo& info, const char* fn, bool builtin) {
+    Args a(info, fn);
+    const normlab::ConvShape s = ConvShapeArgs(a, 4);
+    const size_t taps = a.Product(s.C, s.KH, s.KW);
+    const float* x = a.Array<float>(0, "x", a.Product(a.Product(s.N, s.C), s.H, s.W));
+    const float* weight = a.Array<float>(1, "weight", a.Product(s.F, taps));
+    const float* bias = a.Array<float>(2, "bias", s.F, true);
+    float* y = a.Array<float>(3, "y", a.Product(a.Product(s.N, s.F), s.OH, s.OW));
+    float* col = a.Array<float>(15, "col", a.Product(taps, s.OH, s.OW));
+    normlab::conv2d_forward(GemmFor(builtin), s, x, weight, bias, y, col);
+  }
+
+  // conv2dBackward(x, weight, dy, dx, dweight, dbias, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col)
+  void Conv2dBackward(const Napi::CallbackInfo& info) { RunConv2dBackward(info, "conv2dBackward", false); }
+  void Conv2dBackwardBuiltin(const Napi::CallbackInfo& info) { RunConv2dBackward(info, "conv2dBackward", true); }
+
+  void RunConv2dBackward(const Napi::CallbackInfo& info, const char* fn, bool builtin) {
+    Args a(info, fn);
+    const normlab::ConvShape s = ConvShapeArgs(a, 6);
+    const size_t taps = a.Product(s.C, s.KH, s.KW);
+    const size_t in_size = a.Product(a.Product(s.N, s.C), s.H, s.W);
+    const float* x = a.Array<float>(0, "x", in_size);
+    const float* weight = a.Array<float>(1, "weight", a.Product(s.F, taps));
+    const float* dy = a.Array<float>(2, "dy", a.Product(a.Product(s.N, s.F), s.OH, s.OW));
+    float* dx = a.Array<float>(3, "dx", in_size, true);
+    float* dweight = a.Array<float>(4, "dweight", a.Product(s.F, taps));
+    float* dbias = a.Array<float>(5, "dbias", s.F, true);
+    float* col = a.Array<float>(17, "col", a.Product(taps, s.OH, s.OW));
+    normlab::conv2d_backward(GemmFor(builtin), s, x, weight, dy, dx, dweight, dbias, col);
+  }
+
+  struct PoolShape {
+    int N, C, H, W, size, stride, OH, OW;
+    size_t in_size, out_size;
+  };
+
+  // The sizes N, C, H, W, size, stride at i .. i+5.
+  static PoolShape PoolShapeArgs(const Args& a, size_t i) {
+    PoolShape p;
+    p.N = a.Size(i, "N"); p.C = a.Size(i + 1, "C"); p.H = a.Size(i + 2, "H"); p.W = a.Size(i + 3, "W");
+    p.size = a.Size(i + 4, "size"); p.stride = a.Size(i + 5, "stride");
+    if (p.size < 1 || p.stride < 1) a.RangeError("size and stride must be at least 1");
+    if (p.size > p.H || p.size > p.W) {
+      a.RangeError("the " + std::to_string(p.size) + "x" + std::to_string(p.size) + " window does not fit the " +
+                   std::to_string(p.H) + "x" + std::to_string(p.W) + " input");
+    }
+    p.OH = (int)normlab::conv_out_size(p.H, p.size, p.stride, 0);
+    p.OW = (int)normlab::conv_out_size(p.W, p.size, p.stride, 0);
+    p.in_size = a.Product(a.Product(p.N, p.C), p.H, p.W);
+    p.out_size = a.Product(a.Product(p.N, p.C), p.OH, p.OW);
+    return p;
+  }
+
+  // maxPool2dForward(x, y, argmax, N, C, H, W, size, stride)
+  void MaxPool2dForward(const Napi::CallbackInfo& info) {
+    Args a(info, "maxPool2dForward");
+    const PoolShape p = PoolShapeArgs(a, 3);
+    const float* x = a.Array<float>(0, "x", p.in_size);
+    float* y = a.Array<float>(1, "y", p.out_size);
+    int32_t* argmax = a.Array<int32_t>(2, "argmax", p.out_size);
+    normlab::maxpool2d_forward(x, y, argmax, p.N, p.C, p.H, p.W, p.size, p.stride);
+  }
+
+  // maxPool2dBackward(dy, argmax, dx, N, C, H, W, size, stride)
+  void MaxPool2dBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "maxPool2dBackward");
+    const PoolShape p = PoolShapeArgs(a, 3);
+    const float* dy = a.Array<float>(0, "dy", p.out_size);
+    const int32_t* argmax = a.Array<int32_t>(1, "argmax", p.out_size);
+    float* dx = a.Array<float>(2, "dx", p.in_size);
+    const long bad = normlab::maxpool2d_backward(dy, argmax, dx, p.N, p.C, p.H, p.W, p.size, p.stride);
+    if (bad >= 0) {
+      a.RangeError("argmax[" + std::to_string(bad) + "] = " + std::to_string(argmax[bad]) + " is outside [0, " +
+                   std::to_string((long)p.H * p.W) + ")");
+    }
+  }
+
+  // avgPool2dForward(x, y, N, C, H, W, size, stride)
+  void AvgPool2dForward(const Napi::CallbackInfo& info) {
+    Args a(info, "avgPool2dForward");
+    const PoolShape p = PoolShapeArgs(a, 2);
+    const float* x = a.Array<float>(0, "x", p.in_size);
+    float* y = a.Array<float>(1, "y", p.out_size);
+    normlab::avgpool2d_forward(x, y, p.N, p.C, p.H, p.W, p.size, p.stride);
+  }
+
+  // avgPool2dBackward(dy, dx, N, C, H, W, size, stride)
+  void AvgPool2dBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "avgPool2dBackward");
+    const PoolShape p = PoolShapeArgs(a, 2);
+    const float* dy = a.Array<float>(0, "dy", p.out_size);
+    float* dx = a.Array<float>(1, "dx", p.in_size);
+    normlab::avgpool2d_backward(dy, dx, p.N, p.C, p.H, p.W, p.size, p.stride);
+  }
+
+  // globalAvgPoolForward(x, y, N, C, S)
+  void GlobalAvgPoolForward(const Napi::CallbackInfo& info) {
+    Args a(info, "globalAvgPoolForward");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const float* x = a.Array<float>(0, "x", a.Product(N, C, S));
+    float* y = a.Array<float>(1, "y", a.Product(N, C));
+    if (a.Product(N, C) > 0 && S == 0) a.RangeError("needs a value per plane (S = 0)");
+    normlab::global_avgpool_forward(x, y, N, C, S);
+  }
+
+  // globalAvgPoolBackward(dy, dx, N, C, S)
+  void GlobalAvgPoolBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "globalAvgPoolBackward");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const float* dy = a.Array<float>(0, "dy", a.Product(N, C));
+    float* dx = a.Array<float>(1, "dx", a.Product(N, C, S));
+    normlab::global_avgpool_backward(dy, dx, N, C, S);
+  }
+
+  // batchRenormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps,
+  //                         rMax, dMax, updateRunning, saveMean, saveRstd, saveR, saveD)
+  void BatchRenormForwardTrain(const Napi::CallbackInfo& info) {
+    Args a(info, "batchRenormForwardTrain");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    float* y = a.Array<float>(1, "y", size);
+    const float* gamma = a.Array<float>(5, "gamma", C, true);
+    const float* beta = a.Array<float>(6, "beta", C, true);
+    float* running_mean = a.Array<float>(7, "runningMean", C);
+    float* running_var = a.Array<float>(8, "runningVar", C);
+    const double momentum = a.Number(9, "momentum"), eps = a.Number(10, "eps");
+    const double r_max = a.Number(11, "rMax"), d_max = a.Number(12, "dMax");
+    const bool update_running = a.Flag(13, "updateRunning");
+    float* save_mean = a.Array<float>(14, "saveMean", C);
+    float* save_rstd = a.Array<float>(15, "saveRstd", C);
+    float* save_r = a.Array<float>(16, "saveR", C);
+    float* save_d = a.Array<float>(17, "saveD", C);
+    if (!(r_max >= 1.0)) a.RangeError("rMax must be at least 1");
+    if (!(d_max >= 0.0)) a.RangeError("dMax must be at least 0");
+    const size_t per_channel = a.Product(N, S);
+    if (C > 0 && per_channel < (update_running ? 2u : 1u)) {
+      a.RangeError("needs " + std::string(update_running ? "two values" : "a value") +
+                   " per channel (N*S = " + std::to_string(per_channel) + ")");
+    }
+    normlab::batch_renorm_forward_train(x, y, N, C, S, gamma, beta, running_mean, running_var, momentum, eps,
+                                        r_max, d_max, update_running, save_mean, save_rstd, save_r, save_d);
+  }
+
+  // batchRenormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta)
+  void BatchRenormBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "batchRenormBackward");
+    const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    const float* dy = a.Array<float>(1, "dy", size);
+    float* dx = a.Array<float>(2, "dx", size);
+    const float* gamma = a.Array<float>(6, "gamma", C, true);
+    const float* save_mean = a.Array<float>(7, "saveMean", C);
+    const float* save_rstd = a.Array<float>(8, "saveRstd", C);
+    const float* save_r = a.Array<float>(9, "saveR", C);
+    const float* save_d = a.Array<float>(10, "saveD", C);
+    float* dgamma = a.Array<float>(11, "dgamma", C, true);
+    float* dbeta = a.Array<float>(12, "dbeta", C, true);
+    if (C > 0 && a.Product(N, S) == 0) a.RangeError("needs a value per channel (N*S = 0)");
+    normlab::batch_renorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, save_r, save_d, dgamma, dbeta);
   }
 };
 

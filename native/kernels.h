@@ -26,23 +26,25 @@ void sgemm_openblas(bool transA, bool transB, int M, int N, int K,
 void openblas_threads(int n);
 #endif
 
-void add_bias(float* x, const float* bias, int N, int C, int S);
-void bias_grad(const float* dy, float* dbias, int N, int C, int S);
-
+// Batch norm and bias (batchnorm.cc). `activation` is a kind below or
+// kNoActivation; with one, the forward writes f(BN(x)) or f(x + bias) and the
+// backward takes y = that output to get f'.
+// kind is the index in ACTIVATIONS of types.ts.
+enum Activation { kNoActivation = -1, kRelu = 0, kLeakyRelu = 1, kElu = 2, kTanh = 3, kSigmoid = 4 };
+void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha);
+// With an activation, dy is first replaced in place by dy·f'(y).
+void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y);
 void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              float* running_mean, float* running_var,
                              double momentum, double eps, bool update_running,
-                             float* save_mean, float* save_rstd);
+                             float* save_mean, float* save_rstd, int activation, float alpha);
 void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, double eps);
 void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                         const float* gamma, const float* save_mean, const float* save_rstd,
-                        float* dgamma, float* dbeta);
-
-// kind is the index in ACTIVATIONS of types.ts.
-enum Activation { kRelu = 0, kLeakyRelu = 1, kElu = 2, kTanh = 3, kSigmoid = 4 };
+                        float* dgamma, float* dbeta, int activation, float alpha, const float* y);
 void activation_forward(int kind, const float* x, float* y, size_t n, float alpha);
 void activation_backward(int kind, const float* x, const float* y, const float* dy, float* dx,
                          size_t n, float alpha);

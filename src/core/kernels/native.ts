@@ -18,6 +18,9 @@ export interface NativeAddon extends KernelFunctions {
   readonly gemmBackend: 'openblas' | 'builtin';
   /** The built-in blocked sgemm, available even when `gemm` is OpenBLAS. */
   readonly gemmBuiltin: Kernels['gemm'];
+  /** conv2dForward / conv2dBackward on the built-in sgemm, available even when `gemm` is OpenBLAS. */
+  readonly conv2dForwardBuiltin: Kernels['conv2dForward'];
+  readonly conv2dBackwardBuiltin: Kernels['conv2dBackward'];
   /** OpenBLAS threads (process-wide; the addon sets 1 when it loads). */
   setGemmThreads(n: number): void;
 }
@@ -89,6 +92,16 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     softmaxCrossEntropyBackward: addon.softmaxCrossEntropyBackward,
     sgdStep: addon.sgdStep,
     adamStep: addon.adamStep,
+    conv2dForward: builtin ? addon.conv2dForwardBuiltin : addon.conv2dForward,
+    conv2dBackward: builtin ? addon.conv2dBackwardBuiltin : addon.conv2dBackward,
+    maxPool2dForward: addon.maxPool2dForward,
+    maxPool2dBackward: addon.maxPool2dBackward,
+    avgPool2dForward: addon.avgPool2dForward,
+    avgPool2dBackward: addon.avgPool2dBackward,
+    globalAvgPoolForward: addon.globalAvgPoolForward,
+    globalAvgPoolBackward: addon.globalAvgPoolBackward,
+    batchRenormForwardTrain: addon.batchRenormForwardTrain,
+    batchRenormBackward: addon.batchRenormBackward,
   };
   return { kernels: Object.freeze(kernels) };
 }

@@ -7,7 +7,7 @@
  * mistake fails the same way whichever kernels are loaded.
  */
 import { nextUint32 } from '../rng.js';
-import { activationCode, type Kernels } from './types.js';
+import { activationCode, convOutputSize, NO_ACTIVATION, type Kernels } from './types.js';
 
 const RELU = activationCode('relu');
 const LEAKY_RELU = activationCode('leaky_relu');
@@ -16,6 +16,30 @@ const TANH = activationCode('tanh');
 const SIGMOID = activationCode('sigmoid');
 
 const f32 = Math.fround;
+
+/** The activation fused into bias and batch-norm kernels (NO_ACTIVATION: identity). */
+function act(kind: number, z: number, alpha: number): number {
+  switch (kind) {
+    case RELU: return z < 0 ? 0 : z;
+    case LEAKY_RELU: return z < 0 ? alpha * z : z;
+    case ELU: return z > 0 ? z : alpha * Math.expm1(z);
+    case TANH: return Math.tanh(z);
+    case SIGMOID: return 1 / (1 + Math.exp(-z));
+    default: return z;
+  }
+}
+
+/** f'(z) read off y = f(z); at z = 0 the z < 0 side, as in PyTorch. */
+function actGrad(kind: number, y: number, alpha: number): number {
+  switch (kind) {
+    case RELU: return y > 0 ? 1 : 0;
+    case LEAKY_RELU: return y > 0 ? 1 : alpha;
+    case ELU: return y > 0 ? 1 : y + alpha;
+    case TANH: return 1 - y * y;
+    case SIGMOID: return y * (1 - y);
+    default: return 1;
+  }
+}
 
 function size(fn: string, name: string, v: number): number {
   if (!(Number.isInteger(v) && v >= 0 && v <= 0x7fffffff)) {
@@ -43,6 +67,97 @@ let scratch = new Float64Array(64);
 function row(n: number): Float64Array {
   if (scratch.length < n) scratch = new Float64Array(n);
   return scratch;
+}
+
+/** The geometry of one conv2d call, checked as native/addon.cc checks it. */
+interface ConvShape {
+  N: number; C: number; H: number; W: number; F: number; KH: number; KW: number;
+  sh: number; sw: number; ph: number; pw: number; OH: number; OW: number;
+}
+
+function convShape(fn: string, N: number, C: number, H: number, W: number, F: number, KH: number, KW: number,
+  strideH: number, strideW: number, padH: number, padW: number): ConvShape {
+  size(fn, 'N', N); size(fn, 'C', C); size(fn, 'H', H); size(fn, 'W', W); size(fn, 'F', F);
+  size(fn, 'KH', KH); size(fn, 'KW', KW); size(fn, 'strideH', strideH); size(fn, 'strideW', strideW);
+  size(fn, 'padH', padH); size(fn, 'padW', padW);
+  if (KH < 1 || KW < 1) throw new RangeError(`${fn}: the kernel must be at least 1x1`);
+  if (strideH < 1 || strideW < 1) throw new RangeError(`${fn}: the strides must be at least 1`);
+  const OH = convOutputSize(H, KH, strideH, padH);
+  const OW = convOutputSize(W, KW, strideW, padW);
+  if (OH < 1 || OW < 1) {
+    throw new RangeError(`${fn}: the ${KH}x${KW} kernel does not fit the padded ${H + 2 * padH}x${W + 2 * padW} input`);
+  }
+  if (C * KH * KW > 0x7fffffff || OH * OW > 0x7fffffff) throw new RangeError(`${fn}: sizes overflow`);
+  return { N, C, H, W, F, KH, KW, sh: strideH, sw: strideW, ph: padH, pw: padW, OH, OW };
+}
+
+/** The output columns ow whose input column ow*stride - pad + k lies in [0, W): [lo, hi). */
+function validSpan(W: number, OW: number, k: number, stride: number, pad: number): [number, number] {
+  const first = pad - k;
+  const end = W + pad - k;
+  const hi = Math.min(OW, end <= 0 ? 0 : Math.ceil(end / stride));
+  const lo = Math.min(hi, first <= 0 ? 0 : Math.ceil(first / stride));
+  return [lo, hi];
+}
+
+/** col[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*sh - ph + kh][ow*sw - pw + kw] of sample x[xOff ..], 0 outside. */
+function im2col(s: ConvShape, x: Float32Array, xOff: number, col: Float32Array): void {
+  const P = s.OH * s.OW;
+  for (let c = 0; c < s.C; c++) {
+    for (let kh = 0; kh < s.KH; kh++) {
+      for (let kw = 0; kw < s.KW; kw++) {
+        const row = ((c * s.KH + kh) * s.KW + kw) * P;
+        const [lo, hi] = validSpan(s.W, s.OW, kw, s.sw, s.pw);
+        for (let oh = 0; oh < s.OH; oh++) {
+          const r = row + oh * s.OW;
+          const ih = oh * s.sh - s.ph + kh;
+          if (ih < 0 || ih >= s.H) {
+            col.fill(0, r, r + s.OW);
+            continue;
+          }
+          const xr = xOff + (c * s.H + ih) * s.W + kw - s.pw;
+          for (let ow = 0; ow < lo; ow++) col[r + ow] = 0;
+          for (let ow = lo; ow < hi; ow++) col[r + ow] = x[xr + ow * s.sw]!;
+          for (let ow = hi; ow < s.OW; ow++) col[r + ow] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** The adjoint of im2col into sample dx[dxOff ..]: zero it, then add every col entry where it came from. */
+function col2im(s: ConvShape, col: Float32Array, dx: Float32Array, dxOff: number): void {
+  const P = s.OH * s.OW;
+  dx.fill(0, dxOff, dxOff + s.C * s.H * s.W);
+  for (let c = 0; c < s.C; c++) {
+    for (let kh = 0; kh < s.KH; kh++) {
+      for (let kw = 0; kw < s.KW; kw++) {
+        const row = ((c * s.KH + kh) * s.KW + kw) * P;
+        const [lo, hi] = validSpan(s.W, s.OW, kw, s.sw, s.pw);
+        for (let oh = 0; oh < s.OH; oh++) {
+          const ih = oh * s.sh - s.ph + kh;
+          if (ih < 0 || ih >= s.H) continue;
+          const r = row + oh * s.OW;
+          const xr = dxOff + (c * s.H + ih) * s.W + kw - s.pw;
+          for (let ow = lo; ow < hi; ow++) dx[xr + ow * s.sw]! += col[r + ow]!;
+        }
+      }
+    }
+  }
+}
+
+function isPointwise(s: ConvShape): boolean {
+  return s.KH === 1 && s.KW === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0;
+}
+
+/** The geometry of one pooling call, checked as native/addon.cc checks it. */
+function poolShape(fn: string, N: number, C: number, H: number, W: number, window: number, stride: number) {
+  size(fn, 'N', N); size(fn, 'C', C); size(fn, 'H', H); size(fn, 'W', W); size(fn, 'size', window); size(fn, 'stride', stride);
+  if (window < 1 || stride < 1) throw new RangeError(`${fn}: size and stride must be at least 1`);
+  if (window > H || window > W) throw new RangeError(`${fn}: the ${window}x${window} window does not fit the ${H}x${W} input`);
+  const OH = convOutputSize(H, window, stride, 0);
+  const OW = convOutputSize(W, window, stride, 0);
+  return { OH, OW, inSize: N * C * H * W, outSize: N * C * OH * OW };
 }
 
 const kernels: Kernels = {
@@ -78,21 +193,27 @@ const kernels: Kernels = {
     }
   },
 
-  addBias(x, bias, N, C, S) {
+  addBias(x, bias, N, C, S, activation = NO_ACTIVATION, alpha = 0) {
     size('addBias', 'N', N); size('addBias', 'C', C); size('addBias', 'S', S);
     need('addBias', 'x', x, N * C * S); need('addBias', 'bias', bias, C);
+    const a = f32(alpha);
     for (let n = 0; n < N; n++) {
       for (let c = 0; c < C; c++) {
         const off = (n * C + c) * S;
         const b = bias[c]!;
-        for (let s = 0; s < S; s++) x[off + s]! += b;
+        for (let s = 0; s < S; s++) x[off + s] = act(activation, f32(x[off + s]! + b), a);
       }
     }
   },
 
-  biasGrad(dy, dbias, N, C, S) {
+  biasGrad(dy, dbias, N, C, S, activation = NO_ACTIVATION, alpha = 0, y = null) {
     size('biasGrad', 'N', N); size('biasGrad', 'C', C); size('biasGrad', 'S', S);
     need('biasGrad', 'dy', dy, N * C * S); need('biasGrad', 'dbias', dbias, C);
+    if (activation !== NO_ACTIVATION) {
+      need('biasGrad', 'y', y, N * C * S);
+      const a = f32(alpha);
+      for (let i = 0; i < N * C * S; i++) dy[i] = dy[i]! * actGrad(activation, y![i]!, a);
+    }
     for (let c = 0; c < C; c++) {
       let sum = 0;
       for (let n = 0; n < N; n++) {
@@ -104,7 +225,7 @@ const kernels: Kernels = {
   },
 
   batchNormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps, updateRunning,
-    saveMean, saveRstd) {
+    saveMean, saveRstd, activation = NO_ACTIVATION, alpha = 0) {
     const fn = 'batchNormForwardTrain';
     size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
     const M = N * S;
@@ -140,7 +261,7 @@ const kernels: Kernels = {
       const b = beta ? beta[c]! : 0;
       for (let n = 0; n < N; n++) {
         const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) y[off + s] = (x[off + s]! - mean) * scale + b;
+        for (let s = 0; s < S; s++) y[off + s] = act(activation, f32((x[off + s]! - mean) * scale + b), f32(alpha));
       }
     }
   },
@@ -161,7 +282,7 @@ const kernels: Kernels = {
     }
   },
 
-  batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta) {
+  batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta, activation = NO_ACTIVATION, alpha = 0, y = null) {
     const fn = 'batchNormBackward';
     size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
     const M = N * S;
@@ -169,6 +290,10 @@ const kernels: Kernels = {
     need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C);
     need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C);
     if (C > 0 && M === 0) throw new RangeError(`${fn}: needs a value per channel (N*S = 0)`);
+    if (activation !== NO_ACTIVATION) need(fn, 'y', y, M * C);
+    // g = dy·f'(y), the gradient at the batch-norm output.
+    const a = f32(alpha);
+    const g = (i: number) => (activation === NO_ACTIVATION ? dy[i]! : f32(dy[i]! * actGrad(activation, y![i]!, a)));
     for (let c = 0; c < C; c++) {
       const mean = saveMean[c]!;
       const rstd = saveRstd[c]!;
@@ -177,8 +302,8 @@ const kernels: Kernels = {
       for (let n = 0; n < N; n++) {
         const off = (n * C + c) * S;
         for (let s = 0; s < S; s++) {
-          dsum += dy[off + s]!;
-          dxhatSum += dy[off + s]! * ((x[off + s]! - mean) * rstd);
+          dsum += g(off + s);
+          dxhatSum += g(off + s) * ((x[off + s]! - mean) * rstd);
         }
       }
       if (dgamma) dgamma[c] = dxhatSum;
@@ -191,7 +316,7 @@ const kernels: Kernels = {
         const off = (n * C + c) * S;
         for (let s = 0; s < S; s++) {
           const xhat = (x[off + s]! - mean) * rstd;
-          dx[off + s] = scale * (dy[off + s]! - dmean - xhat * dxhatMean);
+          dx[off + s] = scale * (g(off + s) - dmean - xhat * dxhatMean);
         }
       }
     }
@@ -343,6 +468,263 @@ const kernels: Kernels = {
       m[i] = b1 * m[i]! + (1 - b1) * g;
       v[i] = b2 * v[i]! + (1 - b2) * g * g;
       param[i] = param[i]! - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / bc2Sqrt + e);
+    }
+  },
+
+  conv2dForward(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col) {
+    const fn = 'conv2dForward';
+    const s = convShape(fn, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW);
+    const P = s.OH * s.OW;
+    const K = C * KH * KW;
+    const inPlane = C * H * W;
+    need(fn, 'x', x, N * inPlane); need(fn, 'weight', weight, F * K); need(fn, 'bias', bias, F);
+    need(fn, 'y', y, N * F * P); need(fn, 'col', col, K * P);
+    const pointwise = isPointwise(s);
+    for (let n = 0; n < N; n++) {
+      const yn = y.subarray(n * F * P, (n + 1) * F * P);
+      if (!pointwise) im2col(s, x, n * inPlane, col);
+      kernels.gemm(false, false, F, P, K, 1, weight, pointwise ? x.subarray(n * inPlane, (n + 1) * inPlane) : col, 0, yn);
+      if (bias) {
+        for (let f = 0; f < F; f++) {
+          const b = bias[f]!;
+          for (let p = f * P; p < (f + 1) * P; p++) yn[p]! += b;
+        }
+      }
+    }
+  },
+
+  conv2dBackward(x, weight, dy, dx, dweight, dbias, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col) {
+    const fn = 'conv2dBackward';
+    const s = convShape(fn, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW);
+    const P = s.OH * s.OW;
+    const K = C * KH * KW;
+    const inPlane = C * H * W;
+    need(fn, 'x', x, N * inPlane); need(fn, 'weight', weight, F * K); need(fn, 'dy', dy, N * F * P);
+    need(fn, 'dx', dx, N * inPlane); need(fn, 'dweight', dweight, F * K); need(fn, 'dbias', dbias, F);
+    need(fn, 'col', col, K * P);
+    if (dbias) {
+      for (let f = 0; f < F; f++) {
+        let sum = 0;
+        for (let n = 0; n < N; n++) {
+          const off = (n * F + f) * P;
+          for (let p = 0; p < P; p++) sum += dy[off + p]!;
+        }
+        dbias[f] = sum;
+      }
+    }
+    if (N === 0) dweight.fill(0, 0, F * K);
+    const pointwise = isPointwise(s);
+    for (let n = 0; n < N; n++) {
+      const dyn = dy.subarray(n * F * P, (n + 1) * F * P);
+      if (!pointwise) im2col(s, x, n * inPlane, col);
+      // dweight[F, K] (+)= dy[n][F, P] · col[K, P]ᵀ; the first sample overwrites.
+      kernels.gemm(false, true, F, K, P, 1, dyn, pointwise ? x.subarray(n * inPlane, (n + 1) * inPlane) : col,
+        n === 0 ? 0 : 1, dweight);
+      if (dx) {
+        // dcol[K, P] = weight[F, K]ᵀ · dy[n][F, P], then folded back onto dx[n].
+        if (pointwise) {
+          kernels.gemm(true, false, K, P, F, 1, weight, dyn, 0, dx.subarray(n * inPlane, (n + 1) * inPlane));
+        } else {
+          kernels.gemm(true, false, K, P, F, 1, weight, dyn, 0, col);
+          col2im(s, col, dx, n * inPlane);
+        }
+      }
+    }
+  },
+
+  maxPool2dForward(x, y, argmax, N, C, H, W, window, stride) {
+    const fn = 'maxPool2dForward';
+    const { OH, OW, inSize, outSize } = poolShape(fn, N, C, H, W, window, stride);
+    need(fn, 'x', x, inSize); need(fn, 'y', y, outSize); need(fn, 'argmax', argmax, outSize);
+    for (let pl = 0; pl < N * C; pl++) {
+      const xp = pl * H * W;
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          const h0 = oh * stride;
+          const w0 = ow * stride;
+          // As PyTorch: the first maximum wins a tie, a NaN beats everything (the last NaN).
+          let best = h0 * W + w0;
+          let max = -Infinity;
+          for (let i = 0; i < window; i++) {
+            for (let j = 0; j < window; j++) {
+              const idx = (h0 + i) * W + w0 + j;
+              const v = x[xp + idx]!;
+              if (v > max || Number.isNaN(v)) {
+                max = v;
+                best = idx;
+              }
+            }
+          }
+          const o = (pl * OH + oh) * OW + ow;
+          y[o] = max;
+          argmax[o] = best;
+        }
+      }
+    }
+  },
+
+  maxPool2dBackward(dy, argmax, dx, N, C, H, W, window, stride) {
+    const fn = 'maxPool2dBackward';
+    const { OH, OW, inSize, outSize } = poolShape(fn, N, C, H, W, window, stride);
+    need(fn, 'dy', dy, outSize); need(fn, 'argmax', argmax, outSize); need(fn, 'dx', dx, inSize);
+    const HW = H * W;
+    const OHW = OH * OW;
+    for (let pl = 0; pl < N * C; pl++) {
+      dx.fill(0, pl * HW, (pl + 1) * HW);
+      for (let o = pl * OHW; o < (pl + 1) * OHW; o++) {
+        const idx = argmax[o]!;
+        if (idx < 0 || idx >= HW) throw new RangeError(`${fn}: argmax[${o}] = ${idx} is outside [0, ${HW})`);
+        dx[pl * HW + idx]! += dy[o]!;
+      }
+    }
+  },
+
+  avgPool2dForward(x, y, N, C, H, W, window, stride) {
+    const fn = 'avgPool2dForward';
+    const { OH, OW, inSize, outSize } = poolShape(fn, N, C, H, W, window, stride);
+    need(fn, 'x', x, inSize); need(fn, 'y', y, outSize);
+    const count = window * window;
+    for (let pl = 0; pl < N * C; pl++) {
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          const xw = (pl * H + oh * stride) * W + ow * stride;
+          let sum = 0;
+          for (let i = 0; i < window; i++) {
+            for (let j = 0; j < window; j++) sum += x[xw + i * W + j]!;
+          }
+          y[(pl * OH + oh) * OW + ow] = sum / count;
+        }
+      }
+    }
+  },
+
+  avgPool2dBackward(dy, dx, N, C, H, W, window, stride) {
+    const fn = 'avgPool2dBackward';
+    const { OH, OW, inSize, outSize } = poolShape(fn, N, C, H, W, window, stride);
+    need(fn, 'dy', dy, outSize); need(fn, 'dx', dx, inSize);
+    const count = window * window;
+    dx.fill(0, 0, inSize);
+    for (let pl = 0; pl < N * C; pl++) {
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          const g = f32(dy[(pl * OH + oh) * OW + ow]! / count);
+          const xw = (pl * H + oh * stride) * W + ow * stride;
+          for (let i = 0; i < window; i++) {
+            for (let j = 0; j < window; j++) dx[xw + i * W + j]! += g;
+          }
+        }
+      }
+    }
+  },
+
+  globalAvgPoolForward(x, y, N, C, S) {
+    const fn = 'globalAvgPoolForward';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+    need(fn, 'x', x, N * C * S); need(fn, 'y', y, N * C);
+    if (N * C > 0 && S === 0) throw new RangeError(`${fn}: needs a value per plane (S = 0)`);
+    for (let pl = 0; pl < N * C; pl++) {
+      let sum = 0;
+      for (let s = pl * S; s < (pl + 1) * S; s++) sum += x[s]!;
+      y[pl] = sum / S;
+    }
+  },
+
+  globalAvgPoolBackward(dy, dx, N, C, S) {
+    const fn = 'globalAvgPoolBackward';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+    need(fn, 'dy', dy, N * C); need(fn, 'dx', dx, N * C * S);
+    for (let pl = 0; pl < N * C; pl++) dx.fill(dy[pl]! / S, pl * S, (pl + 1) * S);
+  },
+
+  batchRenormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps, rMax, dMax,
+    updateRunning, saveMean, saveRstd, saveR, saveD) {
+    const fn = 'batchRenormForwardTrain';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+    const M = N * S;
+    need(fn, 'x', x, M * C); need(fn, 'y', y, M * C); need(fn, 'gamma', gamma, C); need(fn, 'beta', beta, C);
+    need(fn, 'runningMean', runningMean, C); need(fn, 'runningVar', runningVar, C);
+    need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C); need(fn, 'saveR', saveR, C);
+    need(fn, 'saveD', saveD, C);
+    if (!(rMax >= 1)) throw new RangeError(`${fn}: rMax must be at least 1`);
+    if (!(dMax >= 0)) throw new RangeError(`${fn}: dMax must be at least 0`);
+    if (C > 0 && M < (updateRunning ? 2 : 1)) {
+      throw new RangeError(`${fn}: needs ${updateRunning ? 'two values' : 'a value'} per channel (N*S = ${M})`);
+    }
+    for (let c = 0; c < C; c++) {
+      // Shifted sums, as batchNormForwardTrain.
+      const shift = x[c * S]!;
+      let sum = 0;
+      let sumsq = 0;
+      for (let n = 0; n < N; n++) {
+        const off = (n * C + c) * S;
+        for (let s = 0; s < S; s++) {
+          const d = x[off + s]! - shift;
+          sum += d;
+          sumsq += d * d;
+        }
+      }
+      const mean = shift + sum / M;
+      const variance = Math.max(0, (sumsq - (sum * sum) / M) / M);
+      const stdB = Math.sqrt(variance + eps);
+      const rstd = 1 / stdB;
+      // r and d from the running statistics as they were before this batch; NaN stays NaN.
+      const sigma = Math.sqrt(runningVar[c]! + eps);
+      const r = Math.min(Math.max(stdB / sigma, 1 / rMax), rMax);
+      const d = Math.min(Math.max((mean - runningMean[c]!) / sigma, -dMax), dMax);
+      saveMean[c] = mean;
+      saveRstd[c] = rstd;
+      saveR[c] = r;
+      saveD[c] = d;
+      if (updateRunning) {
+        runningMean[c] = momentum * runningMean[c]! + (1 - momentum) * mean;
+        runningVar[c] = momentum * runningVar[c]! + ((1 - momentum) * variance * M) / (M - 1);
+      }
+      const g = gamma ? gamma[c]! : 1;
+      const scale = g * rstd * r;
+      const offset = g * d + (beta ? beta[c]! : 0);
+      for (let n = 0; n < N; n++) {
+        const off = (n * C + c) * S;
+        for (let s = 0; s < S; s++) y[off + s] = (x[off + s]! - mean) * scale + offset;
+      }
+    }
+  },
+
+  batchRenormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta) {
+    const fn = 'batchRenormBackward';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+    const M = N * S;
+    need(fn, 'x', x, M * C); need(fn, 'dy', dy, M * C); need(fn, 'dx', dx, M * C); need(fn, 'gamma', gamma, C);
+    need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C); need(fn, 'saveR', saveR, C);
+    need(fn, 'saveD', saveD, C); need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C);
+    if (C > 0 && M === 0) throw new RangeError(`${fn}: needs a value per channel (N*S = 0)`);
+    for (let c = 0; c < C; c++) {
+      const mean = saveMean[c]!;
+      const rstd = saveRstd[c]!;
+      const r = saveR[c]!;
+      // Σdy and Σdy·xhatB, xhatB = (x - mean)·rstd.
+      let dsum = 0;
+      let dxhatSum = 0;
+      for (let n = 0; n < N; n++) {
+        const off = (n * C + c) * S;
+        for (let s = 0; s < S; s++) {
+          dsum += dy[off + s]!;
+          dxhatSum += dy[off + s]! * ((x[off + s]! - mean) * rstd);
+        }
+      }
+      // xhat = r·xhatB + d, so Σdy·xhat = r·Σdy·xhatB + d·Σdy.
+      if (dgamma) dgamma[c] = r * dxhatSum + saveD[c]! * dsum;
+      if (dbeta) dbeta[c] = dsum;
+      // Reads dy[i] before writing dx[i], so dx may alias dy.
+      const scale = (gamma ? gamma[c]! : 1) * r * rstd;
+      const dmean = dsum / M;
+      const dxhatMean = dxhatSum / M;
+      for (let n = 0; n < N; n++) {
+        const off = (n * C + c) * S;
+        for (let s = 0; s < S; s++) {
+          const xhat = (x[off + s]! - mean) * rstd;
+          dx[off + s] = scale * (dy[off + s]! - dmean - xhat * dxhatMean);
+        }
+      }
     }
   },
 };

@@ -9,6 +9,8 @@
  *   [N, C, S] with S = H*W. Channel-wise kernels take (N, C, S) and index
  *   x[(n*C + c)*S + s]; a dense layer passes S = 1.
  * - Dense weights are [out, in] as in PyTorch.
+ * - Spatial kernels (conv, pooling) take NCHW activations x[((n*C + c)*H + h)*W + w]
+ *   with H and W given separately; conv weights are [F, C, KH, KW] as in PyTorch.
  */
 
 /** Activation kinds, with the integer code the native addon uses. */
@@ -17,6 +19,8 @@ export type ActivationKind = (typeof ACTIVATIONS)[number];
 export function activationCode(kind: ActivationKind): number {
   return ACTIVATIONS.indexOf(kind);
 }
+/** Activation code meaning "none" for the kernels that fuse an optional activation. */
+export const NO_ACTIVATION = -1;
 
 export interface Kernels {
   /** 'native' for the addon, 'portable' for the TypeScript kernels. */
@@ -35,11 +39,20 @@ export interface Kernels {
     alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array,
   ): void;
 
-  /** x[(n*C+c)*S+s] += bias[c], in place. */
-  addBias(x: Float32Array, bias: Float32Array, N: number, C: number, S: number): void;
+  /**
+   * x[(n*C+c)*S+s] = f(x[(n*C+c)*S+s] + bias[c]) in place, where f is the
+   * optional fused activation (default NO_ACTIVATION: identity; alpha as in
+   * activationForward).
+   */
+  addBias(x: Float32Array, bias: Float32Array, N: number, C: number, S: number, activation?: number, alpha?: number): void;
 
-  /** dbias[c] = sum over n, s of dy[(n*C+c)*S+s] (overwrites dbias). */
-  biasGrad(dy: Float32Array, dbias: Float32Array, N: number, C: number, S: number): void;
+  /**
+   * dbias[c] = sum over n, s of dy[(n*C+c)*S+s] (overwrites dbias). With a
+   * fused activation, dy is first replaced in place by dy·f'(·), read off the
+   * forward output y (so dy becomes the gradient at the pre-activation).
+   */
+  biasGrad(dy: Float32Array, dbias: Float32Array, N: number, C: number, S: number,
+    activation?: number, alpha?: number, y?: Float32Array | null): void;
 
   /**
    * Batch norm, training mode. Per channel c over the N*S values:
@@ -51,6 +64,7 @@ export interface Kernels {
    *   runningMean = momentum*runningMean + (1-momentum)*mean
    *   runningVar  = momentum*runningVar  + (1-momentum)*var*(N*S)/(N*S-1)  (unbiased)
    * When updateRunning is false the running statistics are left untouched.
+   * With a fused activation (default NO_ACTIVATION), y = f(BN(x)) in the same pass.
    * y may alias x.
    */
   batchNormForwardTrain(
@@ -59,6 +73,7 @@ export interface Kernels {
     runningMean: Float32Array, runningVar: Float32Array,
     momentum: number, eps: number, updateRunning: boolean,
     saveMean: Float32Array, saveRstd: Float32Array,
+    activation?: number, alpha?: number,
   ): void;
 
   /**
@@ -76,12 +91,15 @@ export interface Kernels {
    * saveMean/saveRstd what the forward saved. Writes (overwrites):
    *   dgamma[c] = Σ dy * xhat,  dbeta[c] = Σ dy          (each skipped when null)
    *   dx = gamma*rstd/M * (M*dy - Σdy - xhat*Σ(dy*xhat)),  M = N*S, xhat = (x-mean)*rstd
-   * gamma null → 1. dx may alias dy.
+   * gamma null → 1. dx may alias dy. For the fused forward, pass the same
+   * activation and its output y: dy is then the gradient at f's output and the
+   * formulas above apply to dy·f'(·) (read off y).
    */
   batchNormBackward(
     x: Float32Array, dy: Float32Array, dx: Float32Array, N: number, C: number, S: number,
     gamma: Float32Array | null, saveMean: Float32Array, saveRstd: Float32Array,
     dgamma: Float32Array | null, dbeta: Float32Array | null,
+    activation?: number, alpha?: number, y?: Float32Array | null,
   ): void;
 
   /**
@@ -153,4 +171,146 @@ export interface Kernels {
     param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
   ): void;
+
+  /**
+   * 2-D convolution (cross-correlation, as PyTorch's conv2d; one group, no dilation), NCHW:
+   *   x [N, C, H, W], weight [F, C, KH, KW], bias [F] (null → no bias), y [N, F, OH, OW] with
+   *   OH = convOutputSize(H, KH, strideH, padH) = floor((H + 2*padH - KH)/strideH) + 1, OW likewise;
+   *   y[n,f,oh,ow] = bias[f] + Σ_{c,kh,kw} weight[f,c,kh,kw] * x[n, c, oh*strideH - padH + kh, ow*strideW - padW + kw]
+   * with x = 0 outside [0, H) x [0, W) (zero padding, padH rows above and below, padW columns left
+   * and right). 'valid' is pad 0; 'same' for an odd kernel at stride 1 is pad (K-1)/2.
+   * Needs KH, KW, strideH, strideW ≥ 1 and OH, OW ≥ 1 (RangeError otherwise).
+   * col is caller-owned scratch of at least conv2dColSize(C, KH, KW, OH, OW) = C*KH*KW*OH*OW floats
+   * (one sample's im2col matrix; the same buffer serves conv2dBackward); its contents before and
+   * after a call are unspecified. y must not overlap x, weight or col.
+   */
+  conv2dForward(
+    x: Float32Array, weight: Float32Array, bias: Float32Array | null, y: Float32Array,
+    N: number, C: number, H: number, W: number, F: number, KH: number, KW: number,
+    strideH: number, strideW: number, padH: number, padW: number, col: Float32Array,
+  ): void;
+
+  /**
+   * Backward of conv2dForward (same sizes; x and weight are the forward's) for the upstream
+   * gradient dy [N, F, OH, OW]. Writes (overwrites):
+   *   dweight[f,c,kh,kw] = Σ_{n,oh,ow} dy[n,f,oh,ow] * x[n, c, oh*strideH - padH + kh, ow*strideW - padW + kw]
+   *   dbias[f]           = Σ_{n,oh,ow} dy[n,f,oh,ow]                                   (skipped when null)
+   *   dx[n,c,h,w]        = Σ dy[n,f,oh,ow] * weight[f,c,kh,kw] over the (f, oh, ow, kh, kw) with
+   *                        oh*strideH - padH + kh = h and ow*strideW - padW + kw = w   (skipped when null,
+   *                        e.g. for a first layer; input positions no window covers get 0)
+   * col is scratch as for conv2dForward (the forward's contents are not needed). No output may
+   * overlap an input, another output or col.
+   */
+  conv2dBackward(
+    x: Float32Array, weight: Float32Array, dy: Float32Array,
+    dx: Float32Array | null, dweight: Float32Array, dbias: Float32Array | null,
+    N: number, C: number, H: number, W: number, F: number, KH: number, KW: number,
+    strideH: number, strideW: number, padH: number, padW: number, col: Float32Array,
+  ): void;
+
+  /**
+   * Max pooling over size x size windows at `stride`, no padding, NCHW: x [N, C, H, W] →
+   * y [N, C, OH, OW], OH = poolOutputSize(H, size, stride) = floor((H - size)/stride) + 1, OW
+   * likewise (needs size, stride ≥ 1 and size ≤ H, W; a layer's default stride is size).
+   *   y[n,c,oh,ow] = max over 0 ≤ i, j < size of x[n, c, oh*stride + i, ow*stride + j]
+   * argmax (same length and layout as y) receives the index of that maximum within its
+   * input plane, h*W + w (PyTorch's return_indices). As in PyTorch, a tie goes to the first in
+   * row-major window order, and a NaN in the window wins (y is NaN; argmax is the last NaN's).
+   * y must not overlap x.
+   */
+  maxPool2dForward(
+    x: Float32Array, y: Float32Array, argmax: Int32Array,
+    N: number, C: number, H: number, W: number, size: number, stride: number,
+  ): void;
+
+  /**
+   * Backward of maxPool2dForward: dx = 0, then dx[n,c][argmax[i]] += dy[i] for every output i
+   * of plane (n, c) (so overlapping windows, stride < size, accumulate). Overwrites dx. An argmax
+   * entry outside [0, H*W) is a RangeError.
+   */
+  maxPool2dBackward(
+    dy: Float32Array, argmax: Int32Array, dx: Float32Array,
+    N: number, C: number, H: number, W: number, size: number, stride: number,
+  ): void;
+
+  /**
+   * Average pooling, same geometry as maxPool2dForward (windows always inside the input):
+   *   y[n,c,oh,ow] = Σ_{0 ≤ i, j < size} x[n, c, oh*stride + i, ow*stride + j] / size²
+   * y must not overlap x.
+   */
+  avgPool2dForward(
+    x: Float32Array, y: Float32Array, N: number, C: number, H: number, W: number, size: number, stride: number,
+  ): void;
+
+  /**
+   * Backward of avgPool2dForward: dx = 0, then every dy[n,c,oh,ow]/size² is added to the
+   * size x size input positions of its window. Overwrites dx.
+   */
+  avgPool2dBackward(
+    dy: Float32Array, dx: Float32Array, N: number, C: number, H: number, W: number, size: number, stride: number,
+  ): void;
+
+  /**
+   * Global average pooling, (N, C, S) → [N, C] with S = H*W: y[n*C + c] = Σ_s x[(n*C + c)*S + s] / S.
+   * Needs S ≥ 1 (when N*C > 0).
+   */
+  globalAvgPoolForward(x: Float32Array, y: Float32Array, N: number, C: number, S: number): void;
+
+  /** Backward of globalAvgPoolForward: dx[(n*C + c)*S + s] = dy[n*C + c] / S (overwrites dx). */
+  globalAvgPoolBackward(dy: Float32Array, dx: Float32Array, N: number, C: number, S: number): void;
+
+  /**
+   * Batch renormalization (Ioffe 2017), training mode. Per channel c over the N*S values, with
+   * the running statistics as they are on entry:
+   *   mean, var = batch mean and biased variance (as batchNormForwardTrain), rstd = 1/sqrt(var + eps)
+   *   sigma = sqrt(runningVar + eps)
+   *   r = clip(sqrt(var + eps)/sigma, 1/rMax, rMax),  d = clip((mean - runningMean)/sigma, -dMax, dMax)
+   *   xhat = (x - mean)*rstd*r + d
+   *   y = gamma[c]*xhat + beta[c]                     (gamma null → 1, beta null → 0)
+   * Writes saveMean = mean, saveRstd = rstd, saveR = r, saveD = d for the backward pass; then (after
+   * r and d are computed) updates the running statistics exactly as batchNormForwardTrain does
+   * (Keras momentum, unbiased variance), unless updateRunning is false.
+   * Needs rMax ≥ 1 and dMax ≥ 0; rMax = 1, dMax = 0 is plain batch norm. y may alias x.
+   */
+  batchRenormForwardTrain(
+    x: Float32Array, y: Float32Array, N: number, C: number, S: number,
+    gamma: Float32Array | null, beta: Float32Array | null,
+    runningMean: Float32Array, runningVar: Float32Array,
+    momentum: number, eps: number, rMax: number, dMax: number, updateRunning: boolean,
+    saveMean: Float32Array, saveRstd: Float32Array, saveR: Float32Array, saveD: Float32Array,
+  ): void;
+
+  /**
+   * Batch renorm backward, r and d treated as constants (as in the paper). x is the forward
+   * input, save* what the forward saved. With xhatB = (x - mean)*rstd and M = N*S, writes (overwrites):
+   *   dgamma[c] = Σ dy * xhat = r*Σ(dy*xhatB) + d*Σdy,  dbeta[c] = Σ dy    (each skipped when null)
+   *   dx = gamma*r*rstd/M * (M*dy - Σdy - xhatB*Σ(dy*xhatB))
+   * i.e. batchNormBackward (gamma null) for the upstream gradient dy*gamma*r. gamma null → 1.
+   * dx may alias dy.
+   */
+  batchRenormBackward(
+    x: Float32Array, dy: Float32Array, dx: Float32Array, N: number, C: number, S: number,
+    gamma: Float32Array | null, saveMean: Float32Array, saveRstd: Float32Array,
+    saveR: Float32Array, saveD: Float32Array,
+    dgamma: Float32Array | null, dbeta: Float32Array | null,
+  ): void;
+}
+
+/**
+ * Output size of a convolution along one axis: floor((size + 2*pad - kernel)/stride) + 1, or 0
+ * when the kernel does not fit the padded input (the kernels reject that).
+ */
+export function convOutputSize(size: number, kernel: number, stride: number, pad: number): number {
+  const span = size + 2 * pad - kernel;
+  return span < 0 ? 0 : Math.floor(span / stride) + 1;
+}
+
+/** Output size of pooling along one axis (no padding): floor((size - window)/stride) + 1, or 0. */
+export function poolOutputSize(size: number, window: number, stride: number): number {
+  return convOutputSize(size, window, stride, 0);
+}
+
+/** Floats the `col` scratch of conv2dForward/conv2dBackward needs: one sample's im2col matrix. */
+export function conv2dColSize(C: number, KH: number, KW: number, OH: number, OW: number): number {
+  return C * KH * KW * OH * OW;
 }

@@ -1,0 +1,268 @@
+// Batch norm and bias, each with an optional activation fused in.
+//
+// Forward (training): one pass for the per-channel statistics, one pass that
+// normalizes, scales, shifts and applies the activation. Backward: one pass
+// for the two reductions (Σg, Σg·x̂) and one for dx, where g = dy·f'(·) is
+// recomputed from the stored output y instead of being stored.
+//
+// Every activation's derivative can be read off its output (relu, leaky_relu
+// and elu keep the sign of their input; tanh' = 1−y², sigmoid' = y(1−y)), so
+// the pre-activation values are never kept.
+//
+// Layout x[(n*C + c)*S + s]. With S = 1 (dense layers) the loops run along
+// rows, over contiguous channels, so the compiler vectorizes them.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels.h"
+
+namespace normlab {
+
+namespace {
+
+template <int K> inline float act(float z, float alpha) {
+  if constexpr (K == kRelu) return z < 0.0f ? 0.0f : z;  // NaN stays NaN
+  else if constexpr (K == kLeakyRelu) return z < 0.0f ? alpha * z : z;
+  else if constexpr (K == kElu) return z > 0.0f ? z : alpha * std::expm1(z);
+  else if constexpr (K == kTanh) return std::tanh(z);
+  else if constexpr (K == kSigmoid) return 1.0f / (1.0f + std::exp(-z));
+  else return z;
+}
+
+// f'(z) from y = f(z). At z = 0 this is the z < 0 side, as in PyTorch.
+template <int K> inline float act_grad(float y, float alpha) {
+  if constexpr (K == kRelu) return y > 0.0f ? 1.0f : 0.0f;
+  else if constexpr (K == kLeakyRelu) return y > 0.0f ? 1.0f : alpha;
+  else if constexpr (K == kElu) return y > 0.0f ? 1.0f : y + alpha;
+  else if constexpr (K == kTanh) return 1.0f - y * y;
+  else if constexpr (K == kSigmoid) return y * (1.0f - y);
+  else return 1.0f;
+}
+
+// Calls fn.template operator()<K>() for the runtime activation kind.
+template <typename Fn> void with_activation(int kind, Fn&& fn) {
+  switch (kind) {
+    case kRelu: fn.template operator()<kRelu>(); break;
+    case kLeakyRelu: fn.template operator()<kLeakyRelu>(); break;
+    case kElu: fn.template operator()<kElu>(); break;
+    case kTanh: fn.template operator()<kTanh>(); break;
+    case kSigmoid: fn.template operator()<kSigmoid>(); break;
+    default: fn.template operator()<kNoActivation>(); break;
+  }
+}
+
+// Channels are processed in blocks whose accumulators live on the stack.
+constexpr int kBlock = 64;
+
+// Per-channel Σ(x−shift) and Σ(x−shift)² over the N*S values of channels
+// [c0, c0+cb), shift = the channel's first value (keeps the variance from
+// cancelling when |mean| >> std).
+void channel_sums(const float* x, int N, int C, int S, int c0, int cb,
+                  float* shift, double* sum, double* sumsq) {
+  for (int j = 0; j < cb; j++) {
+    shift[j] = x[(size_t)(c0 + j) * S];
+    sum[j] = 0.0;
+    sumsq[j] = 0.0;
+  }
+  for (int n = 0; n < N; n++) {
+    const float* xn = x + ((size_t)n * C + c0) * S;
+    if (S == 1) {
+      for (int j = 0; j < cb; j++) {
+        const double d = (double)xn[j] - shift[j];
+        sum[j] += d;
+        sumsq[j] += d * d;
+      }
+    } else {
+      for (int j = 0; j < cb; j++) {
+        const float* xc = xn + (size_t)j * S;
+        double s1 = 0.0, s2 = 0.0;
+        for (int s = 0; s < S; s++) {
+          const double d = (double)xc[s] - shift[j];
+          s1 += d;
+          s2 += d * d;
+        }
+        sum[j] += s1;
+        sumsq[j] += s2;
+      }
+    }
+  }
+}
+
+// y = f(x·scale[c] + shift[c]) over channels [c0, c0+cb).
+template <int K>
+void affine_activation(const float* x, float* y, int N, int C, int S, int c0, int cb,
+                       const float* scale, const float* shift, float alpha) {
+  for (int n = 0; n < N; n++) {
+    const size_t off = ((size_t)n * C + c0) * S;
+    if (S == 1) {
+      for (int j = 0; j < cb; j++) y[off + j] = act<K>(x[off + j] * scale[j] + shift[j], alpha);
+    } else {
+      for (int j = 0; j < cb; j++) {
+        const float a = scale[j], b = shift[j];
+        for (int s = 0; s < S; s++) y[off + (size_t)j * S + s] = act<K>(x[off + (size_t)j * S + s] * a + b, alpha);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
+                             const float* gamma, const float* beta,
+                             float* running_mean, float* running_var,
+                             double momentum, double eps, bool update_running,
+                             float* save_mean, float* save_rstd, int activation, float alpha) {
+  const double M = (double)N * S;
+  for (int c0 = 0; c0 < C; c0 += kBlock) {
+    const int cb = std::min(kBlock, C - c0);
+    float first[kBlock], scale[kBlock], shift[kBlock];
+    double sum[kBlock], sumsq[kBlock];
+    channel_sums(x, N, C, S, c0, cb, first, sum, sumsq);
+    for (int j = 0; j < cb; j++) {
+      const int c = c0 + j;
+      const double mean = first[j] + sum[j] / M;
+      double var = (sumsq[j] - sum[j] * sum[j] / M) / M;  // biased
+      if (var < 0.0) var = 0.0;  // rounding only; NaN must stay NaN
+      const double rstd = 1.0 / std::sqrt(var + eps);
+      save_mean[c] = (float)mean;
+      save_rstd[c] = (float)rstd;
+      if (update_running) {
+        // Keras convention: momentum weighs the old value; the variance is unbiased.
+        running_mean[c] = (float)(momentum * running_mean[c] + (1.0 - momentum) * mean);
+        running_var[c] = (float)(momentum * running_var[c] + (1.0 - momentum) * var * M / (M - 1.0));
+      }
+      // (x − mean)·rstd·γ + β folded into one multiply-add per value.
+      scale[j] = (float)((gamma ? gamma[c] : 1.0) * rstd);
+      shift[j] = (float)((beta ? beta[c] : 0.0) - mean * (gamma ? gamma[c] : 1.0) * rstd);
+    }
+    with_activation(activation, [&]<int K>() { affine_activation<K>(x, y, N, C, S, c0, cb, scale, shift, alpha); });
+  }
+}
+
+void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
+                             const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, double eps) {
+  for (int c0 = 0; c0 < C; c0 += kBlock) {
+    const int cb = std::min(kBlock, C - c0);
+    float scale[kBlock], shift[kBlock];
+    for (int j = 0; j < cb; j++) {
+      const int c = c0 + j;
+      const double s = (gamma ? gamma[c] : 1.0) / std::sqrt((double)running_var[c] + eps);
+      scale[j] = (float)s;
+      shift[j] = (float)((beta ? beta[c] : 0.0) - running_mean[c] * s);
+    }
+    affine_activation<kNoActivation>(x, y, N, C, S, c0, cb, scale, shift, 0.0f);
+  }
+}
+
+namespace {
+
+template <int K>
+void batchnorm_backward_block(const float* x, const float* y, const float* dy, float* dx,
+                              int N, int C, int S, int c0, int cb, const float* gamma,
+                              const float* save_mean, const float* save_rstd,
+                              float* dgamma, float* dbeta, float alpha) {
+  const double M = (double)N * S;
+  double gsum[kBlock] = {}, gxhat_sum[kBlock] = {};
+  const float* mean = save_mean + c0;
+  const float* rstd = save_rstd + c0;
+  // g = dy·f'(y): the gradient at the batch-norm output.
+  auto g_at = [&](size_t i) { return K == kNoActivation ? dy[i] : dy[i] * act_grad<K>(y[i], alpha); };
+  for (int n = 0; n < N; n++) {
+    const size_t off = ((size_t)n * C + c0) * S;
+    if (S == 1) {
+      for (int j = 0; j < cb; j++) {
+        const float g = g_at(off + j);
+        gsum[j] += g;
+        gxhat_sum[j] += (double)g * ((x[off + j] - mean[j]) * rstd[j]);
+      }
+      continue;
+    }
+    for (int j = 0; j < cb; j++) {
+      double s1 = 0.0, s2 = 0.0;
+      for (int s = 0; s < S; s++) {
+        const size_t i = off + (size_t)j * S + s;
+        const float g = g_at(i);
+        s1 += g;
+        s2 += (double)g * ((x[i] - mean[j]) * rstd[j]);
+      }
+      gsum[j] += s1;
+      gxhat_sum[j] += s2;
+    }
+  }
+  float scale[kBlock], gmean[kBlock], gxhat_mean[kBlock];
+  for (int j = 0; j < cb; j++) {
+    if (dgamma) dgamma[c0 + j] = (float)gxhat_sum[j];
+    if (dbeta) dbeta[c0 + j] = (float)gsum[j];
+    scale[j] = (gamma ? gamma[c0 + j] : 1.0f) * rstd[j];
+    gmean[j] = (float)(gsum[j] / M);
+    gxhat_mean[j] = (float)(gxhat_sum[j] / M);
+  }
+  // dx = γ·rstd·(g − mean(g) − x̂·mean(g·x̂)); reads dy[i] before writing dx[i].
+  for (int n = 0; n < N; n++) {
+    const size_t off = ((size_t)n * C + c0) * S;
+    if (S == 1) {
+      for (int j = 0; j < cb; j++) {
+        const float xhat = (x[off + j] - mean[j]) * rstd[j];
+        dx[off + j] = scale[j] * (g_at(off + j) - gmean[j] - xhat * gxhat_mean[j]);
+      }
+      continue;
+    }
+    for (int j = 0; j < cb; j++) {
+      for (int s = 0; s < S; s++) {
+        const size_t i = off + (size_t)j * S + s;
+        const float xhat = (x[i] - mean[j]) * rstd[j];
+        dx[i] = scale[j] * (g_at(i) - gmean[j] - xhat * gxhat_mean[j]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
+                        const float* gamma, const float* save_mean, const float* save_rstd,
+                        float* dgamma, float* dbeta, int activation, float alpha, const float* y) {
+  for (int c0 = 0; c0 < C; c0 += kBlock) {
+    const int cb = std::min(kBlock, C - c0);
+    with_activation(activation, [&]<int K>() {
+      batchnorm_backward_block<K>(x, y, dy, dx, N, C, S, c0, cb, gamma, save_mean, save_rstd, dgamma, dbeta, alpha);
+    });
+  }
+}
+
+// ----------------------------------------------------------------------------
+// bias (dense and conv), optionally fused with the activation that follows
+
+void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha) {
+  for (int c0 = 0; c0 < C; c0 += kBlock) {
+    const int cb = std::min(kBlock, C - c0);
+    float ones[kBlock];
+    std::fill(ones, ones + cb, 1.0f);
+    with_activation(activation, [&]<int K>() { affine_activation<K>(x, x, N, C, S, c0, cb, ones, bias + c0, alpha); });
+  }
+}
+
+void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y) {
+  const size_t total = (size_t)N * C * S;
+  with_activation(activation, [&]<int K>() {
+    if constexpr (K != kNoActivation) {
+      for (size_t i = 0; i < total; i++) dy[i] *= act_grad<K>(y[i], alpha);
+    }
+  });
+  for (int c0 = 0; c0 < C; c0 += kBlock) {
+    const int cb = std::min(kBlock, C - c0);
+    double sum[kBlock] = {};
+    for (int n = 0; n < N; n++) {
+      const float* dyn = dy + ((size_t)n * C + c0) * S;
+      for (int j = 0; j < cb; j++) {
+        double s1 = 0.0;
+        for (int s = 0; s < S; s++) s1 += dyn[(size_t)j * S + s];
+        sum[j] += s1;
+      }
+    }
+    for (int j = 0; j < cb; j++) dbias[c0 + j] = (float)sum[j];
+  }
+}
+
+}  // namespace normlab

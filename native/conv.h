@@ -1,0 +1,54 @@
+// Convolution and pooling over NCHW activations (conv.cc), one function per
+// entry of the Kernels interface (src/core/kernels/types.ts, whose doc
+// comments are the contract). Sizes, and that every output size is at least
+// 1, are validated by addon.cc before any of these run; nothing here
+// allocates (the im2col matrix lives in the caller's `col`, the built-in
+// gemm's packing buffers in the addon's GemmWorkspace).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace normlab {
+
+// The geometry of one conv2d call: x [N, C, H, W], weight [F, C, KH, KW],
+// y [N, F, OH, OW].
+struct ConvShape {
+  int N, C, H, W, F, KH, KW, stride_h, stride_w, pad_h, pad_w;
+  int OH, OW;  // derived: (H + 2*pad_h - KH) / stride_h + 1, likewise OW
+};
+
+// floor((in + 2*pad - kernel) / stride) + 1, or 0 when the kernel does not
+// fit the padded input. Pooling is the case pad = 0.
+inline long conv_out_size(long in, long kernel, long stride, long pad) {
+  const long span = in + 2 * pad - kernel;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+// The gemm the conv kernels multiply with: the built-in one on `ws`, or
+// OpenBLAS when ws is null (only in an OpenBLAS build).
+struct GemmChoice {
+  GemmWorkspace* builtin;
+};
+
+// col holds C*KH*KW*OH*OW floats (one sample's im2col matrix).
+void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
+                    const float* bias, float* y, float* col);
+// dx and dbias may be null.
+void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
+                     const float* dy, float* dx, float* dweight, float* dbias, float* col);
+
+// Square size x size windows at `stride`, no padding; OH, OW as conv_out_size(H, size, stride, 0).
+void maxpool2d_forward(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W,
+                       int size, int stride);
+// Returns -1, or the position in argmax of the first entry outside [0, H*W)
+// (dx is then partly written).
+long maxpool2d_backward(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W,
+                        int size, int stride);
+void avgpool2d_forward(const float* x, float* y, int N, int C, int H, int W, int size, int stride);
+void avgpool2d_backward(const float* dy, float* dx, int N, int C, int H, int W, int size, int stride);
+void global_avgpool_forward(const float* x, float* y, int N, int C, int S);
+void global_avgpool_backward(const float* dy, float* dx, int N, int C, int S);
+
+}  // namespace normlab
