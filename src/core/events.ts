@@ -1,6 +1,6 @@
 /**
  * The training events of DESIGN.md. The trainer emits progress, epoch,
- * warning and completed; the queue layer adds queued, started, checkpoint,
+ * warning and checkpoint; the queue layer adds queued, started, completed,
  * failed and cancelled around them.
  */
 
@@ -26,7 +26,8 @@ export type TrainEvent =
       lr: number; seconds: number; bn: BatchNormSnapshot[];
     }
   | { type: 'warning'; code: string; message: string }
-  | { type: 'checkpoint'; epoch: number }
+  /** A checkpoint was saved; training resumes from it at (epoch, step). */
+  | { type: 'checkpoint'; epoch: number; step: number }
   | { type: 'completed'; modelId: string; metrics: FinalMetrics; epochsToTarget: number | null }
   | { type: 'failed'; code: string; message: string; details?: Record<string, unknown> }
   | { type: 'cancelled' };

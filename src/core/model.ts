@@ -3,7 +3,7 @@
  * batch-norm caches) is allocated once for the largest batch the job uses;
  * forward and backward then run without allocating.
  */
-import { activationCode, type Kernels } from './kernels/types.js';
+import { activationCode, NO_ACTIVATION, type Kernels } from './kernels/types.js';
 import type { LayerInfo } from './layers.js';
 import { nextFloat, nextNormal, type RngState } from './rng.js';
 import type { BatchNormSpec, InitSpec } from './spec.js';
@@ -26,6 +26,10 @@ export interface RuntimeLayer {
   backward(dy: Float32Array, n: number): Float32Array | null;
 }
 
+/** An activation fused into the layer before it (kernel code and alpha). */
+interface Fused { code: number; alpha: number }
+const NONE: Fused = { code: NO_ACTIVATION, alpha: 0 };
+
 class Dense implements RuntimeLayer {
   readonly outputSize: number;
   readonly params: Param[];
@@ -35,7 +39,8 @@ class Dense implements RuntimeLayer {
   private readonly dx: Float32Array | null;
   private x: Float32Array | null = null;
 
-  constructor(readonly info: Extract<LayerInfo, { type: 'dense' }>, private readonly k: Kernels, maxBatch: number, needsInputGrad: boolean) {
+  constructor(readonly info: Extract<LayerInfo, { type: 'dense' }>, private readonly k: Kernels, maxBatch: number,
+    needsInputGrad: boolean, private readonly act: Fused) {
     this.outputSize = info.out;
     this.weight = { name: 'weight', value: new Float32Array(info.out * info.in), grad: new Float32Array(info.out * info.in), shape: [info.out, info.in] };
     this.bias = info.bias ? { name: 'bias', value: new Float32Array(info.out), grad: new Float32Array(info.out), shape: [info.out] } : null;
@@ -48,14 +53,15 @@ class Dense implements RuntimeLayer {
     this.x = x;
     const { in: fanIn, out } = this.info;
     this.k.gemm(false, true, n, out, fanIn, 1, x, this.weight.value, 0, this.y); // y = x·Wᵀ
-    if (this.bias) this.k.addBias(this.y, this.bias.value, n, out, 1);
+    if (this.bias) this.k.addBias(this.y, this.bias.value, n, out, 1, this.act.code, this.act.alpha); // y = f(y + b)
     return this.y;
   }
 
   backward(dy: Float32Array, n: number): Float32Array | null {
     const { in: fanIn, out } = this.info;
+    // With a fused activation this first turns dy into the gradient at the pre-activation, in place.
+    if (this.bias) this.k.biasGrad(dy, this.bias.grad, n, out, 1, this.act.code, this.act.alpha, this.y);
     this.k.gemm(true, false, out, fanIn, n, 1, dy, this.x!, 0, this.weight.grad); // dW = dyᵀ·x
-    if (this.bias) this.k.biasGrad(dy, this.bias.grad, n, out, 1);
     if (!this.dx) return null;
     this.k.gemm(false, false, n, fanIn, out, 1, dy, this.weight.value, 0, this.dx); // dx = dy·W
     return this.dx;
@@ -78,7 +84,8 @@ export class BatchNorm implements RuntimeLayer {
   private readonly dx: Float32Array;
   private x: Float32Array | null = null;
 
-  constructor(readonly info: Extract<LayerInfo, { type: 'batchnorm' }>, private readonly k: Kernels, maxBatch: number, readonly cfg: BatchNormSpec) {
+  constructor(readonly info: Extract<LayerInfo, { type: 'batchnorm' }>, private readonly k: Kernels, maxBatch: number,
+    readonly cfg: BatchNormSpec, private readonly act: Fused) {
     const c = info.channels;
     this.outputSize = c;
     this.gamma = cfg.scale ? { name: 'gamma', value: new Float32Array(c).fill(1), grad: new Float32Array(c), shape: [c] } : null;
@@ -99,16 +106,17 @@ export class BatchNorm implements RuntimeLayer {
     const beta = this.beta?.value ?? null;
     if (training) {
       this.k.batchNormForwardTrain(x, this.y, n, c, 1, gamma, beta, this.runningMean, this.runningVar,
-        this.cfg.momentum, this.cfg.epsilon, this.updateRunning, this.saveMean, this.saveRstd);
+        this.cfg.momentum, this.cfg.epsilon, this.updateRunning, this.saveMean, this.saveRstd, this.act.code, this.act.alpha);
     } else {
       this.k.batchNormForwardInfer(x, this.y, n, c, 1, gamma, beta, this.runningMean, this.runningVar, this.cfg.epsilon);
+      if (this.act !== NONE) this.k.activationForward(this.act.code, this.y, this.y, n * c, this.act.alpha);
     }
     return this.y;
   }
 
   backward(dy: Float32Array, n: number): Float32Array {
     this.k.batchNormBackward(this.x!, dy, this.dx, n, this.info.channels, 1, this.gamma?.value ?? null,
-      this.saveMean, this.saveRstd, this.gamma?.grad ?? null, this.beta?.grad ?? null);
+      this.saveMean, this.saveRstd, this.gamma?.grad ?? null, this.beta?.grad ?? null, this.act.code, this.act.alpha, this.y);
     return this.dx;
   }
 }
@@ -137,6 +145,18 @@ class Activation implements RuntimeLayer {
   backward(dy: Float32Array, n: number): Float32Array {
     this.k.activationBackward(this.code, this.x!, this.y, dy, this.dx, n * this.outputSize, this.info.alpha);
     return this.dx;
+  }
+}
+
+/** An activation computed by the layer before it: passes values and gradients through. */
+class FusedAway implements RuntimeLayer {
+  readonly params: Param[] = [];
+  constructor(readonly info: LayerInfo, readonly outputSize: number) {}
+  forward(x: Float32Array): Float32Array {
+    return x;
+  }
+  backward(dy: Float32Array): Float32Array {
+    return dy;
   }
 }
 
@@ -169,21 +189,33 @@ export class Sequential {
   readonly layers: RuntimeLayer[];
   readonly params: Param[];
 
+  /** fuse: false keeps every activation a layer of its own (tests compare the two forms). */
   constructor(readonly infos: LayerInfo[], readonly kernels: Kernels, readonly maxBatch: number,
-    readonly inputSize: number, bn: BatchNormSpec, rng: RngState) {
+    readonly inputSize: number, bn: BatchNormSpec, rng: RngState, { fuse = true } = {}) {
     let width = inputSize;
     // The first layer with parameters needs no input gradient; nor does anything before it.
     const firstTrainable = infos.findIndex((l) => l.type === 'dense' || l.type === 'batchnorm');
-    this.layers = infos.map((info, i) => {
+    // An activation right after batch norm, or after a dense layer with a bias,
+    // runs inside that layer's kernels (one pass fewer over the activations).
+    const fusedInto = (i: number): Fused => {
+      const next = infos[i + 1];
+      return fuse && next && 'alpha' in next ? { code: activationCode(next.type), alpha: next.alpha } : NONE;
+    };
+    this.layers = [];
+    infos.forEach((info, i) => {
       let layer: RuntimeLayer;
+      const prev = this.layers[i - 1];
       switch (info.type) {
-        case 'dense': layer = new Dense(info, kernels, maxBatch, i > firstTrainable); break;
-        case 'batchnorm': layer = new BatchNorm(info, kernels, maxBatch, bn); break;
+        case 'dense': layer = new Dense(info, kernels, maxBatch, i > firstTrainable, info.bias ? fusedInto(i) : NONE); break;
+        case 'batchnorm': layer = new BatchNorm(info, kernels, maxBatch, bn, fusedInto(i)); break;
         case 'dropout': layer = new Dropout(info, kernels, maxBatch, width, rng); break;
-        default: layer = new Activation(info, kernels, maxBatch, width);
+        default:
+          layer = fuse && (prev instanceof BatchNorm || (prev instanceof Dense && prev.bias))
+            ? new FusedAway(info, width)
+            : new Activation(info, kernels, maxBatch, width);
       }
       width = layer.outputSize;
-      return layer;
+      this.layers.push(layer);
     });
     this.params = this.layers.flatMap((l) => l.params);
   }

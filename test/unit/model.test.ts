@@ -127,38 +127,53 @@ describe.each(kernelSets)('finite-difference gradients through the whole model (
   it.each(cases)('%s', (_label, modelSpec) => {
     const spec = resolveSpec({ dataset: { id: 'spirals' }, model: modelSpec, batchNorm: { epsilon: 1e-3 } });
     const features = 4, classes = 3, n = 7;
-    const rng = createRng(7);
-    const model = new Sequential(expandLayers(spec.model, features, classes), k, n, features, spec.batchNorm, rng);
-    model.initialize('glorot', rng);
-    // Non-trivial γ/β so their gradients are exercised away from the identity.
-    for (const bn of model.batchNorms()) {
-      bn.gamma!.value.forEach((_, j, a) => { a[j] = 0.5 + 0.1 * j; });
-      bn.beta!.value.forEach((_, j, a) => { a[j] = 0.05 * j - 0.1; });
-    }
+    const build = (fuse: boolean) => {
+      const rng = createRng(7);
+      const model = new Sequential(expandLayers(spec.model, features, classes), k, n, features, spec.batchNorm, rng, { fuse });
+      model.initialize('glorot', rng);
+      // Non-trivial γ/β so their gradients are exercised away from the identity.
+      for (const bn of model.batchNorms()) {
+        bn.gamma!.value.forEach((_, j, a) => { a[j] = 0.5 + 0.1 * j; });
+        bn.beta!.value.forEach((_, j, a) => { a[j] = 0.05 * j - 0.1; });
+      }
+      return { model, rng, dropoutState: rng.slice() };
+    };
     // Seed chosen so that no relu input lies within the margin checked below.
     const data = createRng(15);
     const x = Float32Array.from({ length: n * features }, () => nextNormal(data));
     const y = Int32Array.from({ length: n }, (_, i) => i % classes);
     const probs = new Float32Array(n * classes);
-    const dropoutState = rng.slice();
-    const loss = () => {
+    const lossOf = ({ model, rng, dropoutState }: ReturnType<typeof build>) => () => {
       rng.set(dropoutState); // the same dropout mask on every evaluation
       const logits = model.forward(x, n, true);
       return k.softmaxCrossEntropy(logits, y, probs, n, classes, null);
     };
+    const gradients = (m: ReturnType<typeof build>) => {
+      lossOf(m)();
+      k.softmaxCrossEntropyBackward(probs, y, probs, n, classes);
+      m.model.backward(probs, n);
+      return m.model.params.map((p) => p.grad.slice());
+    };
+
     // relu and leaky_relu have a kink at 0: central differences are valid only when no input lies near it.
-    for (const [i, layer] of model.layers.entries()) {
+    const plain = build(false);
+    for (const [i, layer] of plain.model.layers.entries()) {
       if (layer.info.type !== 'relu' && layer.info.type !== 'leaky_relu') continue;
-      const h = model.forward(x, n, true, i);
+      plain.rng.set(plain.dropoutState);
+      const h = plain.model.forward(x, n, true, i);
       const margin = Math.min(...Array.from(h.subarray(0, n * layer.outputSize), Math.abs));
       expect(margin, `layer ${i}: smallest |input| of the activation`).toBeGreaterThan(0.02);
     }
-    loss();
-    k.softmaxCrossEntropyBackward(probs, y, probs, n, classes);
-    model.backward(probs, n);
+    // Activations fused into the batch-norm / bias kernels give the same gradients as separate layers.
+    const fusedModel = build(true);
+    const fusedGrads = gradients(fusedModel);
+    gradients(plain).forEach((g, i) => expectClose(fusedGrads[i]!, g, { rtol: 1e-5, atol: 1e-6 }, `fused vs separate, parameter ${i}`));
+
+    const { model } = fusedModel;
+    const loss = lossOf(fusedModel);
     for (const [i, layer] of model.layers.entries()) {
       for (const p of layer.params) {
-        const analytic = p.grad.slice();
+        const analytic = p.grad.slice(); // from gradients(fusedModel) above
         // A small step keeps relu kinks from being crossed; the loss is accumulated in double.
         const numeric = numericGrad(loss, p.value, 1e-3);
         expectClose(analytic, numeric, { rtol: 5e-2, atol: 2e-3 }, `layer ${i} ${layer.info.type} ${p.name}`);
