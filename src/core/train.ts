@@ -8,13 +8,15 @@
 import { applyPreprocess, fitPreprocess } from '../datasets/preprocess.js';
 import type { Dataset, Preprocess } from '../datasets/types.js';
 import { buildArtifact, MANIFEST_FORMAT, type Artifact } from './artifact.js';
+import type { Checkpoint, LoopState } from './checkpoint.js';
 import type { BatchNormSnapshot, FinalMetrics, Metrics, TrainEvent } from './events.js';
 import { getKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import { expandLayers, parameterCount } from './layers.js';
 import { Sequential, type BatchNorm } from './model.js';
 import { learningRateAt, Optimizer } from './optimizer.js';
-import { createRng, shuffle } from './rng.js';
+import { createRng, shuffle, type RngState } from './rng.js';
+import type { NamedTensor } from './safetensors.js';
 import type { JobSpec } from './spec.js';
 
 export type EpochEvent = Extract<TrainEvent, { type: 'epoch' }>;
@@ -26,6 +28,17 @@ export interface TrainOptions {
   isCancelled?: () => boolean;
   /** Minimum interval between progress events (the first step always reports). Default 500 ms. */
   progressIntervalMs?: number;
+  /**
+   * Called with a checkpoint at the end of every epoch, every
+   * `checkpointEverySteps` steps (0: epochs only) and when `shouldPause`
+   * asks; training waits for it, then emits a checkpoint event.
+   */
+  onCheckpoint?: (checkpoint: Checkpoint) => Promise<void> | void;
+  checkpointEverySteps?: number;
+  /** Checked before every step; true saves a checkpoint and stops with TrainingError PAUSED. */
+  shouldPause?: () => boolean;
+  /** Continue from this checkpoint (made with the same spec and dataset). */
+  resumeFrom?: Checkpoint | null;
 }
 
 export interface TrainResult {
@@ -35,7 +48,7 @@ export interface TrainResult {
   history: EpochEvent[];
 }
 
-export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'DATASET_MISMATCH';
+export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'PAUSED' | 'DATASET_MISMATCH' | 'BAD_CHECKPOINT';
 
 export class TrainingError extends Error {
   constructor(readonly code: TrainingErrorCode, message: string, readonly details: Record<string, unknown> = {}) {
@@ -93,25 +106,46 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const stepsPerEpoch = Math.floor(nTrain / batchSize) + (nTrain % batchSize > 0 && !dropLast ? 1 : 0);
   const trainCount = dropLast ? nTrain - 1 : nTrain;
 
-  const history: EpochEvent[] = [];
-  let epochsToTarget: number | null = null;
-  let best = Infinity;
-  let sinceBest = 0;
-  let trainingSeconds = 0;
+  const st: LoopState = {
+    epoch: 1, step: 0, optimizerStep: 0, rng: [], history: [], epochsToTarget: null, best: null, sinceBest: 0,
+    trainingSeconds: 0, lossSum: 0, correctSum: 0, epochSeconds: 0,
+  };
+  const specJson = JSON.stringify(spec);
+  if (options.resumeFrom) {
+    Object.assign(st, options.resumeFrom.state);
+    restore(options.resumeFrom, specJson, model, optimizer, rng, trainIdx);
+  }
+  /** Save the state as of the start of (epoch, step). */
+  const checkpoint = async (epoch: number, step: number): Promise<void> => {
+    if (!options.onCheckpoint) return;
+    const state = { ...structuredClone(st), epoch, step, optimizerStep: optimizer.step, rng: Array.from(rng) };
+    await options.onCheckpoint({ spec: specJson, state, tensors: stateTensors(model, optimizer), trainOrder: trainIdx.slice() });
+    emit({ type: 'checkpoint', epoch, step });
+  };
+  const everySteps = options.checkpointEverySteps ?? 0;
   let lastProgress = -Infinity;
   let lastYield = performance.now();
   if (training.earlyStopping && !val) {
     emit({ type: 'warning', code: 'NO_VALIDATION', message: 'earlyStopping needs a validation split (dataset.validationSplit > 0); it is ignored' });
   }
 
-  for (let epoch = 1; epoch <= training.epochs; epoch++) {
+  let stopped = false;
+  for (; st.epoch <= training.epochs && !stopped; st.epoch++, st.step = 0) {
+    const epoch = st.epoch;
     const lr = learningRateAt(training.optimizer.learningRate, training.schedule, epoch - 1, training.epochs);
-    shuffle(rng, trainIdx);
-    let lossSum = 0;
-    let correctSum = 0;
-    let epochSeconds = 0;
-    for (let step = 0; step < stepsPerEpoch; step++) {
+    if (st.step === 0) {
+      shuffle(rng, trainIdx);
+      st.lossSum = 0;
+      st.correctSum = 0;
+      st.epochSeconds = 0;
+    }
+    for (; st.step < stepsPerEpoch; st.step++) {
+      const step = st.step;
       if (options.isCancelled?.()) throw new TrainingError('CANCELLED', 'the job was cancelled', { epoch, step });
+      if (options.shouldPause?.()) {
+        await checkpoint(epoch, step);
+        throw new TrainingError('PAUSED', `training paused at epoch ${epoch}, step ${step}`, { epoch, step });
+      }
       const t0 = performance.now();
       const start = step * batchSize;
       const n = Math.min(batchSize, trainCount - start);
@@ -132,53 +166,56 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       model.backward(probs, n);
       optimizer.update(lr);
       const now = performance.now();
-      epochSeconds += (now - t0) / 1000;
-      lossSum += loss * n;
-      correctSum += correct[0]!;
+      st.epochSeconds += (now - t0) / 1000;
+      st.lossSum += loss * n;
+      st.correctSum += correct[0]!;
 
       if (now - lastProgress >= progressEvery || step === stepsPerEpoch - 1) {
         lastProgress = now;
         const done = start + n;
-        const samplesPerSec = epochSeconds > 0 ? done / epochSeconds : 0;
+        const samplesPerSec = done / st.epochSeconds;
         const remaining = (training.epochs - epoch) * trainCount + (trainCount - done);
         emit({
           type: 'progress', epoch, step: step + 1, stepsPerEpoch, loss,
-          samplesPerSec: Math.round(samplesPerSec), etaSeconds: samplesPerSec > 0 ? round(remaining / samplesPerSec, 1) : 0,
+          samplesPerSec: Math.round(samplesPerSec), etaSeconds: round(remaining / samplesPerSec, 1),
         });
       }
+      if (everySteps > 0 && (step + 1) % everySteps === 0 && step + 1 < stepsPerEpoch) await checkpoint(epoch, step + 1);
       if (now - lastYield >= YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
     }
-    trainingSeconds += epochSeconds;
+    st.trainingSeconds += st.epochSeconds;
 
     const event: EpochEvent = {
       type: 'epoch', epoch,
-      train: { loss: lossSum / trainCount, accuracy: correctSum / trainCount },
+      train: { loss: st.lossSum / trainCount, accuracy: st.correctSum / trainCount },
       val: val ? evaluate(model, val, dataset.classes) : null,
       test: test ? evaluate(model, test, dataset.classes) : null,
-      lr, seconds: round(epochSeconds, 4), bn: snapshot(model),
+      lr, seconds: round(st.epochSeconds, 4), bn: snapshot(model),
     };
-    history.push(event);
+    st.history.push(event);
     emit(event);
 
     const watched = event.val ?? event.train;
-    if (training.targetAccuracy !== null && epochsToTarget === null && watched.accuracy >= training.targetAccuracy) {
-      epochsToTarget = epoch;
+    if (training.targetAccuracy !== null && st.epochsToTarget === null && watched.accuracy >= training.targetAccuracy) {
+      st.epochsToTarget = epoch;
     }
     if (training.earlyStopping && event.val) {
       const { monitor, patience, minDelta } = training.earlyStopping;
       const score = monitor === 'val_loss' ? event.val.loss : -event.val.accuracy;
-      if (score < best - minDelta) {
-        best = score;
-        sinceBest = 0;
-      } else if (++sinceBest >= patience) {
+      if (st.best === null || score < st.best - minDelta) {
+        st.best = score;
+        st.sinceBest = 0;
+      } else if (++st.sinceBest >= patience) {
         emit({ type: 'warning', code: 'EARLY_STOPPED', message: `${monitor} did not improve for ${patience} epochs; stopped after epoch ${epoch}` });
-        break;
+        stopped = true;
       }
     }
+    if (!stopped && epoch < training.epochs) await checkpoint(epoch + 1, 0);
   }
+  const { history, epochsToTarget, trainingSeconds } = st;
 
   if (bnSpec.inferenceStats === 'population' && hasBatchNorm) {
     populationStatistics(model, gather(all, trainIdx, f));
@@ -198,6 +235,33 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     parameters: parameterCount(layers), metrics, createdAt: new Date().toISOString(),
   }, model.namedTensors());
   return { artifact, metrics, epochsToTarget, history };
+}
+
+/** Model tensors plus the optimizer's state, by checkpoint name. */
+function stateTensors(model: Sequential, optimizer: Optimizer): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const t of model.namedTensors()) out.set(t.name, { ...t, value: t.value.slice() });
+  optimizer.state.forEach((slots, p) => slots.forEach((value, slot) => {
+    const name = `optimizer.${p}.${slot}`;
+    out.set(name, { name, shape: [value.length], value: value.slice() });
+  }));
+  return out;
+}
+
+function restore(c: Checkpoint, specJson: string, model: Sequential, optimizer: Optimizer, rng: RngState, trainIdx: Int32Array): void {
+  const bad = (why: string) => new TrainingError('BAD_CHECKPOINT', `the checkpoint does not fit this job: ${why}`);
+  if (c.spec !== specJson) throw bad('it was made with another spec');
+  if (c.trainOrder.length !== trainIdx.length) throw bad('the training split has another size');
+  const current = stateTensors(model, optimizer);
+  for (const [name, t] of current) {
+    const saved = c.tensors.get(name);
+    if (!saved || saved.value.length !== t.value.length) throw bad(`tensor ${name} is missing or of another size`);
+  }
+  for (const t of model.namedTensors()) t.value.set(c.tensors.get(t.name)!.value);
+  optimizer.state.forEach((slots, p) => slots.forEach((value, slot) => value.set(c.tensors.get(`optimizer.${p}.${slot}`)!.value)));
+  optimizer.step = c.state.optimizerStep;
+  rng.set(c.state.rng);
+  trainIdx.set(c.trainOrder);
 }
 
 function preprocessed(p: Preprocess, x: Float32Array, y: Int32Array, n: number, f: number): Rows {

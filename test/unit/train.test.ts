@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { readWeights } from '../../src/core/artifact.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../../src/core/checkpoint.js';
 import { InferenceModel } from '../../src/core/inference.js';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
@@ -114,6 +115,58 @@ describe.each(kernelSets)('training (%s kernels)', (_name, kernels) => {
     const result = await train(spec, await spirals(), { kernels, onEvent: (e) => { if (e.type === 'warning') warnings.push(e.code); } });
     expect(result.history.length).toBeLessThan(200);
     expect(warnings).toContain('EARLY_STOPPED');
+  });
+});
+
+describe.each(kernelSets)('checkpoints (%s kernels)', (_name, kernels) => {
+  const spec = spiralsSpec({ model: { dropout: 0.2 }, training: { epochs: 3, optimizer: { type: 'adam', learningRate: 0.01 } } });
+
+  it('resuming from any checkpoint ends with the same weight bytes as an uninterrupted run', async () => {
+    const ds = await spirals();
+    const saved: Uint8Array[] = [];
+    const checkpointEvents: unknown[] = [];
+    const full = await train(spec, ds, {
+      kernels, checkpointEverySteps: 5,
+      onCheckpoint: (c) => { saved.push(encodeCheckpoint(c)); },
+      onEvent: (e) => { if (e.type === 'checkpoint') checkpointEvents.push(e); },
+    });
+    // 17 steps per epoch: mid-epoch at steps 5, 10, 15 of each epoch, and at the start of epochs 2 and 3.
+    expect(checkpointEvents).toContainEqual({ type: 'checkpoint', epoch: 2, step: 0 });
+    expect(checkpointEvents).toContainEqual({ type: 'checkpoint', epoch: 1, step: 10 });
+    expect(saved).toHaveLength(checkpointEvents.length);
+    for (const bytes of [saved[1]!, saved[3]!, saved[saved.length - 2]!]) {
+      const resumed = await train(spec, ds, { kernels, resumeFrom: decodeCheckpoint(bytes) });
+      expect(hash(resumed.artifact.weights)).toBe(hash(full.artifact.weights));
+      expect(resumed.history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+      expect(resumed.history[2]!.train).toEqual(full.history[2]!.train);
+    }
+  });
+
+  it('pauses at the next step with a checkpoint, and resumes exactly', async () => {
+    const ds = await spirals();
+    let steps = 0;
+    let paused: Uint8Array | null = null;
+    const err = await train(spec, ds, {
+      kernels, progressIntervalMs: 0,
+      onEvent: (e) => { if (e.type === 'progress') steps++; },
+      shouldPause: () => steps >= 20,
+      onCheckpoint: (c) => { paused = encodeCheckpoint(c); },
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(TrainingError);
+    expect(err.code).toBe('PAUSED');
+    expect(err.details).toEqual({ epoch: 2, step: 3 });
+    const resumed = await train(spec, ds, { kernels, resumeFrom: decodeCheckpoint(paused!) });
+    const full = await train(spec, ds, { kernels });
+    expect(hash(resumed.artifact.weights)).toBe(hash(full.artifact.weights));
+  });
+
+  it('refuses a checkpoint made with another spec', async () => {
+    const ds = await spirals();
+    let first: Uint8Array | null = null;
+    await train(spec, ds, { kernels, onCheckpoint: (c) => { first ??= encodeCheckpoint(c); } });
+    const other = spiralsSpec({ model: { dropout: 0.3 }, training: { epochs: 3, optimizer: { type: 'adam', learningRate: 0.01 } } });
+    const err = await train(other, ds, { kernels, resumeFrom: decodeCheckpoint(first!) }).catch((e) => e);
+    expect(err.code).toBe('BAD_CHECKPOINT');
   });
 });
 
