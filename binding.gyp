@@ -11,8 +11,9 @@
                   'native/renorm.cc'],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NODE_ADDON_API_DISABLE_DEPRECATED'],
-      # No -ffast-math: NaN/Inf must propagate for divergence detection.
-      'cflags_cc': ['-std=gnu++20', '-O3', '-march=native', '-fno-math-errno'],
+      # No -ffast-math: NaN/Inf must propagate for divergence detection. Without
+      # -fno-trapping-math GCC keeps comparisons (relu') as branches, not selects.
+      'cflags_cc': ['-std=gnu++20', '-O3', '-march=native', '-fno-math-errno', '-fno-trapping-math'],
       'conditions': [
         ['openblas==1', {
           'defines': ['NORMLAB_OPENBLAS'],

@@ -120,6 +120,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("activationBackward", &NormLabAddon::ActivationBackward, napi_enumerable),
         InstanceMethod("dropoutForward", &NormLabAddon::DropoutForward, napi_enumerable),
         InstanceMethod("multiply", &NormLabAddon::Multiply, napi_enumerable),
+        InstanceMethod("gatherRows", &NormLabAddon::GatherRows, napi_enumerable),
         InstanceMethod("softmaxCrossEntropy", &NormLabAddon::SoftmaxCrossEntropy, napi_enumerable),
         InstanceMethod("softmaxCrossEntropyBackward", &NormLabAddon::SoftmaxCrossEntropyBackward,
                        napi_enumerable),
@@ -327,6 +328,25 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* y = a.Array<float>(1, "b", n);
     float* out = a.Array<float>(2, "out", n);
     normlab::multiply(x, y, out, n);
+  }
+
+  // gatherRows(src, srcLabels, rows, start, n, features, dst, dstLabels)
+  void GatherRows(const Napi::CallbackInfo& info) {
+    Args a(info, "gatherRows");
+    const int start = a.Size(3, "start"), n = a.Size(4, "n"), features = a.Size(5, "features");
+    const int32_t* rows = a.Array<int32_t>(2, "rows", (size_t)start + n);
+    const Napi::TypedArray src_array = info[0].As<Napi::TypedArray>();
+    const size_t src_rows = features == 0 || !info[0].IsTypedArray() ? 0 : src_array.ElementLength() / features;
+    const float* src = a.Array<float>(0, "src", src_rows * features);
+    const int32_t* src_labels = a.Array<int32_t>(1, "srcLabels", src_rows);
+    float* dst = a.Array<float>(6, "dst", a.Product(n, features));
+    int32_t* dst_labels = a.Array<int32_t>(7, "dstLabels", n);
+    for (int i = 0; i < n; i++) {
+      if (rows[start + i] < 0 || (size_t)rows[start + i] >= src_rows) {
+        a.RangeError("row " + std::to_string(rows[start + i]) + " is outside the " + std::to_string(src_rows) + " source rows");
+      }
+    }
+    normlab::gather_rows(src, src_labels, rows, start, n, features, dst, dst_labels);
   }
 
   static void CheckLabels(const Args& a, const int32_t* labels, int N, int C) {

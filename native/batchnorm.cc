@@ -31,7 +31,7 @@ template <int K> inline float act(float z, float alpha) {
 
 // f'(z) from y = f(z). At z = 0 this is the z < 0 side, as in PyTorch.
 template <int K> inline float act_grad(float y, float alpha) {
-  if constexpr (K == kRelu) return y > 0.0f ? 1.0f : 0.0f;
+  if constexpr (K == kRelu) return (float)(y > 0.0f);
   else if constexpr (K == kLeakyRelu) return y > 0.0f ? 1.0f : alpha;
   else if constexpr (K == kElu) return y > 0.0f ? 1.0f : y + alpha;
   else if constexpr (K == kTanh) return 1.0f - y * y;
@@ -161,30 +161,32 @@ template <int K>
 void batchnorm_backward_block(const float* x, const float* y, const float* dy, float* dx,
                               int N, int C, int S, int c0, int cb, const float* gamma,
                               const float* save_mean, const float* save_rstd,
-                              float* dgamma, float* dbeta, float alpha) {
+                              float* dgamma, float* dbeta, const float alpha) {
   const double M = (double)N * S;
   double gsum[kBlock] = {}, gxhat_sum[kBlock] = {};
-  const float* mean = save_mean + c0;
-  const float* rstd = save_rstd + c0;
-  // g = dy·f'(y): the gradient at the batch-norm output.
-  auto g_at = [&](size_t i) { return K == kNoActivation ? dy[i] : dy[i] * act_grad<K>(y[i], alpha); };
+  float mean[kBlock], rstd[kBlock];
+  std::copy(save_mean + c0, save_mean + c0 + cb, mean);
+  std::copy(save_rstd + c0, save_rstd + c0 + cb, rstd);
+  // g = dy·f'(y), the gradient at the batch-norm output; plain values (no
+  // captured references) so the loops below vectorize.
   for (int n = 0; n < N; n++) {
     const size_t off = ((size_t)n * C + c0) * S;
     if (S == 1) {
       for (int j = 0; j < cb; j++) {
-        const float g = g_at(off + j);
+        const float g = K == kNoActivation ? dy[off + j] : dy[off + j] * act_grad<K>(y[off + j], alpha);
         gsum[j] += g;
-        gxhat_sum[j] += (double)g * ((x[off + j] - mean[j]) * rstd[j]);
+        gxhat_sum[j] += g * ((x[off + j] - mean[j]) * rstd[j]);
       }
       continue;
     }
     for (int j = 0; j < cb; j++) {
-      double s1 = 0.0, s2 = 0.0;
+      const float m = mean[j], r = rstd[j];
+      float s1 = 0.0f, s2 = 0.0f;  // one row (S values) in float, then into double
       for (int s = 0; s < S; s++) {
         const size_t i = off + (size_t)j * S + s;
-        const float g = g_at(i);
+        const float g = K == kNoActivation ? dy[i] : dy[i] * act_grad<K>(y[i], alpha);
         s1 += g;
-        s2 += (double)g * ((x[i] - mean[j]) * rstd[j]);
+        s2 += g * ((x[i] - m) * r);
       }
       gsum[j] += s1;
       gxhat_sum[j] += s2;
@@ -203,16 +205,17 @@ void batchnorm_backward_block(const float* x, const float* y, const float* dy, f
     const size_t off = ((size_t)n * C + c0) * S;
     if (S == 1) {
       for (int j = 0; j < cb; j++) {
-        const float xhat = (x[off + j] - mean[j]) * rstd[j];
-        dx[off + j] = scale[j] * (g_at(off + j) - gmean[j] - xhat * gxhat_mean[j]);
+        const float g = K == kNoActivation ? dy[off + j] : dy[off + j] * act_grad<K>(y[off + j], alpha);
+        dx[off + j] = scale[j] * (g - gmean[j] - (x[off + j] - mean[j]) * rstd[j] * gxhat_mean[j]);
       }
       continue;
     }
     for (int j = 0; j < cb; j++) {
+      const float m = mean[j], r = rstd[j], a = scale[j], gm = gmean[j], gxm = gxhat_mean[j];
       for (int s = 0; s < S; s++) {
         const size_t i = off + (size_t)j * S + s;
-        const float xhat = (x[i] - mean[j]) * rstd[j];
-        dx[i] = scale[j] * (g_at(i) - gmean[j] - xhat * gxhat_mean[j]);
+        const float g = K == kNoActivation ? dy[i] : dy[i] * act_grad<K>(y[i], alpha);
+        dx[i] = a * (g - gm - (x[i] - m) * r * gxm);
       }
     }
   }

@@ -3,6 +3,7 @@
 // Built without -ffast-math: NaN and Inf must propagate so the trainer can
 // detect divergence.
 #include <cmath>
+#include <cstring>
 
 #include "kernels.h"
 
@@ -84,6 +85,18 @@ void dropout_forward(const float* x, float* y, float* mask, size_t n, double rat
 
 void multiply(const float* a, const float* b, float* out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+// ----------------------------------------------------------------------------
+// mini-batch gather: rows of the training set straight into the input buffer
+
+void gather_rows(const float* src, const int32_t* src_labels, const int32_t* rows, int start, int n, int features,
+                 float* dst, int32_t* dst_labels) {
+  for (int i = 0; i < n; i++) {
+    const int32_t r = rows[start + i];
+    std::memcpy(dst + (size_t)i * features, src + (size_t)r * features, sizeof(float) * features);
+    dst_labels[i] = src_labels[r];
+  }
 }
 
 // ----------------------------------------------------------------------------

@@ -51,6 +51,9 @@ void activation_backward(int kind, const float* x, const float* y, const float* 
 
 void dropout_forward(const float* x, float* y, float* mask, size_t n, double rate, uint32_t* rng_state);
 void multiply(const float* a, const float* b, float* out, size_t n);
+// dst row i = src row rows[start + i], dst_labels[i] = src_labels[that row]; rows are range-checked by the caller.
+void gather_rows(const float* src, const int32_t* src_labels, const int32_t* rows, int start, int n, int features,
+                 float* dst, int32_t* dst_labels);
 
 // Returns the mean loss; writes *correct when correct is non-null.
 // Labels are range-checked by the caller.

@@ -149,11 +149,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       const t0 = performance.now();
       const start = step * batchSize;
       const n = Math.min(batchSize, trainCount - start);
-      for (let i = 0; i < n; i++) {
-        const r = trainIdx[start + i]!;
-        xb.set(all.x.subarray(r * f, r * f + f), i * f);
-        yb[i] = all.y[r]!;
-      }
+      k.gatherRows(all.x, all.y, trainIdx, start, n, f, xb, yb);
       const logits = model.forward(xb, n, true);
       const loss = k.softmaxCrossEntropy(logits, yb, probs, n, dataset.classes, correct);
       if (!Number.isFinite(loss)) {

@@ -88,6 +88,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     activationBackward: addon.activationBackward,
     dropoutForward: addon.dropoutForward,
     multiply: addon.multiply,
+    gatherRows: addon.gatherRows,
     softmaxCrossEntropy: addon.softmaxCrossEntropy,
     softmaxCrossEntropyBackward: addon.softmaxCrossEntropyBackward,
     sgdStep: addon.sgdStep,

@@ -386,6 +386,20 @@ const kernels: Kernels = {
     }
   },
 
+  gatherRows(src, srcLabels, rows, start, n, features, dst, dstLabels) {
+    const fn = 'gatherRows';
+    size(fn, 'start', start); size(fn, 'n', n); size(fn, 'features', features);
+    need(fn, 'rows', rows, start + n); need(fn, 'dst', dst, n * features); need(fn, 'dstLabels', dstLabels, n);
+    const srcRows = features === 0 ? 0 : Math.floor(src.length / features);
+    need(fn, 'srcLabels', srcLabels, srcRows);
+    for (let i = 0; i < n; i++) {
+      const r = rows[start + i]!;
+      if (r < 0 || r >= srcRows) throw new RangeError(`${fn}: row ${r} is outside the ${srcRows} source rows`);
+      dst.set(src.subarray(r * features, (r + 1) * features), i * features);
+      dstLabels[i] = srcLabels[r]!;
+    }
+  },
+
   multiply(a, b, out, n) {
     size('multiply', 'n', n);
     need('multiply', 'a', a, n); need('multiply', 'b', b, n); need('multiply', 'out', out, n);

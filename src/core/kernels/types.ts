@@ -129,6 +129,16 @@ export interface Kernels {
     rngState: Uint32Array,
   ): void;
 
+  /**
+   * Mini-batch gather: for i < n, row i of dst [n, features] = row rows[start+i]
+   * of src [*, features], and dstLabels[i] = srcLabels[rows[start+i]]. A row
+   * index outside src is a RangeError.
+   */
+  gatherRows(
+    src: Float32Array, srcLabels: Int32Array, rows: Int32Array, start: number, n: number, features: number,
+    dst: Float32Array, dstLabels: Int32Array,
+  ): void;
+
   /** out[i] = a[i] * b[i] for the first n values (dropout backward). out may alias a. */
   multiply(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
 
