@@ -15,6 +15,8 @@ export interface LoopState {
   epoch: number;
   step: number;
   optimizerStep: number;
+  /** Training steps that updated batch-norm statistics (cumulative momentum, renorm warm-up). */
+  batchNormUpdates: number;
   rng: number[];
   history: EpochEvent[];
   epochsToTarget: number | null;

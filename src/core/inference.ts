@@ -1,19 +1,22 @@
 /**
  * A trained model in inference form: frozen batch-norm statistics, batch norm
- * folded into an adjacent dense layer wherever that is exact, the model's own
- * preprocessing applied to raw rows. Each row is computed independently of the
- * others in its batch. Buffers grow to the largest batch seen and are reused.
+ * folded into an adjacent dense or conv layer wherever that is exact, the
+ * model's own preprocessing applied to raw rows. Each row is computed
+ * independently of the others in its batch. Buffers grow to the largest batch
+ * seen and are reused.
  */
 import { applyPreprocess } from '../datasets/preprocess.js';
 import { readWeights, type Artifact, type ModelManifest } from './artifact.js';
 import { getKernels } from './kernels/index.js';
-import { activationCode, type Kernels } from './kernels/types.js';
-import type { LayerInfo } from './layers.js';
+import { activationCode, conv2dColSize, type Kernels } from './kernels/types.js';
+import { outputSize, type LayerInfo } from './layers.js';
 
 type Op =
   | { kind: 'dense'; weight: Float32Array; bias: Float32Array; in: number; out: number }
-  | { kind: 'batchnorm'; channels: number; gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array }
-  | { kind: 'activation'; code: number; alpha: number };
+  | { kind: 'conv2d'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }> }
+  | { kind: 'batchnorm'; channels: number; spatial: number; gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array }
+  | { kind: 'activation'; code: number; alpha: number; size: number }
+  | { kind: 'pool'; layer: Extract<LayerInfo, { type: 'maxpool2d' | 'avgpool2d' | 'globalavgpool' }> };
 
 export interface BatchNormStats {
   layer: number;
@@ -33,10 +36,13 @@ export class InferenceModel {
   readonly folded: boolean;
   private readonly ops: Op[];
   private readonly bnStats: BatchNormStats[];
+  /** Largest row (values) any layer produces. */
   private readonly maxWidth: number;
+  private readonly col: Float32Array;
   private capacity = 0;
   private bufA = new Float32Array(0);
   private bufB = new Float32Array(0);
+  private argmax = new Int32Array(0);
 
   private constructor(readonly manifest: ModelManifest, private readonly k: Kernels, ops: Op[], folded: boolean, bnStats: BatchNormStats[]) {
     this.features = manifest.features;
@@ -45,7 +51,11 @@ export class InferenceModel {
     this.ops = ops;
     this.folded = folded;
     this.bnStats = bnStats;
-    this.maxWidth = Math.max(manifest.features, ...manifest.layers.map((l) => (l.type === 'dense' ? l.out : 0)));
+    let width = manifest.features;
+    this.maxWidth = width;
+    for (const l of manifest.layers) this.maxWidth = Math.max(this.maxWidth, (width = outputSize(l, width)));
+    this.col = new Float32Array(Math.max(0, ...manifest.layers.map((l) => (l.type === 'conv2d'
+      ? conv2dColSize(l.inChannels, l.kernelSize, l.kernelSize, l.outHeight, l.outWidth) : 0))));
   }
 
   static fromArtifact(artifact: Artifact, options: { kernels?: Kernels; fold?: boolean } = {}): InferenceModel {
@@ -55,24 +65,38 @@ export class InferenceModel {
     const eps = manifest.epsilon;
     const bnStats: BatchNormStats[] = [];
     let ops: Op[] = [];
+    let width = manifest.features;
     for (const l of manifest.layers) {
-      if (l.type === 'dense') {
-        ops.push({ kind: 'dense', in: l.in, out: l.out, weight: get(l.index, 'weight')!, bias: get(l.index, 'bias') ?? new Float32Array(l.out) });
-      } else if (l.type === 'batchnorm') {
-        const c = l.channels;
-        const op = {
-          kind: 'batchnorm' as const, channels: c,
-          gamma: get(l.index, 'gamma') ?? new Float32Array(c).fill(1), beta: get(l.index, 'beta') ?? new Float32Array(c),
-          mean: get(l.index, 'running_mean')!, variance: get(l.index, 'running_var')!,
-        };
-        ops.push(op);
-        bnStats.push({
-          layer: l.index, channels: c, mean: [...op.mean], variance: [...op.variance], gamma: [...op.gamma],
-          beta: [...op.beta], epsilon: eps, source: manifest.inferenceStats,
-        });
-      } else if (l.type !== 'dropout') { // dropout is the identity at inference
-        ops.push({ kind: 'activation', code: activationCode(l.type), alpha: l.alpha });
+      switch (l.type) {
+        case 'dense':
+          ops.push({ kind: 'dense', in: l.in, out: l.out, weight: get(l.index, 'weight')!, bias: get(l.index, 'bias') ?? new Float32Array(l.out) });
+          break;
+        case 'conv2d':
+          ops.push({ kind: 'conv2d', layer: l, weight: get(l.index, 'weight')!, bias: get(l.index, 'bias') ?? new Float32Array(l.filters) });
+          break;
+        case 'batchnorm': {
+          const c = l.channels;
+          const op = {
+            kind: 'batchnorm' as const, channels: c, spatial: l.spatial,
+            gamma: get(l.index, 'gamma') ?? new Float32Array(c).fill(1), beta: get(l.index, 'beta') ?? new Float32Array(c),
+            mean: get(l.index, 'running_mean')!, variance: get(l.index, 'running_var')!,
+          };
+          ops.push(op);
+          bnStats.push({
+            layer: l.index, channels: c, mean: [...op.mean], variance: [...op.variance], gamma: [...op.gamma],
+            beta: [...op.beta], epsilon: eps, source: manifest.inferenceStats,
+          });
+          break;
+        }
+        case 'maxpool2d': case 'avgpool2d': case 'globalavgpool':
+          ops.push({ kind: 'pool', layer: l });
+          break;
+        case 'dropout': case 'flatten': // identity at inference / NCHW rows are already flat
+          break;
+        default:
+          ops.push({ kind: 'activation', code: activationCode(l.type), alpha: l.alpha, size: width });
       }
+      width = outputSize(l, width);
     }
     const fold = options.fold ?? true;
     if (fold) ops = foldBatchNorm(ops, eps);
@@ -98,22 +122,40 @@ export class InferenceModel {
       this.capacity = n;
       this.bufA = new Float32Array(n * this.maxWidth);
       this.bufB = new Float32Array(n * this.maxWidth);
+      this.argmax = new Int32Array(n * this.maxWidth);
     }
     applyPreprocess(this.manifest.preprocess, rows, this.bufA, n, this.features);
     let x = this.bufA;
     let y = this.bufB;
     const eps = this.manifest.epsilon;
-    let width = this.features;
+    const k = this.k;
     for (const op of this.ops) {
-      if (op.kind === 'dense') {
-        this.k.gemm(false, true, n, op.out, op.in, 1, x, op.weight, 0, y);
-        this.k.addBias(y, op.bias, n, op.out, 1);
-        [x, y] = [y, x];
-        width = op.out;
-      } else if (op.kind === 'batchnorm') {
-        this.k.batchNormForwardInfer(x, x, n, op.channels, 1, op.gamma, op.beta, op.mean, op.variance, eps);
-      } else {
-        this.k.activationForward(op.code, x, x, n * width, op.alpha);
+      switch (op.kind) {
+        case 'dense':
+          k.gemm(false, true, n, op.out, op.in, 1, x, op.weight, 0, y);
+          k.addBias(y, op.bias, n, op.out, 1);
+          [x, y] = [y, x];
+          break;
+        case 'conv2d': {
+          const l = op.layer;
+          k.conv2dForward(x, op.weight, op.bias, y, n, l.inChannels, l.inHeight, l.inWidth, l.filters, l.kernelSize,
+            l.kernelSize, l.stride, l.stride, l.padding, l.padding, this.col);
+          [x, y] = [y, x];
+          break;
+        }
+        case 'batchnorm':
+          k.batchNormForwardInfer(x, x, n, op.channels, op.spatial, op.gamma, op.beta, op.mean, op.variance, eps);
+          break;
+        case 'activation':
+          k.activationForward(op.code, x, x, n * op.size, op.alpha);
+          break;
+        case 'pool': {
+          const l = op.layer;
+          if (l.type === 'globalavgpool') k.globalAvgPoolForward(x, y, n, l.channels, l.spatial);
+          else if (l.type === 'maxpool2d') k.maxPool2dForward(x, y, this.argmax, n, l.channels, l.inHeight, l.inWidth, l.size, l.stride);
+          else k.avgPool2dForward(x, y, n, l.channels, l.inHeight, l.inWidth, l.size, l.stride);
+          [x, y] = [y, x];
+        }
       }
     }
     softmaxRows(x, out, n, this.classes);
@@ -132,17 +174,19 @@ function softmaxRows(logits: Float32Array, out: Float32Array, n: number, c: numb
 
 /**
  * Frozen batch norm is a per-channel affine map y = s·x + t with
- * s = γ/√(var+ε), t = β − mean·s. Right after a dense layer it folds into that
- * layer's rows; otherwise (after an activation, or on the raw inputs) it folds
- * into the columns of the next dense layer when only dropout lies between.
- * Both are exact in real arithmetic; anything else stays a batch-norm op.
+ * s = γ/√(var+ε), t = β − mean·s. Right after a dense or conv layer it folds
+ * into that layer's output rows (filters); otherwise (after an activation, or
+ * on the raw inputs) it folds into the input columns of the next dense layer
+ * (a flattened [C, H, W] input has H·W columns per channel). Both are exact in
+ * real arithmetic. Folding into a following conv is not (zero padding would
+ * be shifted too), so such a BN stays an op of its own.
  */
 function foldBatchNorm(ops: Op[], eps: number): Op[] {
   const out: Op[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.kind !== 'batchnorm') {
-      out.push(op.kind === 'dense' ? { ...op, weight: op.weight.slice(), bias: op.bias.slice() } : op);
+      out.push(op.kind === 'dense' || op.kind === 'conv2d' ? { ...op, weight: op.weight.slice(), bias: op.bias.slice() } : op);
       continue;
     }
     const s = new Float64Array(op.channels);
@@ -153,9 +197,11 @@ function foldBatchNorm(ops: Op[], eps: number): Op[] {
     }
     const prev = out[out.length - 1];
     const next = ops[i + 1];
-    if (prev?.kind === 'dense') {
-      for (let o = 0; o < prev.out; o++) {
-        for (let j = 0; j < prev.in; j++) prev.weight[o * prev.in + j] = prev.weight[o * prev.in + j]! * s[o]!;
+    if (prev?.kind === 'dense' || prev?.kind === 'conv2d') {
+      const rows = prev.kind === 'dense' ? prev.out : prev.layer.filters;
+      const per = prev.weight.length / rows;
+      for (let o = 0; o < rows; o++) {
+        for (let j = 0; j < per; j++) prev.weight[o * per + j] = prev.weight[o * per + j]! * s[o]!;
         prev.bias[o] = prev.bias[o]! * s[o]! + t[o]!;
       }
     } else if (next?.kind === 'dense') {
@@ -164,8 +210,9 @@ function foldBatchNorm(ops: Op[], eps: number): Op[] {
       for (let o = 0; o < next.out; o++) {
         let shift = 0;
         for (let j = 0; j < next.in; j++) {
-          shift += weight[o * next.in + j]! * t[j]!;
-          weight[o * next.in + j] = weight[o * next.in + j]! * s[j]!;
+          const c = Math.floor(j / op.spatial);
+          shift += weight[o * next.in + j]! * t[c]!;
+          weight[o * next.in + j] = weight[o * next.in + j]! * s[c]!;
         }
         bias[o] = bias[o]! + shift;
       }
@@ -177,4 +224,3 @@ function foldBatchNorm(ops: Op[], eps: number): Op[] {
   }
   return out;
 }
-

@@ -1,10 +1,11 @@
 /**
  * The trainable sequential model. Every buffer (activations, gradients,
- * batch-norm caches) is allocated once for the largest batch the job uses;
- * forward and backward then run without allocating.
+ * batch-norm caches, im2col scratch) is allocated once for the largest batch
+ * the job uses; forward and backward then run without allocating (ghost batch
+ * norm aside, which takes sub-array views per virtual batch).
  */
-import { activationCode, NO_ACTIVATION, type Kernels } from './kernels/types.js';
-import type { LayerInfo } from './layers.js';
+import { activationCode, conv2dColSize, NO_ACTIVATION, type Kernels } from './kernels/types.js';
+import { outputSize, type LayerInfo } from './layers.js';
 import { nextFloat, nextNormal, type RngState } from './rng.js';
 import type { BatchNormSpec, InitSpec } from './spec.js';
 
@@ -30,6 +31,11 @@ export interface RuntimeLayer {
 interface Fused { code: number; alpha: number }
 const NONE: Fused = { code: NO_ACTIVATION, alpha: 0 };
 
+function param(name: string, shape: number[], fill = 0): Param {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return { name, shape, value: new Float32Array(size).fill(fill), grad: new Float32Array(size) };
+}
+
 class Dense implements RuntimeLayer {
   readonly outputSize: number;
   readonly params: Param[];
@@ -42,8 +48,8 @@ class Dense implements RuntimeLayer {
   constructor(readonly info: Extract<LayerInfo, { type: 'dense' }>, private readonly k: Kernels, maxBatch: number,
     needsInputGrad: boolean, private readonly act: Fused) {
     this.outputSize = info.out;
-    this.weight = { name: 'weight', value: new Float32Array(info.out * info.in), grad: new Float32Array(info.out * info.in), shape: [info.out, info.in] };
-    this.bias = info.bias ? { name: 'bias', value: new Float32Array(info.out), grad: new Float32Array(info.out), shape: [info.out] } : null;
+    this.weight = param('weight', [info.out, info.in]);
+    this.bias = info.bias ? param('bias', [info.out]) : null;
     this.params = this.bias ? [this.weight, this.bias] : [this.weight];
     this.y = new Float32Array(maxBatch * info.out);
     this.dx = needsInputGrad ? new Float32Array(maxBatch * info.in) : null;
@@ -68,6 +74,52 @@ class Dense implements RuntimeLayer {
   }
 }
 
+class Conv2d implements RuntimeLayer {
+  readonly outputSize: number;
+  readonly params: Param[];
+  readonly weight: Param;
+  readonly bias: Param | null;
+  private readonly y: Float32Array;
+  private readonly dx: Float32Array | null;
+  private x: Float32Array | null = null;
+
+  constructor(readonly info: Extract<LayerInfo, { type: 'conv2d' }>, private readonly k: Kernels, maxBatch: number,
+    needsInputGrad: boolean, private readonly col: Float32Array) {
+    const { filters, inChannels, kernelSize, inHeight, inWidth } = info;
+    this.outputSize = outputSize(info, 0);
+    this.weight = param('weight', [filters, inChannels, kernelSize, kernelSize]);
+    this.bias = info.bias ? param('bias', [filters]) : null;
+    this.params = this.bias ? [this.weight, this.bias] : [this.weight];
+    this.y = new Float32Array(maxBatch * this.outputSize);
+    this.dx = needsInputGrad ? new Float32Array(maxBatch * inChannels * inHeight * inWidth) : null;
+  }
+
+  forward(x: Float32Array, n: number): Float32Array {
+    this.x = x;
+    const l = this.info;
+    this.k.conv2dForward(x, this.weight.value, this.bias?.value ?? null, this.y, n, l.inChannels, l.inHeight, l.inWidth,
+      l.filters, l.kernelSize, l.kernelSize, l.stride, l.stride, l.padding, l.padding, this.col);
+    return this.y;
+  }
+
+  backward(dy: Float32Array, n: number): Float32Array | null {
+    const l = this.info;
+    this.k.conv2dBackward(this.x!, this.weight.value, dy, this.dx, this.weight.grad, this.bias?.grad ?? null, n,
+      l.inChannels, l.inHeight, l.inWidth, l.filters, l.kernelSize, l.kernelSize, l.stride, l.stride, l.padding, l.padding, this.col);
+    return this.dx;
+  }
+}
+
+/** Counts the training steps that updated batch-norm statistics (cumulative momentum, renorm warm-up). */
+export interface BatchNormClock { updates: number }
+
+/**
+ * Batch norm over `channels` with `spatial` values per channel and row, in
+ * every variant the spec offers: plain, batch renormalization, ghost batch
+ * norm (statistics per virtual batch), cumulative-average running statistics
+ * (momentum null), and frozen statistics in training (after
+ * freezeBatchNormAfterEpoch).
+ */
 export class BatchNorm implements RuntimeLayer {
   readonly outputSize: number;
   readonly params: Param[];
@@ -75,49 +127,167 @@ export class BatchNorm implements RuntimeLayer {
   readonly beta: Param | null;
   readonly runningMean: Float32Array;
   readonly runningVar: Float32Array;
-  /** Statistics of the last training batch (for the epoch event and the backward pass). */
+  /** Per virtual batch (one unless ghost batch norm): statistics of the last training batch. */
   readonly saveMean: Float32Array;
   readonly saveRstd: Float32Array;
-  /** False once statistics are frozen: training then leaves the running averages alone. */
-  updateRunning = true;
+  private readonly saveR: Float32Array;
+  private readonly saveD: Float32Array;
+  /** True: normalize with the running statistics in training too, and leave them alone. */
+  frozen = false;
   private readonly y: Float32Array;
   private readonly dx: Float32Array;
+  private readonly chunkGrads: Float32Array;
   private x: Float32Array | null = null;
+  private chunks = 1;
+  private chunkRows = 0;
+  private trainedFrozen = false;
 
   constructor(readonly info: Extract<LayerInfo, { type: 'batchnorm' }>, private readonly k: Kernels, maxBatch: number,
-    readonly cfg: BatchNormSpec, private readonly act: Fused) {
+    readonly cfg: BatchNormSpec, private readonly act: Fused, private readonly clock: BatchNormClock) {
     const c = info.channels;
-    this.outputSize = c;
-    this.gamma = cfg.scale ? { name: 'gamma', value: new Float32Array(c).fill(1), grad: new Float32Array(c), shape: [c] } : null;
-    this.beta = cfg.center ? { name: 'beta', value: new Float32Array(c), grad: new Float32Array(c), shape: [c] } : null;
+    this.outputSize = c * info.spatial;
+    this.gamma = cfg.scale ? param('gamma', [c], 1) : null;
+    this.beta = cfg.center ? param('beta', [c]) : null;
     this.params = [this.gamma, this.beta].filter((p): p is Param => p !== null);
     this.runningMean = new Float32Array(c);
     this.runningVar = new Float32Array(c).fill(1);
-    this.saveMean = new Float32Array(c);
-    this.saveRstd = new Float32Array(c);
-    this.y = new Float32Array(maxBatch * c);
-    this.dx = new Float32Array(maxBatch * c);
+    const maxChunks = cfg.virtualBatchSize ? Math.ceil(maxBatch / cfg.virtualBatchSize) : 1;
+    this.saveMean = new Float32Array(maxChunks * c);
+    this.saveRstd = new Float32Array(maxChunks * c);
+    this.saveR = new Float32Array(cfg.renorm ? maxChunks * c : 0);
+    this.saveD = new Float32Array(cfg.renorm ? maxChunks * c : 0);
+    this.chunkGrads = new Float32Array(maxChunks > 1 ? 2 * c : 0);
+    this.y = new Float32Array(maxBatch * this.outputSize);
+    this.dx = new Float32Array(maxBatch * this.outputSize);
   }
 
   forward(x: Float32Array, n: number, training: boolean): Float32Array {
     this.x = x;
-    const c = this.info.channels;
+    const { channels: c, spatial: s } = this.info;
     const gamma = this.gamma?.value ?? null;
     const beta = this.beta?.value ?? null;
-    if (training) {
-      this.k.batchNormForwardTrain(x, this.y, n, c, 1, gamma, beta, this.runningMean, this.runningVar,
-        this.cfg.momentum, this.cfg.epsilon, this.updateRunning, this.saveMean, this.saveRstd, this.act.code, this.act.alpha);
-    } else {
-      this.k.batchNormForwardInfer(x, this.y, n, c, 1, gamma, beta, this.runningMean, this.runningVar, this.cfg.epsilon);
-      if (this.act !== NONE) this.k.activationForward(this.act.code, this.y, this.y, n * c, this.act.alpha);
+    this.trainedFrozen = training && this.frozen;
+    if (!training || this.frozen) {
+      this.k.batchNormForwardInfer(x, this.y, n, c, s, gamma, beta, this.runningMean, this.runningVar, this.cfg.epsilon);
+      if (this.act !== NONE) this.k.activationForward(this.act.code, this.y, this.y, n * c * s, this.act.alpha);
+      return this.y;
     }
+    // Virtual batches of chunkRows rows; the last one takes any remainder (never a lone row).
+    const vbs = this.cfg.virtualBatchSize;
+    this.chunks = vbs && n >= 2 * vbs ? Math.floor(n / vbs) : 1;
+    this.chunkRows = this.chunks > 1 ? vbs! : n;
+    const t = this.clock.updates; // this step's number, counted by Sequential.forward
+    // Keras convention (weight of the old value); null: cumulative average, as PyTorch's momentum=None.
+    const momentum = this.cfg.momentum ?? 1 - 1 / t;
+    const single = this.chunks === 1;
+    for (let i = 0; i < this.chunks; i++) {
+      const [rows, from, to] = this.chunk(i, n);
+      const xi = single ? x : x.subarray(from, to);
+      const yi = single ? this.y : this.y.subarray(from, to);
+      const stats = (a: Float32Array) => (single ? a : a.subarray(i * c, (i + 1) * c));
+      if (this.cfg.renorm) {
+        // Clip limits relax linearly from plain BN (1, 0) to (rMax, dMax) over the warm-up.
+        const { rMax, dMax, warmupSteps } = this.cfg.renorm;
+        const ramp = warmupSteps > 0 ? Math.min(1, (t - 1) / warmupSteps) : 1;
+        this.k.batchRenormForwardTrain(xi, yi, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
+          this.cfg.epsilon, 1 + (rMax - 1) * ramp, dMax * ramp, single, stats(this.saveMean), stats(this.saveRstd),
+          stats(this.saveR), stats(this.saveD));
+      } else {
+        this.k.batchNormForwardTrain(xi, yi, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
+          this.cfg.epsilon, single, stats(this.saveMean), stats(this.saveRstd), this.act.code, this.act.alpha);
+      }
+    }
+    if (!single) this.updateRunningFromChunks(momentum, n);
     return this.y;
   }
 
   backward(dy: Float32Array, n: number): Float32Array {
-    this.k.batchNormBackward(this.x!, dy, this.dx, n, this.info.channels, 1, this.gamma?.value ?? null,
-      this.saveMean, this.saveRstd, this.gamma?.grad ?? null, this.beta?.grad ?? null, this.act.code, this.act.alpha, this.y);
+    const { channels: c, spatial: s } = this.info;
+    const gamma = this.gamma?.value ?? null;
+    if (this.trainedFrozen) {
+      this.frozenBackward(dy, n);
+      return this.dx;
+    }
+    const single = this.chunks === 1;
+    const dgamma = this.gamma?.grad ?? null;
+    const dbeta = this.beta?.grad ?? null;
+    for (let i = 0; i < this.chunks; i++) {
+      const [rows, from, to] = this.chunk(i, n);
+      const view = (a: Float32Array) => (single ? a : a.subarray(from, to));
+      const stats = (a: Float32Array) => (single ? a : a.subarray(i * c, (i + 1) * c));
+      // Each virtual batch's γ/β gradients go to scratch first, then into the sums.
+      const dg = single ? dgamma : dgamma && this.chunkGrads.subarray(0, c);
+      const db = single ? dbeta : dbeta && this.chunkGrads.subarray(c, 2 * c);
+      if (this.cfg.renorm) {
+        this.k.batchRenormBackward(view(this.x!), view(dy), view(this.dx), rows, c, s, gamma, stats(this.saveMean),
+          stats(this.saveRstd), stats(this.saveR), stats(this.saveD), dg, db);
+      } else {
+        this.k.batchNormBackward(view(this.x!), view(dy), view(this.dx), rows, c, s, gamma, stats(this.saveMean),
+          stats(this.saveRstd), dg, db, this.act.code, this.act.alpha, view(this.y));
+      }
+      if (!single) {
+        for (let j = 0; j < c; j++) {
+          if (dgamma) dgamma[j] = (i === 0 ? 0 : dgamma[j]!) + dg![j]!;
+          if (dbeta) dbeta[j] = (i === 0 ? 0 : dbeta[j]!) + db![j]!;
+        }
+      }
+    }
     return this.dx;
+  }
+
+  /** Rows of virtual batch i and its value range [from, to) in the activations. */
+  private chunk(i: number, n: number): [number, number, number] {
+    const per = this.info.channels * this.info.spatial;
+    const first = i * this.chunkRows;
+    const rows = i === this.chunks - 1 ? n - first : this.chunkRows;
+    return [rows, first * per, (first + rows) * per];
+  }
+
+  /** Ghost batch norm: one running-statistics update per batch, from the virtual batches' mean statistics. */
+  private updateRunningFromChunks(momentum: number, n: number): void {
+    const c = this.info.channels;
+    for (let j = 0; j < c; j++) {
+      let mean = 0;
+      let variance = 0;
+      for (let i = 0; i < this.chunks; i++) {
+        const count = this.chunk(i, n)[0] * this.info.spatial;
+        const rstd = this.saveRstd[i * c + j]!;
+        mean += this.saveMean[i * c + j]!;
+        variance += ((1 / (rstd * rstd) - this.cfg.epsilon) * count) / (count - 1); // unbiased
+      }
+      this.runningMean[j] = momentum * this.runningMean[j]! + (1 - momentum) * (mean / this.chunks);
+      this.runningVar[j] = momentum * this.runningVar[j]! + (1 - momentum) * (variance / this.chunks);
+    }
+  }
+
+  /** Frozen statistics: y = γ·(x − μ)/σ + β with μ, σ constants, so dx = dy·γ/σ. */
+  private frozenBackward(dy: Float32Array, n: number): void {
+    const { channels: c, spatial: s } = this.info;
+    const size = n * c * s;
+    let g = dy;
+    if (this.act !== NONE) {
+      // f' read off the output, whose sign matches the input for every activation here.
+      this.k.activationBackward(this.act.code, this.y, this.y, dy, this.dx, size, this.act.alpha);
+      g = this.dx;
+    }
+    const eps = this.cfg.epsilon;
+    for (let j = 0; j < c; j++) {
+      const rstd = 1 / Math.sqrt(this.runningVar[j]! + eps);
+      const mean = this.runningMean[j]!;
+      const scale = (this.gamma ? this.gamma.value[j]! : 1) * rstd;
+      let sum = 0;
+      let sumXhat = 0;
+      for (let r = 0; r < n; r++) {
+        const off = (r * c + j) * s;
+        for (let q = off; q < off + s; q++) {
+          sum += g[q]!;
+          sumXhat += g[q]! * (this.x![q]! - mean) * rstd;
+          this.dx[q] = g[q]! * scale;
+        }
+      }
+      if (this.gamma) this.gamma.grad[j] = sumXhat;
+      if (this.beta) this.beta.grad[j] = sum;
+    }
   }
 }
 
@@ -127,7 +297,6 @@ class Activation implements RuntimeLayer {
   private readonly y: Float32Array;
   private readonly dx: Float32Array;
   private x: Float32Array | null = null;
-  private n = 0;
 
   constructor(readonly info: Extract<LayerInfo, { alpha: number }>, private readonly k: Kernels, maxBatch: number, readonly outputSize: number) {
     this.code = activationCode(info.type);
@@ -137,7 +306,6 @@ class Activation implements RuntimeLayer {
 
   forward(x: Float32Array, n: number): Float32Array {
     this.x = x;
-    this.n = n;
     this.k.activationForward(this.code, x, this.y, n * this.outputSize, this.info.alpha);
     return this.y;
   }
@@ -148,8 +316,11 @@ class Activation implements RuntimeLayer {
   }
 }
 
-/** An activation computed by the layer before it: passes values and gradients through. */
-class FusedAway implements RuntimeLayer {
+/**
+ * Values and gradients pass through unchanged: `flatten` (NCHW rows are
+ * already flat) and an activation computed inside the layer before it.
+ */
+class PassThrough implements RuntimeLayer {
   readonly params: Param[] = [];
   constructor(readonly info: LayerInfo, readonly outputSize: number) {}
   forward(x: Float32Array): Float32Array {
@@ -157,6 +328,58 @@ class FusedAway implements RuntimeLayer {
   }
   backward(dy: Float32Array): Float32Array {
     return dy;
+  }
+}
+
+class Pool implements RuntimeLayer {
+  readonly params: Param[] = [];
+  readonly outputSize: number;
+  private readonly y: Float32Array;
+  private readonly dx: Float32Array;
+  private readonly argmax: Int32Array;
+
+  constructor(readonly info: Extract<LayerInfo, { type: 'maxpool2d' | 'avgpool2d' }>, private readonly k: Kernels, maxBatch: number) {
+    this.outputSize = outputSize(info, 0);
+    this.y = new Float32Array(maxBatch * this.outputSize);
+    this.dx = new Float32Array(maxBatch * info.channels * info.inHeight * info.inWidth);
+    this.argmax = new Int32Array(info.type === 'maxpool2d' ? maxBatch * this.outputSize : 0);
+  }
+
+  forward(x: Float32Array, n: number): Float32Array {
+    const { channels: c, inHeight: h, inWidth: w, size, stride } = this.info;
+    if (this.info.type === 'maxpool2d') this.k.maxPool2dForward(x, this.y, this.argmax, n, c, h, w, size, stride);
+    else this.k.avgPool2dForward(x, this.y, n, c, h, w, size, stride);
+    return this.y;
+  }
+
+  backward(dy: Float32Array, n: number): Float32Array {
+    const { channels: c, inHeight: h, inWidth: w, size, stride } = this.info;
+    if (this.info.type === 'maxpool2d') this.k.maxPool2dBackward(dy, this.argmax, this.dx, n, c, h, w, size, stride);
+    else this.k.avgPool2dBackward(dy, this.dx, n, c, h, w, size, stride);
+    return this.dx;
+  }
+}
+
+class GlobalAvgPool implements RuntimeLayer {
+  readonly params: Param[] = [];
+  readonly outputSize: number;
+  private readonly y: Float32Array;
+  private readonly dx: Float32Array;
+
+  constructor(readonly info: Extract<LayerInfo, { type: 'globalavgpool' }>, private readonly k: Kernels, maxBatch: number) {
+    this.outputSize = info.channels;
+    this.y = new Float32Array(maxBatch * info.channels);
+    this.dx = new Float32Array(maxBatch * info.channels * info.spatial);
+  }
+
+  forward(x: Float32Array, n: number): Float32Array {
+    this.k.globalAvgPoolForward(x, this.y, n, this.info.channels, this.info.spatial);
+    return this.y;
+  }
+
+  backward(dy: Float32Array, n: number): Float32Array {
+    this.k.globalAvgPoolBackward(dy, this.dx, n, this.info.channels, this.info.spatial);
+    return this.dx;
   }
 }
 
@@ -188,36 +411,49 @@ class Dropout implements RuntimeLayer {
 export class Sequential {
   readonly layers: RuntimeLayer[];
   readonly params: Param[];
+  /** Shared by the batch-norm layers; part of a checkpoint. */
+  readonly batchNormClock: BatchNormClock = { updates: 0 };
+  private readonly bns: BatchNorm[];
 
   /** fuse: false keeps every activation a layer of its own (tests compare the two forms). */
   constructor(readonly infos: LayerInfo[], readonly kernels: Kernels, readonly maxBatch: number,
     readonly inputSize: number, bn: BatchNormSpec, rng: RngState, { fuse = true } = {}) {
     let width = inputSize;
     // The first layer with parameters needs no input gradient; nor does anything before it.
-    const firstTrainable = infos.findIndex((l) => l.type === 'dense' || l.type === 'batchnorm');
-    // An activation right after batch norm, or after a dense layer with a bias,
-    // runs inside that layer's kernels (one pass fewer over the activations).
+    const firstTrainable = infos.findIndex((l) => l.type === 'dense' || l.type === 'conv2d' || l.type === 'batchnorm');
+    // An activation right after batch norm (renormalization aside), or after a
+    // dense layer with a bias, runs inside that layer's kernels.
     const fusedInto = (i: number): Fused => {
       const next = infos[i + 1];
       return fuse && next && 'alpha' in next ? { code: activationCode(next.type), alpha: next.alpha } : NONE;
     };
+    // One im2col scratch serves every conv layer (its contents never outlive a call).
+    const colSize = Math.max(0, ...infos.map((l) => (l.type === 'conv2d'
+      ? conv2dColSize(l.inChannels, l.kernelSize, l.kernelSize, l.outHeight, l.outWidth) : 0)));
+    const col = new Float32Array(colSize);
     this.layers = [];
     infos.forEach((info, i) => {
       let layer: RuntimeLayer;
       const prev = this.layers[i - 1];
+      const needsInputGrad = i > firstTrainable;
       switch (info.type) {
-        case 'dense': layer = new Dense(info, kernels, maxBatch, i > firstTrainable, info.bias ? fusedInto(i) : NONE); break;
-        case 'batchnorm': layer = new BatchNorm(info, kernels, maxBatch, bn, fusedInto(i)); break;
+        case 'dense': layer = new Dense(info, kernels, maxBatch, needsInputGrad, info.bias ? fusedInto(i) : NONE); break;
+        case 'conv2d': layer = new Conv2d(info, kernels, maxBatch, needsInputGrad, col); break;
+        case 'batchnorm': layer = new BatchNorm(info, kernels, maxBatch, bn, bn.renorm ? NONE : fusedInto(i), this.batchNormClock); break;
         case 'dropout': layer = new Dropout(info, kernels, maxBatch, width, rng); break;
-        default:
-          layer = fuse && (prev instanceof BatchNorm || (prev instanceof Dense && prev.bias))
-            ? new FusedAway(info, width)
-            : new Activation(info, kernels, maxBatch, width);
+        case 'maxpool2d': case 'avgpool2d': layer = new Pool(info, kernels, maxBatch); break;
+        case 'globalavgpool': layer = new GlobalAvgPool(info, kernels, maxBatch); break;
+        case 'flatten': layer = new PassThrough(info, width); break;
+        default: {
+          const fused = fuse && ((prev instanceof BatchNorm && !bn.renorm) || (prev instanceof Dense && prev.bias));
+          layer = fused ? new PassThrough(info, width) : new Activation(info, kernels, maxBatch, width);
+        }
       }
       width = layer.outputSize;
       this.layers.push(layer);
     });
     this.params = this.layers.flatMap((l) => l.params);
+    this.bns = this.layers.filter((l): l is BatchNorm => l instanceof BatchNorm);
   }
 
   get outputSize(): number {
@@ -225,11 +461,12 @@ export class Sequential {
   }
 
   batchNorms(): BatchNorm[] {
-    return this.layers.filter((l): l is BatchNorm => l instanceof BatchNorm);
+    return this.bns;
   }
 
   /** Forward through layers [0, end); returns the last output. */
   forward(x: Float32Array, n: number, training: boolean, end = this.layers.length): Float32Array {
+    if (training && this.bns.some((b) => !b.frozen)) this.batchNormClock.updates++;
     let h = x;
     for (let i = 0; i < end; i++) h = this.layers[i]!.forward(h, n, training);
     return h;
@@ -240,11 +477,14 @@ export class Sequential {
     for (let i = this.layers.length - 1; i >= 0 && g; i--) g = this.layers[i]!.backward(g, n);
   }
 
-  /** Initialize dense weights from the seeded PRNG (biases 0, γ 1, β 0 already). */
+  /** Initialize dense and conv weights from the seeded PRNG (biases 0, γ 1, β 0 already). */
   initialize(init: InitSpec, rng: RngState): void {
     for (const layer of this.layers) {
-      if (!(layer instanceof Dense)) continue;
-      const { in: fanIn, out: fanOut } = layer.info;
+      if (!(layer instanceof Dense || layer instanceof Conv2d)) continue;
+      const [out, inputs, ...kernel] = layer.weight.shape as [number, number, ...number[]];
+      const area = kernel.reduce((a, b) => a * b, 1);
+      const fanIn = inputs * area;
+      const fanOut = out * area;
       const w = layer.weight.value;
       if (init === 'glorot') {
         const limit = Math.sqrt(6 / (fanIn + fanOut));
@@ -254,6 +494,11 @@ export class Sequential {
         for (let i = 0; i < w.length; i++) w[i] = nextNormal(rng) * std;
       }
     }
+  }
+
+  /** Switch every batch-norm layer to its frozen running statistics, in training too. */
+  freezeBatchNorm(): void {
+    for (const bn of this.batchNorms()) bn.frozen = true;
   }
 
   /** Tensors by safetensors name: parameters plus batch-norm running statistics. */

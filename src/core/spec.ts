@@ -30,6 +30,20 @@ export const LayerSpec = Type.Union([
     type: Type.Literal('dropout'),
     rate: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
   }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('conv2d'),
+    filters: Type.Integer({ minimum: 1, maximum: 4096 }),
+    kernelSize: Type.Integer({ minimum: 1, maximum: 15 }),
+    stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, description: 'Default 1' })),
+    padding: Type.Optional(Type.Union([Type.Literal('same'), Type.Literal('valid')], { description: "Default 'same' (odd kernel sizes, stride 1)" })),
+    bias: Type.Optional(Type.Boolean({ description: 'Default: true, except when a batchnorm layer follows' })),
+  }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Union([Type.Literal('maxpool2d'), Type.Literal('avgpool2d')]),
+    size: Type.Integer({ minimum: 1, maximum: 16 }),
+    stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'Default: size' })),
+  }, { additionalProperties: false }),
+  Type.Object({ type: Type.Union([Type.Literal('globalavgpool'), Type.Literal('flatten')]) }, { additionalProperties: false }),
 ]);
 export type LayerSpec = Static<typeof LayerSpec>;
 
@@ -55,8 +69,13 @@ export const DatasetSpec = Type.Object({
 }, { additionalProperties: false });
 
 export const ModelSpec = Type.Object({
-  architecture: Type.Literal('mlp', { default: 'mlp' }),
-  hidden: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [256, 256] }),
+  architecture: Type.Union([Type.Literal('mlp'), Type.Literal('cnn')], {
+    default: 'mlp',
+    description: 'mlp: dense blocks of `hidden` units; cnn: conv blocks of `conv` filters (3×3 same, 2×2 max pool), then dense blocks of `dense` units',
+  }),
+  hidden: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [256, 256], description: 'mlp: units per hidden layer' }),
+  conv: Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), { maxItems: 16, default: [32, 64], description: 'cnn: filters per conv block' }),
+  dense: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [128], description: 'cnn: units per dense layer after the conv blocks' }),
   activation: Type.Union([ActivationName], { default: 'relu' }),
   batchNorm: Type.Union([BatchNormMode], { default: 'before' }),
   dropout: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0 }),
@@ -67,8 +86,17 @@ export const ModelSpec = Type.Object({
   })),
 }, { additionalProperties: false });
 
+export const RenormSpec = Type.Object({
+  rMax: Type.Number({ minimum: 1, maximum: 100, default: 3 }),
+  dMax: Type.Number({ minimum: 0, maximum: 100, default: 5 }),
+  warmupSteps: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 5000, description: 'Steps over which the clip limits grow linearly from 1 and 0 to rMax and dMax' }),
+}, { additionalProperties: false, description: 'Batch renormalization (Ioffe 2017)' });
+
 export const BatchNormSpec = Type.Object({
-  momentum: Type.Number({ minimum: 0, maximum: 1, default: 0.99, description: 'running = momentum·running + (1−momentum)·batch (Keras convention)' }),
+  momentum: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()], {
+    default: 0.99,
+    description: 'running = momentum·running + (1−momentum)·batch (Keras convention); null: cumulative average over all batches',
+  }),
   epsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1e-3 }),
   center: Type.Boolean({ default: true, description: 'Learn β' }),
   scale: Type.Boolean({ default: true, description: 'Learn γ' }),
@@ -76,6 +104,8 @@ export const BatchNormSpec = Type.Object({
     default: 'moving',
     description: 'moving: the running averages; population: exact statistics recomputed over the training split after training',
   }),
+  renorm: Nullable(RenormSpec),
+  virtualBatchSize: Nullable(Type.Integer({ minimum: 2, maximum: 65_536, description: 'Ghost batch norm: statistics per sub-batch of this many rows' })),
 }, { additionalProperties: false });
 
 export const OptimizerSpec = Type.Union([
@@ -127,6 +157,10 @@ export const TrainingSpec = Type.Object({
   schedule: Type.Union([ScheduleSpec], { default: { type: 'constant' } }),
   targetAccuracy: Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Record the first epoch whose validation accuracy reaches this' })),
   earlyStopping: Nullable(EarlyStoppingSpec),
+  freezeBatchNormAfterEpoch: Nullable(Type.Integer({
+    minimum: 0, maximum: 10_000,
+    description: 'After this epoch, batch norm normalizes with its frozen running statistics in training too (and stops updating them)',
+  })),
 }, { additionalProperties: false });
 
 export const JobSpecSchema = Type.Object({
@@ -145,6 +179,7 @@ export type OptimizerSpec = Static<typeof OptimizerSpec>;
 export type ScheduleSpec = Static<typeof ScheduleSpec>;
 export type InitSpec = Static<typeof InitSpec>;
 export type DatasetSpec = Static<typeof DatasetSpec>;
+export type RenormSpec = Static<typeof RenormSpec>;
 
 /** A validation failure: the JSON path of the offending field and the rule it broke. */
 export interface SpecIssue { path: string; message: string }
@@ -172,6 +207,10 @@ export function resolveSpec(input: unknown): JobSpec {
   const rules: SpecIssue[] = [];
   if (spec.training.batchSize < 2 && usesBatchNorm(spec.model)) {
     rules.push({ path: '/training/batchSize', message: 'must be at least 2 when the model has batch norm (a batch of one has no variance)' });
+  }
+  const vbs = spec.batchNorm.virtualBatchSize;
+  if (vbs !== null && spec.training.batchSize % vbs !== 0) {
+    rules.push({ path: '/batchNorm/virtualBatchSize', message: `must divide training.batchSize (${spec.training.batchSize})` });
   }
   if (rules.length > 0) throw new SpecError(rules);
   return spec;

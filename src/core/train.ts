@@ -13,7 +13,7 @@ import type { BatchNormSnapshot, FinalMetrics, Metrics, TrainEvent } from './eve
 import { getKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import { expandLayers, parameterCount } from './layers.js';
-import { Sequential, type BatchNorm } from './model.js';
+import { BatchNorm, Sequential } from './model.js';
 import { learningRateAt, Optimizer } from './optimizer.js';
 import { createRng, shuffle, type RngState } from './rng.js';
 import type { NamedTensor } from './safetensors.js';
@@ -87,7 +87,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const val = nVal > 0 ? gather(all, valIdx, f) : null;
   const test = dataset.test ? preprocessed(preprocess, dataset.test.x, dataset.test.y, dataset.test.n, f) : null;
 
-  const layers = expandLayers(spec.model, f, dataset.classes);
+  const layers = expandLayers(spec.model, dataset.inputShape, dataset.classes);
   const batchSize = Math.min(training.batchSize, trainIdx.length);
   const model = new Sequential(layers, k, Math.max(batchSize, EVAL_BATCH), f, bnSpec, rng);
   model.initialize(spec.model.init, rng);
@@ -107,7 +107,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const trainCount = dropLast ? nTrain - 1 : nTrain;
 
   const st: LoopState = {
-    epoch: 1, step: 0, optimizerStep: 0, rng: [], history: [], epochsToTarget: null, best: null, sinceBest: 0,
+    epoch: 1, step: 0, optimizerStep: 0, batchNormUpdates: 0, rng: [], history: [], epochsToTarget: null, best: null, sinceBest: 0,
     trainingSeconds: 0, lossSum: 0, correctSum: 0, epochSeconds: 0,
   };
   const specJson = JSON.stringify(spec);
@@ -118,7 +118,10 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   /** Save the state as of the start of (epoch, step). */
   const checkpoint = async (epoch: number, step: number): Promise<void> => {
     if (!options.onCheckpoint) return;
-    const state = { ...structuredClone(st), epoch, step, optimizerStep: optimizer.step, rng: Array.from(rng) };
+    const state = {
+      ...structuredClone(st), epoch, step, optimizerStep: optimizer.step, rng: Array.from(rng),
+      batchNormUpdates: model.batchNormClock.updates,
+    };
     await options.onCheckpoint({ spec: specJson, state, tensors: stateTensors(model, optimizer), trainOrder: trainIdx.slice() });
     emit({ type: 'checkpoint', epoch, step });
   };
@@ -133,6 +136,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   for (; st.epoch <= training.epochs && !stopped; st.epoch++, st.step = 0) {
     const epoch = st.epoch;
     const lr = learningRateAt(training.optimizer.learningRate, training.schedule, epoch - 1, training.epochs);
+    if (training.freezeBatchNormAfterEpoch !== null && epoch > training.freezeBatchNormAfterEpoch) model.freezeBatchNorm();
     if (st.step === 0) {
       shuffle(rng, trainIdx);
       st.lossSum = 0;
@@ -256,6 +260,7 @@ function restore(c: Checkpoint, specJson: string, model: Sequential, optimizer: 
   for (const t of model.namedTensors()) t.value.set(c.tensors.get(t.name)!.value);
   optimizer.state.forEach((slots, p) => slots.forEach((value, slot) => value.set(c.tensors.get(`optimizer.${p}.${slot}`)!.value)));
   optimizer.step = c.state.optimizerStep;
+  model.batchNormClock.updates = c.state.batchNormUpdates;
   rng.set(c.state.rng);
   trainIdx.set(c.trainOrder);
 }
@@ -302,29 +307,31 @@ export function evaluate(model: Sequential, rows: Rows, classes: number): Metric
 export function populationStatistics(model: Sequential, rows: Rows): void {
   const f = model.inputSize;
   model.layers.forEach((layer, li) => {
-    if (!('runningMean' in layer)) return;
-    const bn = layer as BatchNorm;
-    const c = bn.info.channels;
+    if (!(layer instanceof BatchNorm)) return;
+    const { channels: c, spatial: s } = layer.info;
     const sum = new Float64Array(c);
     const sumSq = new Float64Array(c);
     const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
     for (let start = 0; start < rows.n; start += EVAL_BATCH) {
       const n = Math.min(EVAL_BATCH, rows.n - start);
       const h = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false, li);
-      if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j]!;
+      if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
       for (let r = 0; r < n; r++) {
         for (let j = 0; j < c; j++) {
-          const d = h[r * c + j]! - shift[j]!;
-          sum[j] += d;
-          sumSq[j] += d * d;
+          const off = (r * c + j) * s;
+          for (let q = off; q < off + s; q++) {
+            const d = h[q]! - shift[j]!;
+            sum[j] += d;
+            sumSq[j] += d * d;
+          }
         }
       }
     }
-    const m = rows.n;
+    const m = rows.n * s;
     for (let j = 0; j < c; j++) {
       const meanShifted = sum[j]! / m;
-      bn.runningMean[j] = shift[j]! + meanShifted;
-      bn.runningVar[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0;
+      layer.runningMean[j] = shift[j]! + meanShifted;
+      layer.runningVar[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0;
     }
   });
 }

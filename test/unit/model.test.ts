@@ -21,22 +21,22 @@ describe('layer expansion', () => {
   const model = (over: object) => resolveSpec({ dataset: { id: 'spirals' }, model: { hidden: [5, 4], ...over } }).model;
 
   it('places BN before the activation and drops the dense bias in "before" mode', () => {
-    expect(expandLayers(model({ batchNorm: 'before' }), 3, 2).map((l) => l.type + ('bias' in l ? `:${l.bias}` : ''))).toEqual(
+    expect(expandLayers(model({ batchNorm: 'before' }), [3], 2).map((l) => l.type + ('bias' in l ? `:${l.bias}` : ''))).toEqual(
       ['dense:false', 'batchnorm', 'relu', 'dense:false', 'batchnorm', 'relu', 'dense:true']);
   });
 
   it('places BN after the activation in "after" mode and on the raw inputs in "input" mode', () => {
-    expect(expandLayers(model({ batchNorm: 'after' }), 3, 2).map((l) => l.type)).toEqual(
+    expect(expandLayers(model({ batchNorm: 'after' }), [3], 2).map((l) => l.type)).toEqual(
       ['dense', 'relu', 'batchnorm', 'dense', 'relu', 'batchnorm', 'dense']);
-    expect(expandLayers(model({ batchNorm: 'input', dropout: 0.5 }), 3, 2).map((l) => l.type)).toEqual(
+    expect(expandLayers(model({ batchNorm: 'input', dropout: 0.5 }), [3], 2).map((l) => l.type)).toEqual(
       ['batchnorm', 'dense', 'relu', 'dropout', 'dense', 'relu', 'dropout', 'dense']);
   });
 
   it('expands an explicit layer list, inferring widths and biases, and appends the output layer', () => {
-    const layers = expandLayers(model({ layers: [{ type: 'dense', units: 7 }, { type: 'batchnorm' }, { type: 'leaky_relu', alpha: 0.2 }, { type: 'dense', units: 3 }] }), 4, 5);
+    const layers = expandLayers(model({ layers: [{ type: 'dense', units: 7 }, { type: 'batchnorm' }, { type: 'leaky_relu', alpha: 0.2 }, { type: 'dense', units: 3 }] }), [4], 5);
     expect(layers).toEqual([
       { index: 0, type: 'dense', in: 4, out: 7, bias: false },
-      { index: 1, type: 'batchnorm', channels: 7 },
+      { index: 1, type: 'batchnorm', channels: 7, spatial: 1 },
       { index: 2, type: 'leaky_relu', alpha: 0.2 },
       { index: 3, type: 'dense', in: 7, out: 3, bias: true },
       { index: 4, type: 'dense', in: 3, out: 5, bias: true },
@@ -57,7 +57,7 @@ interface FixtureMode {
 function loadFixtureModel(mode: FixtureMode, k: Kernels) {
   const infos: LayerInfo[] = mode.layers.map((l, index) => {
     if (l.type === 'dense') return { index, type: 'dense', in: l.in, out: l.out, bias: l.bias !== null };
-    if (l.type === 'batchnorm') return { index, type: 'batchnorm', channels: l.gamma.length };
+    if (l.type === 'batchnorm') return { index, type: 'batchnorm', channels: l.gamma.length, spatial: 1 };
     return { index, type: 'relu', alpha: 0 };
   });
   const bn = { ...bnDefaults, momentum: 0.9, epsilon: 1e-3 };
@@ -129,7 +129,7 @@ describe.each(kernelSets)('finite-difference gradients through the whole model (
     const features = 4, classes = 3, n = 7;
     const build = (fuse: boolean) => {
       const rng = createRng(7);
-      const model = new Sequential(expandLayers(spec.model, features, classes), k, n, features, spec.batchNorm, rng, { fuse });
+      const model = new Sequential(expandLayers(spec.model, [features], classes), k, n, features, spec.batchNorm, rng, { fuse });
       model.initialize('glorot', rng);
       // Non-trivial γ/β so their gradients are exercised away from the identity.
       for (const bn of model.batchNorms()) {

@@ -37,7 +37,8 @@ describe('job spec', () => {
   it('fills every default', () => {
     const spec = resolveSpec({ dataset: { id: 'spirals' } });
     expect(spec.model).toMatchObject({ architecture: 'mlp', hidden: [256, 256], batchNorm: 'before', activation: 'relu', init: 'he' });
-    expect(spec.batchNorm).toEqual({ momentum: 0.99, epsilon: 1e-3, center: true, scale: true, inferenceStats: 'moving' });
+    expect(spec.batchNorm).toEqual({ momentum: 0.99, epsilon: 1e-3, center: true, scale: true, inferenceStats: 'moving', renorm: null, virtualBatchSize: null });
+    expect(spec.training.freezeBatchNormAfterEpoch).toBeNull();
     expect(spec.training.optimizer).toEqual({ type: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: false, weightDecay: 0 });
   });
 
