@@ -7,6 +7,10 @@ Prints one JSON object per line.
   curves      MLP 784-256-256-10, SGD lr 0.01 (no momentum), batch 64, 10 epochs:
               test accuracy per epoch for batch norm none / before / after
   throughput  samples/s of one training epoch, SGD momentum 0.9, batch 32/128/512
+  infer       µs per eval-mode forward call (model.eval(), torch.no_grad()) of the
+              MLP 784-256-256-10 with batch norm before the activation, after one
+              training epoch, at batch 1 and 64 (--infer-batches); median of
+              --samples samples of about --ms ms each, after a warm-up
 """
 import argparse
 import gzip
@@ -89,8 +93,8 @@ def curves(args):
 
 def throughput(args):
     xtr, ytr, _, _ = load()
-    for batch in (32, 128, 512):
-        for mode in ("none", "before", "after"):
+    for batch in (int(b) for b in args.batches.split(",")):
+        for mode in args.modes.split(","):
             torch.manual_seed(args.seed)
             gen = torch.Generator().manual_seed(args.seed)
             model = mlp(mode)
@@ -102,13 +106,85 @@ def throughput(args):
                               "threads": torch.get_num_threads()}), flush=True)
 
 
+def infer(args):
+    xtr, ytr, xte, _ = load()
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    model = mlp("before")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    train_epoch(model, opt, xtr, ytr, 128, gen)
+    model.eval()
+    for batch in (int(b) for b in args.infer_batches.split(",")):
+        views = [xte[i * batch:(i + 1) * batch] for i in range(64)]
+        state = {"i": 0}
+
+        def call():
+            model(views[state["i"]])
+            state["i"] = (state["i"] + 1) % len(views)
+
+        with torch.no_grad():
+            for _ in range(2000):
+                call()
+            reps = 16
+            while True:
+                start = time.perf_counter()
+                for _ in range(reps):
+                    call()
+                ms = (time.perf_counter() - start) * 1000
+                if ms >= args.ms / 4:
+                    reps = max(1, round(reps * args.ms / ms))
+                    break
+                reps *= 4
+            us = []
+            for _ in range(args.samples):
+                start = time.perf_counter()
+                for _ in range(reps):
+                    call()
+                us.append((time.perf_counter() - start) * 1e6 / reps)
+        us.sort()
+        med = us[len(us) // 2]
+        print(json.dumps({"bench": "infer", "peer": "pytorch", "model": "784-256-256-10 bn-before", "batch": batch,
+                          "usPerCall": round(med, 2), "usPerRow": round(med / batch, 3),
+                          "p10us": round(us[len(us) // 10], 2), "p90us": round(us[len(us) * 9 // 10], 2),
+                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+
+
+def cnn(bn):
+    def block(cin, cout):
+        layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=not bn)]
+        if bn:
+            layers.append(nn.BatchNorm2d(cout, momentum=0.01, eps=1e-3))
+        return layers + [nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*block(1, 32), *block(32, 64), nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def cnn_throughput(args):
+    xtr, ytr, _, _ = load()
+    x, y = xtr[:args.rows].reshape(-1, 1, 28, 28), ytr[:args.rows]
+    for bn in (True, False):
+        torch.manual_seed(args.seed)
+        gen = torch.Generator().manual_seed(args.seed)
+        model = cnn(bn)
+        opt = torch.optim.Adam(model.parameters(), lr=0.001)
+        train_epoch(model, opt, x[:1024], y[:1024], 128, gen)  # warm-up
+        rates = sorted(len(x) / train_epoch(model, opt, x, y, 128, gen) for _ in range(args.repeats))
+        print(json.dumps({"bench": "cnn-throughput", "peer": "pytorch", "batchNorm": bn, "batch": 128, "rows": args.rows,
+                          "samplesPerSec": round(rates[len(rates) // 2]), "runs": [round(r) for r in rates],
+                          "threads": torch.get_num_threads()}), flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["curves", "throughput"])
+    parser.add_argument("what", choices=["curves", "throughput", "infer"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batches", default="32,128,512", help="throughput: batch sizes")
+    parser.add_argument("--modes", default="none,before,after", help="throughput: batch-norm modes")
+    parser.add_argument("--infer-batches", default="1,64")
+    parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--ms", type=float, default=100)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    curves(args) if args.what == "curves" else throughput(args)
+    {"curves": curves, "throughput": throughput, "infer": infer}[args.what](args)
