@@ -175,7 +175,8 @@ def cnn_throughput(args):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["curves", "throughput", "infer"])
+    parser.add_argument("what", choices=["curves", "throughput", "infer", "cnn"])
+    parser.add_argument("--rows", type=int, default=6000, help="cnn: training rows per epoch")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
@@ -187,4 +188,4 @@ if __name__ == "__main__":
     parser.add_argument("--ms", type=float, default=100)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    {"curves": curves, "throughput": throughput, "infer": infer}[args.what](args)
+    {"curves": curves, "throughput": throughput, "infer": infer, "cnn": cnn_throughput}[args.what](args)
