@@ -12,7 +12,7 @@ import type { Checkpoint, LoopState } from './checkpoint.js';
 import type { BatchNormSnapshot, FinalMetrics, Metrics, TrainEvent } from './events.js';
 import { getKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
-import { expandLayers, parameterCount } from './layers.js';
+import { expandLayers, outputSize, parameterCount, type LayerInfo } from './layers.js';
 import { BatchNorm, Sequential } from './model.js';
 import { learningRateAt, Optimizer } from './optimizer.js';
 import { createRng, shuffle, type RngState } from './rng.js';
@@ -57,8 +57,16 @@ export class TrainingError extends Error {
   }
 }
 
-/** Rows evaluated per forward pass when computing metrics. */
-const EVAL_BATCH = 1024;
+/**
+ * Rows per forward pass when computing metrics: up to 1024, as long as one
+ * layer's activations stay within 4M values (16 MB) — CNN rows are large.
+ */
+function evalBatch(layers: LayerInfo[], inputSize: number, batchSize: number): number {
+  let width = inputSize;
+  let widest = width;
+  for (const l of layers) widest = Math.max(widest, (width = outputSize(l, width)));
+  return Math.max(batchSize, Math.min(1024, Math.floor(2 ** 22 / widest)));
+}
 /** Hand the thread back to the event loop this often so I/O and cancellation get through. */
 const YIELD_EVERY_MS = 50;
 
@@ -89,7 +97,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
 
   const layers = expandLayers(spec.model, dataset.inputShape, dataset.classes);
   const batchSize = Math.min(training.batchSize, trainIdx.length);
-  const model = new Sequential(layers, k, Math.max(batchSize, EVAL_BATCH), f, bnSpec, rng);
+  const model = new Sequential(layers, k, evalBatch(layers, f, batchSize), f, bnSpec, rng);
   model.initialize(spec.model.init, rng);
   const optimizer = new Optimizer(training.optimizer, model.params, k);
   const hasBatchNorm = model.batchNorms().length > 0;
@@ -285,12 +293,13 @@ function gather(src: Rows, idx: Int32Array, f: number): Rows {
 export function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
   const k = model.kernels;
   const f = model.inputSize;
-  const probs = new Float32Array(Math.min(EVAL_BATCH, rows.n) * classes);
+  const batch = model.maxBatch;
+  const probs = new Float32Array(Math.min(batch, rows.n) * classes);
   const correct = new Int32Array(1);
   let lossSum = 0;
   let correctSum = 0;
-  for (let start = 0; start < rows.n; start += EVAL_BATCH) {
-    const n = Math.min(EVAL_BATCH, rows.n - start);
+  for (let start = 0; start < rows.n; start += batch) {
+    const n = Math.min(batch, rows.n - start);
     const logits = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false);
     lossSum += k.softmaxCrossEntropy(logits, rows.y.subarray(start, start + n), probs, n, classes, correct) * n;
     correctSum += correct[0]!;
@@ -312,8 +321,8 @@ export function populationStatistics(model: Sequential, rows: Rows): void {
     const sum = new Float64Array(c);
     const sumSq = new Float64Array(c);
     const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
-    for (let start = 0; start < rows.n; start += EVAL_BATCH) {
-      const n = Math.min(EVAL_BATCH, rows.n - start);
+    for (let start = 0; start < rows.n; start += model.maxBatch) {
+      const n = Math.min(model.maxBatch, rows.n - start);
       const h = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false, li);
       if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
       for (let r = 0; r < n; r++) {
