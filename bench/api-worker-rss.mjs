@@ -14,7 +14,7 @@ import { resolveSpec } from '../dist/src/core/spec.js';
 
 const total = Number(process.argv[2] ?? 200);
 const concurrency = Number(process.argv[3] ?? 2);
-const config = loadConfig({}, { redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379', prefix: `nlbench-rss-${process.pid}` });
+const config = loadConfig({}, { redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379', prefix: `nlbench-rss-${process.pid}`, tenantMaxActiveJobs: 1_000_000 });
 const redis = createRedis(config.redisUrl, 'bench');
 const store = new JobStore(redis, keysFor(config.prefix), config);
 const queue = createTrainQueue(redisOptions(config.redisUrl, 'bench:queue'), config);
@@ -29,7 +29,7 @@ const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker.p
 
 async function runBatch(n) {
   const ids = [];
-  for (let i = 0; i < n; i++) ids.push((await jobs.submit(spec)).id);
+  for (let i = 0; i < n; i++) ids.push((await jobs.submit('default', spec)).id);
   for (const id of ids) {
     while (!['succeeded', 'failed', 'cancelled'].includes(await store.status(id))) await new Promise((r) => setTimeout(r, 20));
   }

@@ -42,6 +42,27 @@ function str(env: string, def: string, description: string, pattern?: RegExp): S
   };
 }
 
+/** One API key and the tenant it acts for (NORMLAB_API_KEYS). */
+export interface ApiKey { key: string; tenant: string }
+
+const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** `key:tenant,key:tenant`; keys of at least 16 characters, never shown in errors. */
+function apiKeys(env: string, description: string): Setting<ApiKey[]> {
+  return {
+    env, default: [], description,
+    parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean).map((entry, i) => {
+      const cut = entry.lastIndexOf(':');
+      const key = entry.slice(0, cut);
+      const tenant = entry.slice(cut + 1);
+      if (cut < 0 || key.length < 16 || /\s/.test(key) || !TENANT_PATTERN.test(tenant)) {
+        throw new ConfigError(`${env}: entry ${i + 1} must be KEY:TENANT with a key of at least 16 characters (no spaces) and a tenant matching ${TENANT_PATTERN}`);
+      }
+      return { key, tenant };
+    }),
+  };
+}
+
 const HOUR = 3600;
 
 export const SETTINGS = {
@@ -54,7 +75,11 @@ export const SETTINGS = {
   prefix: str('NORMLAB_PREFIX', 'normlab',
     'Prefix of every Redis key (BullMQ queue, events, models, datasets); use {normlab} on Redis Cluster', /^[A-Za-z0-9_{}.-]{1,64}$/),
   workerConcurrency: int('WORKER_CONCURRENCY', os.availableParallelism(), 'Training jobs one worker process runs at once (one worker thread each); default: CPU cores', 1, 256),
-  jobAttempts: int('JOB_ATTEMPTS', 2, 'Attempts per job for unexpected failures (divergence and bad data are never retried)', 1, 100),
+  jobAttempts: int('JOB_ATTEMPTS', 2, 'Attempts per job for unexpected failures (divergence and bad data are never retried; crashes and shutdowns resume from the checkpoint without using one)', 1, 100),
+  checkpointEverySteps: int('CHECKPOINT_EVERY_STEPS', 0, 'Also checkpoint a running job every N training steps (0: at the end of every epoch only)'),
+  lockDurationMs: int('LOCK_DURATION_MS', 30_000, 'Lock of a running job, renewed every half of it by the worker process; a killed worker\'s jobs are handed to another worker once it expires', 1000),
+  stalledIntervalMs: int('STALLED_INTERVAL_MS', 15_000, 'How often each worker looks for jobs whose lock expired (a crash is noticed within LOCK_DURATION_MS + 2 × this)', 500),
+  maxStalledCount: int('MAX_STALLED_COUNT', 3, 'Times a job may lose its worker (crash, lost lock) before it fails with STALLED', 0, 1000),
   retainSucceededSeconds: int('RETAIN_SUCCEEDED_SECONDS', 7 * 24 * HOUR, 'How long a succeeded job (status, events, metrics) is kept; its model is kept regardless', 1),
   retainFailedSeconds: int('RETAIN_FAILED_SECONDS', 14 * 24 * HOUR, 'How long a failed or cancelled job is kept', 1),
   eventsMaxLen: int('EVENTS_MAX_LEN', 20000, 'Approximate cap on the events kept per job stream (oldest progress events go first)', 100),
@@ -62,11 +87,17 @@ export const SETTINGS = {
   cancelPollMs: int('CANCEL_POLL_MS', 200, 'How often a running job checks whether it was cancelled', 10, 10_000),
   sseHeartbeatMs: int('SSE_HEARTBEAT_MS', 15_000, 'Interval of the heartbeat comments on event streams', 100, 300_000),
   modelCacheSize: int('MODEL_CACHE_SIZE', 32, 'Models kept loaded (inference form) in each API process', 1, 100_000),
+  apiKeys: apiKeys('NORMLAB_API_KEYS', 'API keys as KEY:TENANT,KEY:TENANT (sent as Authorization: Bearer KEY); unset: the API is open (one tenant, "default") and says so at start'),
+  rateLimitMax: int('RATE_LIMIT_MAX', 1200, 'Requests per API key (per client address when open) per RATE_LIMIT_WINDOW_MS; 0: no limit', 0),
+  rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', 60_000, 'Window of RATE_LIMIT_MAX', 1000),
+  tenantMaxActiveJobs: int('TENANT_MAX_ACTIVE_JOBS', 100, 'Most queued and running jobs of one tenant (429 beyond)', 1),
+  tenantMaxDatasetBytes: int('TENANT_MAX_DATASET_BYTES', 256 * 1024 * 1024, 'Most bytes of CSV uploads one tenant keeps (413 beyond)', 1024),
+  maxJsonDepth: int('MAX_JSON_DEPTH', 32, 'Deepest nesting of arrays and objects in a JSON body (400 beyond)', 2, 1000),
   bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 'Largest JSON request body (413 beyond)', 1024),
   datasetMaxBytes: int('DATASET_MAX_BYTES', 32 * 1024 * 1024, 'Largest CSV upload (413 beyond)', 1024),
   datasetMaxRows: int('DATASET_MAX_ROWS', 200_000, 'Most rows of an uploaded dataset, and largest `size` of a synthetic one', 4),
   datasetMaxFeatures: int('DATASET_MAX_FEATURES', 4096, 'Most feature columns of an uploaded dataset', 1),
-  maxLayers: int('MAX_LAYERS', 32, 'Most dense layers in a model, the output layer included', 1),
+  maxLayers: int('MAX_LAYERS', 32, 'Most dense and conv layers in a model, the output layer included', 1),
   maxUnits: int('MAX_UNITS', 4096, 'Most units in one dense layer', 1),
   maxParameters: int('MAX_PARAMETERS', 5_000_000, 'Most trainable parameters in a model', 1),
   maxEpochs: int('MAX_EPOCHS', 1000, 'Most epochs of a job', 1),

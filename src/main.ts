@@ -58,10 +58,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: closing the API, finishing running jobs (signal again to stop now)');
+    logger.info({ signal }, 'stopping: the API finishes in-flight requests, running jobs checkpoint and go back to the queue (signal again to stop now)');
     try {
-      await app?.close();
-      await worker?.close();
+      await Promise.all([app?.close(), worker?.close()]);
       await stopRedis();
       process.exit(0);
     } catch (err) {

@@ -1,15 +1,24 @@
 /**
  * The sandboxed BullMQ processor: runs on a worker thread (useWorkerThreads),
  * one training job at a time per thread. It loads the dataset, trains with
- * the core, appends every event to the job's stream, watches the job's cancel
- * flag, and stores the model. Its settings arrive as the thread's workerData
- * (the worker process's Config). Each job opens its own Redis connection and
- * closes it when done, so an idle thread holds nothing.
+ * the core, appends every event to the job's stream, saves a checkpoint at
+ * every epoch end (and every CHECKPOINT_EVERY_STEPS steps), watches the job's
+ * cancel flag, and stores the model. Its settings arrive as the thread's
+ * workerData (the worker process's Config). Each job opens its own Redis
+ * connection and closes it when done, so an idle thread holds nothing.
+ *
+ * Across attempts: an attempt resumes from the job's checkpoint, if any, and
+ * says so in `started {attempt, resumedFrom: {epoch, step}}`. The events
+ * after it continue from that point: progress may repeat steps the previous
+ * attempt ran after its checkpoint; epoch events never repeat (the event
+ * script records an epoch once). When the worker process stops, it aborts
+ * the job's signal: training checkpoints at the next step, and the job goes
+ * back to the queue without using an attempt (moveToWait + WaitingError).
  */
 import { workerData } from 'node:worker_threads';
-import { UnrecoverableError, type SandboxedJob } from 'bullmq';
+import { UnrecoverableError, WaitingError, type SandboxedJob } from 'bullmq';
 import type { Config } from '../src/config.js';
-import type { TrainEvent } from '../src/core/events.js';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../src/core/checkpoint.js';
 import { getKernels } from '../src/core/kernels/index.js';
 import type { DatasetSpec } from '../src/core/spec.js';
 import { train, TrainingError } from '../src/core/train.js';
@@ -17,6 +26,7 @@ import { DatasetError, isBuiltinDataset, loadBuiltinDataset, type Dataset } from
 import { keysFor } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
 import { DatasetStore } from '../src/store/datasets.js';
+import type { TrainEvent } from '../src/core/events.js';
 import { JobStore } from '../src/store/jobs.js';
 import { ModelStore } from '../src/store/models.js';
 import { createRedis } from '../src/store/redis.js';
@@ -24,10 +34,15 @@ import { createRedis } from '../src/store/redis.js';
 const config = workerData as Config;
 const keys = keysFor(config.prefix);
 
-export default async function trainProcessor(job: SandboxedJob<TrainJobData, TrainJobResult>): Promise<TrainJobResult> {
+type Position = { epoch: number; step: number };
+
+export default async function trainProcessor(
+  job: SandboxedJob<TrainJobData, TrainJobResult>, token?: string, signal?: AbortSignal,
+): Promise<TrainJobResult> {
   const id = job.id;
-  const { spec } = job.data;
-  const redis = createRedis(config.redisUrl, `normlab:train:${id}`);
+  const { spec, tenant } = job.data;
+  // Commands wait for Redis through a restart instead of failing the attempt.
+  const redis = createRedis(config.redisUrl, `normlab:train:${id}`, { maxRetriesPerRequest: null });
   const jobs = new JobStore(redis, keys, config);
 
   // Events are written in order on one connection without waiting for each;
@@ -41,40 +56,70 @@ export default async function trainProcessor(job: SandboxedJob<TrainJobData, Tra
     await lastWrite;
     if (writeError) throw writeError;
   };
+  /** Back to the queue, attempt unused; the next attempt resumes from the checkpoint. */
+  const requeue = async (): Promise<never> => {
+    await flush();
+    await job.moveToWait(token);
+    throw new WaitingError();
+  };
 
   let cancelled = false;
   const poll = setInterval(() => {
     jobs.isCancelRequested(id).then((c) => { cancelled ||= c; }, () => {});
   }, config.cancelPollMs);
 
+  let lastCheckpoint: Position | null = null;
   try {
+    // Handed over while the worker was already stopping.
+    if (signal?.aborted) await requeue();
     if (await jobs.isCancelRequested(id)) {
       emit({ type: 'cancelled' });
       await flush();
       return { outcome: 'cancelled' };
     }
-    // attemptsStarted counts this start, including restarts of a stalled job.
-    emit({ type: 'started', attempt: job.attemptsStarted });
-    const dataset = await loadDataset(spec.dataset, spec.training.seed, new DatasetStore(redis, keys));
-    const result = await train(spec, dataset, {
+    const resumeFrom = await loadCheckpoint(jobs, id, emit);
+    lastCheckpoint = resumeFrom && { epoch: resumeFrom.state.epoch, step: resumeFrom.state.step };
+    // attemptsStarted counts this start, including restarts after a crash or a shutdown.
+    emit({ type: 'started', attempt: job.attemptsStarted, resumedFrom: lastCheckpoint });
+    const dataset = await loadDataset(spec.dataset, spec.training.seed, new DatasetStore(redis, keys, config.tenantMaxDatasetBytes), tenant);
+
+    const run = (from: Checkpoint | null) => train(spec, dataset, {
       kernels: getKernels(),
-      onEvent: emit,
-      isCancelled: () => cancelled,
       progressIntervalMs: config.progressIntervalMs,
+      checkpointEverySteps: config.checkpointEverySteps,
+      resumeFrom: from,
+      onEvent: (event) => {
+        if (event.type === 'checkpoint') lastCheckpoint = { epoch: event.epoch, step: event.step };
+        emit(event);
+      },
+      onCheckpoint: (checkpoint) => jobs.saveCheckpoint(id, encodeCheckpoint(checkpoint)),
+      isCancelled: () => cancelled,
+      shouldPause: () => signal?.aborted === true,
     });
-    await new ModelStore(redis, keys).save(id, result.artifact);
+    const result = await run(resumeFrom).catch((err: unknown) => {
+      if (!(resumeFrom && err instanceof TrainingError && err.code === 'BAD_CHECKPOINT')) throw err;
+      // Made by another build (e.g. before a deploy): the same seed gives the same model from the start.
+      emit({ type: 'warning', code: 'CHECKPOINT_DISCARDED', message: `${err.message}; training starts over` });
+      lastCheckpoint = null;
+      return run(null);
+    });
+    await new ModelStore(redis, keys).save(tenant, id, result.artifact);
     emit({ type: 'completed', modelId: id, metrics: result.metrics, epochsToTarget: result.epochsToTarget });
     await flush();
     return { outcome: 'succeeded' };
   } catch (err) {
+    if (err instanceof WaitingError) throw err;
+    if (err instanceof TrainingError && err.code === 'PAUSED') await requeue();
     if (err instanceof TrainingError && err.code === 'CANCELLED') {
       emit({ type: 'cancelled' });
       await flush();
       return { outcome: 'cancelled' };
     }
     if (err instanceof TrainingError || err instanceof DatasetError) {
-      // Deterministic: another attempt would fail the same way.
-      emit({ type: 'failed', code: err.code, message: err.message, details: err.details ?? {} });
+      // Deterministic: another attempt would fail the same way. The checkpoint
+      // (the last good state, e.g. before a divergence) stays with the failed job.
+      const details = { ...err.details, ...(lastCheckpoint ? { checkpoint: lastCheckpoint } : {}) };
+      emit({ type: 'failed', code: err.code, message: err.message, details });
       await flush();
       throw new UnrecoverableError(`${err.code}: ${err.message}`);
     }
@@ -87,9 +132,21 @@ export default async function trainProcessor(job: SandboxedJob<TrainJobData, Tra
   }
 }
 
-async function loadDataset(spec: DatasetSpec, seed: number, uploads: DatasetStore): Promise<Dataset> {
+/** The job's checkpoint, or null when it has none or it cannot be read (then with a warning: training starts over). */
+async function loadCheckpoint(jobs: JobStore, id: string, emit: (event: TrainEvent) => void): Promise<Checkpoint | null> {
+  const bytes = await jobs.checkpoint(id);
+  if (!bytes) return null;
+  try {
+    return decodeCheckpoint(bytes);
+  } catch (err) {
+    emit({ type: 'warning', code: 'CHECKPOINT_DISCARDED', message: `the job's checkpoint cannot be read (${(err as Error).message}); training starts over` });
+    return null;
+  }
+}
+
+async function loadDataset(spec: DatasetSpec, seed: number, uploads: DatasetStore, tenant: string): Promise<Dataset> {
   if (isBuiltinDataset(spec.id)) return loadBuiltinDataset(spec, seed);
-  const ds = await uploads.load(spec.id);
+  const ds = await uploads.load(tenant, spec.id);
   if (!ds) throw new DatasetError('UNKNOWN_DATASET', `dataset ${spec.id} was deleted before the job started`, { id: spec.id });
   if (spec.limit === null || spec.limit >= ds.train.n) return ds;
   const train = { x: ds.train.x.subarray(0, spec.limit * ds.features), y: ds.train.y.subarray(0, spec.limit), n: spec.limit };

@@ -3,6 +3,12 @@
  * (./train-processor.ts, compiled) runs on worker threads, so training never
  * touches an event loop that serves requests. `startWorker` is used by
  * `npm start` (embedded) and by this file's own entry (`npm run worker`).
+ *
+ * Crashes: the lock of a running job is renewed by this process's main
+ * thread (never blocked by training) every LOCK_DURATION_MS / 2. When the
+ * process dies, the lock expires and another worker's stalled check (every
+ * STALLED_INTERVAL_MS) puts the job back in the queue, where it resumes from
+ * its checkpoint. Graceful stop: see `close`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +18,7 @@ import { pino, type Logger } from 'pino';
 import { DEFAULT_REDIS_URL, loadConfig, type Config } from '../src/config.js';
 import { keysFor, QUEUE_NAME } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
+import type { TrainEvent } from '../src/core/events.js';
 import { JobStore } from '../src/store/jobs.js';
 import { createRedis, redisOptions } from '../src/store/redis.js';
 
@@ -21,14 +28,26 @@ export const PROCESSOR_FILE = existsSync(path.join(here, 'train-processor.js'))
   ? path.join(here, 'train-processor.js')
   : path.resolve(here, '../dist/workers/train-processor.js');
 
+/** How long the worker waits before fetching again after a Redis error (BullMQ's default, 15 s, is long after a Redis restart). */
+const RUN_RETRY_DELAY_MS = 1000;
+/** While stopping, jobs the worker still receives are asked to pause this often. */
+const PAUSE_REPEAT_MS = 100;
+/** BullMQ's failure reason for a job that exceeded maxStalledCount. */
+const STALLED_REASON = 'job stalled more than allowable limit';
+
 export interface TrainWorker {
   worker: Worker<TrainJobData, TrainJobResult>;
-  /** Stop taking jobs, let the running ones finish (or end them when `force`), disconnect. */
+  /**
+   * Stop taking jobs; ask each running job to checkpoint at its next step and
+   * go back to the queue (it resumes on any worker, its attempt unused); wait
+   * for that; disconnect. `force`: stop now, leaving running jobs to the
+   * stalled check of other workers.
+   */
   close(force?: boolean): Promise<void>;
 }
 
 export function startWorker(config: Config, logger: Logger): TrainWorker {
-  const store = createRedis(config.redisUrl, 'normlab:worker:store');
+  const store = createRedis(config.redisUrl, 'normlab:worker:store', { maxRetriesPerRequest: null });
   const jobs = new JobStore(store, keysFor(config.prefix), config);
   const worker = new Worker<TrainJobData, TrainJobResult>(QUEUE_NAME, PROCESSOR_FILE, {
     connection: redisOptions(config.redisUrl, 'normlab:worker'),
@@ -36,6 +55,10 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
     concurrency: config.workerConcurrency,
     useWorkerThreads: true,
     workerThreadsOptions: { workerData: config },
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.stalledIntervalMs,
+    maxStalledCount: config.maxStalledCount,
+    runRetryDelay: RUN_RETRY_DELAY_MS,
   });
 
   // The processor records the failures it understands (divergence, bad data,
@@ -45,20 +68,36 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-    const event = final
-      ? { type: 'failed' as const, code: 'INTERNAL', message: `training failed: ${err.message}` }
-      : { type: 'warning' as const, code: 'ATTEMPT_FAILED', message: `attempt ${job.attemptsMade} failed (${err.message}); retrying` };
+    const event: TrainEvent = !final
+      ? { type: 'warning', code: 'ATTEMPT_FAILED', message: `attempt ${job.attemptsMade} failed (${err.message}); retrying` }
+      : err.message === STALLED_REASON
+        ? { type: 'failed', code: 'STALLED', message: `the job lost its worker more than ${config.maxStalledCount} times (crashed or unreachable workers)` }
+        : { type: 'failed', code: 'INTERNAL', message: `training failed: ${err.message}` };
     logger.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, final ? 'job failed' : 'job attempt failed');
     jobs.append(job.id!, event).catch((e: unknown) => logger.error({ err: e, jobId: job.id }, 'could not record a job failure'));
   });
+  worker.on('stalled', (jobId) => logger.warn({ jobId }, 'job lost its worker; back in the queue, it resumes from its checkpoint'));
   worker.on('error', (err) => logger.error({ err }, 'worker error'));
-  logger.info({ concurrency: config.workerConcurrency, prefix: config.prefix }, 'training worker started');
+  logger.info({
+    concurrency: config.workerConcurrency, prefix: config.prefix,
+    lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, checkpointEverySteps: config.checkpointEverySteps,
+  }, 'training worker started');
 
   return {
     worker,
     async close(force = false) {
-      await worker.close(force);
-      await store.quit();
+      const closed = worker.close(force);
+      // The processors see their abort signal and pause; BullMQ may still hand
+      // over a job it fetched before closing, so ask again until closed.
+      const pause = () => worker.cancelAllJobs('worker stopping');
+      if (!force) pause();
+      const repeat = force ? undefined : setInterval(pause, PAUSE_REPEAT_MS);
+      try {
+        await closed;
+      } finally {
+        clearInterval(repeat);
+        await store.quit();
+      }
     },
   };
 }
@@ -76,7 +115,7 @@ async function main(): Promise<void> {
       return;
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: finishing the running jobs (signal again to stop now)');
+    logger.info({ signal }, 'stopping: running jobs checkpoint and go back to the queue (signal again to stop now)');
     close().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error while stopping');
       process.exit(1);

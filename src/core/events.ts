@@ -19,7 +19,8 @@ export interface BatchNormSnapshot {
 
 export type TrainEvent =
   | { type: 'queued' }
-  | { type: 'started'; attempt: number; resumedFrom?: number | null }
+  /** resumedFrom: the checkpoint position this attempt continues from (null: from the start). */
+  | { type: 'started'; attempt: number; resumedFrom: { epoch: number; step: number } | null }
   | { type: 'progress'; epoch: number; step: number; stepsPerEpoch: number; loss: number; samplesPerSec: number; etaSeconds: number }
   | {
       type: 'epoch'; epoch: number; train: Metrics; val: Metrics | null; test: Metrics | null;

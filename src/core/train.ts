@@ -145,18 +145,19 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     const epoch = st.epoch;
     const lr = learningRateAt(training.optimizer.learningRate, training.schedule, epoch - 1, training.epochs);
     if (training.freezeBatchNormAfterEpoch !== null && epoch > training.freezeBatchNormAfterEpoch) model.freezeBatchNorm();
-    if (st.step === 0) {
-      shuffle(rng, trainIdx);
-      st.lossSum = 0;
-      st.correctSum = 0;
-      st.epochSeconds = 0;
-    }
     for (; st.step < stepsPerEpoch; st.step++) {
       const step = st.step;
       if (options.isCancelled?.()) throw new TrainingError('CANCELLED', 'the job was cancelled', { epoch, step });
       if (options.shouldPause?.()) {
         await checkpoint(epoch, step);
         throw new TrainingError('PAUSED', `training paused at epoch ${epoch}, step ${step}`, { epoch, step });
+      }
+      // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
+      if (step === 0) {
+        shuffle(rng, trainIdx);
+        st.lossSum = 0;
+        st.correctSum = 0;
+        st.epochSeconds = 0;
       }
       const t0 = performance.now();
       const start = step * batchSize;

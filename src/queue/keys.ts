@@ -1,12 +1,13 @@
 /**
  * Every Redis key of the service, derived from one prefix (NORMLAB_PREFIX).
- * BullMQ gets the same prefix, so its keys are `{prefix}:train:…`.
+ * BullMQ gets the same prefix, so its keys are `{prefix}:train:…`. Jobs,
+ * models and datasets belong to a tenant; each tenant has its own indexes.
  */
 export const QUEUE_NAME = 'train';
 
 export interface Keys {
   prefix: string;
-  /** Hash: the job's status, progress, latest metrics, warnings, error, spec. */
+  /** Hash: the job's tenant, status, progress, latest metrics, warnings, error, spec. */
   job(id: string): string;
   /** Capped stream of the job's events (DESIGN.md "Events"). */
   events(id: string): string;
@@ -14,27 +15,37 @@ export interface Keys {
   history(id: string): string;
   /** Set while a cancellation is requested. */
   cancel(id: string): string;
-  /** Sorted set (all scores 0, ordered by id = by creation time) of job ids. */
-  jobIndex: string;
-  /** Hash: model manifest (JSON) and weights (safetensors bytes). */
+  /** The latest training checkpoint (encodeCheckpoint bytes). */
+  checkpoint(id: string): string;
+  /** Sorted set (all scores 0, ordered by id = by creation time) of the tenant's job ids. */
+  jobIndex(tenant: string): string;
+  /** Set of the tenant's job ids that were queued or running when last looked at (the active-jobs quota). */
+  activeJobs(tenant: string): string;
+  /** Hash: manifest (JSON), weights (safetensors bytes), tenant. */
   model(id: string): string;
-  modelIndex: string;
-  /** Hash: dataset summary (JSON) and the encoded dataset. */
+  modelIndex(tenant: string): string;
+  /** Hash: dataset summary (JSON), the encoded dataset, tenant. */
   dataset(id: string): string;
-  datasetIndex: string;
+  datasetIndex(tenant: string): string;
+  /** Hash: the tenant's usage counters (datasetBytes). */
+  usage(tenant: string): string;
 }
 
 export function keysFor(prefix: string): Keys {
+  const tenant = (t: string) => `${prefix}:tenant:${t}`;
   return {
     prefix,
     job: (id) => `${prefix}:job:${id}`,
     events: (id) => `${prefix}:job:${id}:events`,
     history: (id) => `${prefix}:job:${id}:history`,
     cancel: (id) => `${prefix}:job:${id}:cancel`,
-    jobIndex: `${prefix}:jobs`,
+    checkpoint: (id) => `${prefix}:job:${id}:checkpoint`,
+    jobIndex: (t) => `${tenant(t)}:jobs`,
+    activeJobs: (t) => `${tenant(t)}:active`,
     model: (id) => `${prefix}:model:${id}`,
-    modelIndex: `${prefix}:models`,
+    modelIndex: (t) => `${tenant(t)}:models`,
     dataset: (id) => `${prefix}:dataset:${id}`,
-    datasetIndex: `${prefix}:datasets`,
+    datasetIndex: (t) => `${tenant(t)}:datasets`,
+    usage: (t) => `${tenant(t)}:usage`,
   };
 }

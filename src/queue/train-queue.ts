@@ -1,6 +1,7 @@
 /**
  * The BullMQ queue `train`: job data, job options, and the job service the
- * API uses (submit, look up, cancel). A job's BullMQ id is its resource id.
+ * API uses (submit, look up, cancel), each on behalf of a tenant: another
+ * tenant's job is not found. A job's BullMQ id is its resource id.
  */
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { Config } from '../config.js';
@@ -9,7 +10,7 @@ import { isFinished, type JobRecord, type JobStore } from '../store/jobs.js';
 import { newId } from '../store/ids.js';
 import { QUEUE_NAME } from './keys.js';
 
-export interface TrainJobData { spec: JobSpec }
+export interface TrainJobData { spec: JobSpec; tenant: string }
 /** What the processor returns to BullMQ (the job's own record holds the rest). */
 export interface TrainJobResult { outcome: 'succeeded' | 'cancelled' }
 
@@ -36,26 +37,31 @@ export class JobFinishedError extends Error {
 export class JobService {
   constructor(private readonly queue: Queue<TrainJobData, TrainJobResult>, private readonly store: JobStore) {}
 
-  /** Record the job (status queued, first event) and hand it to the queue. */
-  async submit(spec: JobSpec): Promise<JobRecord> {
+  /**
+   * Record the job (status queued, first event) and hand it to the queue.
+   * Throws ActiveJobsLimitError when the tenant has too many active jobs.
+   */
+  async submit(tenant: string, spec: JobSpec): Promise<JobRecord> {
     const id = newId('job');
-    await this.store.create(id, spec);
+    await this.store.create(tenant, id, spec);
     try {
-      await this.queue.add(QUEUE_NAME, { spec }, { jobId: id });
+      await this.queue.add(QUEUE_NAME, { spec, tenant }, { jobId: id });
     } catch (err) {
-      await this.store.remove(id);
+      await this.store.remove(tenant, id);
       throw err;
     }
     return (await this.store.get(id))!;
   }
 
   /**
-   * The job's record, with BullMQ's view folded in: a job whose attempt failed
-   * and that waits for its retry is queued again.
+   * The tenant's job, with BullMQ's view folded in: a job whose attempt
+   * failed, whose worker stopped or crashed, and that waits to resume is
+   * queued again.
    */
-  async get(id: string): Promise<JobRecord | null> {
+  async get(tenant: string, id: string): Promise<JobRecord | null> {
     const record = await this.store.get(id);
-    if (record?.status === 'running') {
+    if (record?.tenant !== tenant) return null;
+    if (record.status === 'running') {
       const state = await this.queue.getJobState(id);
       if (state === 'waiting' || state === 'delayed' || state === 'prioritized') return { ...record, status: 'queued' };
     }
@@ -67,9 +73,9 @@ export class JobService {
    * now; a running one is flagged and its processor stops at the next step.
    * Throws JobFinishedError for a job that already ended.
    */
-  async cancel(id: string): Promise<JobRecord | null> {
+  async cancel(tenant: string, id: string): Promise<JobRecord | null> {
     const record = await this.store.get(id);
-    if (!record) return null;
+    if (record?.tenant !== tenant) return null;
     if (isFinished(record.status)) throw new JobFinishedError(record);
     await this.store.requestCancel(id);
     const removed = (await this.queue.remove(id)) === 1;

@@ -1,11 +1,15 @@
 /**
- * The Fastify app: `buildApp(config)` wires the services, validation, error
- * handling, OpenAPI and one route plugin per resource under /v1. It does not
- * listen; main.ts and the tests do.
+ * The Fastify app: `buildApp(config)` wires the services, API keys and
+ * tenants, rate limits, JSON parsing and validation, error handling, OpenAPI
+ * and one route plugin per resource under /v1. It does not listen; main.ts
+ * and the tests do.
  */
+import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
+import { installAuth } from './plugins/auth.js';
 import { installErrorHandling } from './plugins/errors.js';
+import { installJsonParser } from './plugins/json-body.js';
 import { registerOpenApi } from './plugins/swagger.js';
 import datasetsRoutes from './routes/datasets.js';
 import healthRoutes from './routes/health.js';
@@ -13,6 +17,7 @@ import jobsRoutes from './routes/jobs.js';
 import modelsRoutes from './routes/models.js';
 import { ErrorResponse } from './schemas/common.js';
 import { JobSpecSchema } from '../core/spec.js';
+import { HttpError } from './errors.js';
 import { createServices, type Services } from './services.js';
 import { typeboxValidatorCompiler } from './validation.js';
 
@@ -26,13 +31,39 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: config.logLevel, name: 'normlab-api' },
     bodyLimit: config.bodyLimitBytes,
+    // Requests that arrive while the server closes get the usual error body (below).
+    return503OnClosing: false,
   });
   const services = createServices(config, app.log);
   app.decorate('services', services);
   app.addHook('onClose', async () => services.close());
 
+  let closing = false;
+  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new HttpError(503, 'SHUTTING_DOWN', 'this API process is shutting down; retry the request', {});
+  });
+
   app.setValidatorCompiler(typeboxValidatorCompiler);
   installErrorHandling(app);
+  installJsonParser(app, config.maxJsonDepth);
+  installAuth(app, config.apiKeys);
+  if (config.rateLimitMax > 0) {
+    await app.register(rateLimit, {
+      max: config.rateLimitMax,
+      timeWindow: config.rateLimitWindowMs,
+      redis: services.redis,
+      nameSpace: `${config.prefix}:ratelimit:`,
+      // Redis away: let requests through (they answer 503 themselves if they need Redis).
+      skipOnError: true,
+      keyGenerator: (request) => request.clientId,
+      errorResponseBuilder: (_request, context) => new HttpError(429, 'RATE_LIMITED',
+        `more than ${context.max} requests in ${config.rateLimitWindowMs} ms with this ${config.apiKeys.length > 0 ? 'API key' : 'client address'}; retry in ${context.after}`,
+        { limit: context.max, windowMs: config.rateLimitWindowMs, retryAfterSeconds: Math.ceil(context.ttl / 1000), setting: 'RATE_LIMIT_MAX' }),
+    });
+  }
   app.addSchema(ErrorResponse);
   app.addSchema(JobSpecSchema);
   await registerOpenApi(app);

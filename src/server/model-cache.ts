@@ -1,19 +1,27 @@
 /**
  * Models in inference form (frozen statistics, batch norm folded), least
  * recently used evicted first. Concurrent requests for a model that is not
- * loaded yet share one load.
+ * loaded yet share one load. Each entry remembers its owner, so another
+ * tenant's request is answered like a miss without touching Redis.
  */
 import { InferenceModel } from '../core/inference.js';
 import type { Kernels } from '../core/kernels/types.js';
 import type { ModelStore } from '../store/models.js';
 
+type Entry = { tenant: string; model: InferenceModel } | null;
+
 export class ModelCache {
-  private readonly entries = new Map<string, Promise<InferenceModel | null>>();
+  private readonly entries = new Map<string, Promise<Entry>>();
 
   constructor(private readonly store: ModelStore, private readonly kernels: Kernels, private readonly capacity: number) {}
 
-  /** The model, or null when there is no such model. */
-  get(id: string): Promise<InferenceModel | null> {
+  /** The tenant's model, or null when it has no such model. */
+  async get(tenant: string, id: string): Promise<InferenceModel | null> {
+    const entry = await this.entry(id);
+    return entry?.tenant === tenant ? entry.model : null;
+  }
+
+  private entry(id: string): Promise<Entry> {
     const entry = this.entries.get(id);
     if (entry) {
       this.entries.delete(id);
@@ -29,8 +37,8 @@ export class ModelCache {
     return loading;
   }
 
-  private async load(id: string): Promise<InferenceModel | null> {
-    const artifact = await this.store.artifact(id);
-    return artifact ? InferenceModel.fromArtifact(artifact, { kernels: this.kernels, fold: true }) : null;
+  private async load(id: string): Promise<Entry> {
+    const owned = await this.store.owned(id);
+    return owned && { tenant: owned.tenant, model: InferenceModel.fromArtifact(owned.artifact, { kernels: this.kernels, fold: true }) };
   }
 }

@@ -46,7 +46,7 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     jobs: new JobService(queue, jobStore),
     jobStore,
     models,
-    datasets: new DatasetStore(redis, keys),
+    datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes),
     modelCache: new ModelCache(models, getKernels(), config.modelCacheSize),
     kernels: kernelsInfo(),
     blockingConnection: () => createRedis(config.redisUrl, 'normlab:api:events', { maxRetriesPerRequest: null }),

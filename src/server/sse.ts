@@ -3,7 +3,9 @@
  * Last-Event-ID, then live events as the worker appends them (XREAD BLOCK on
  * a connection of the stream's own, so no other request waits behind it),
  * heartbeat comments in between, and the end of the response after the
- * terminal event.
+ * terminal event. When the server closes, each open stream gets a last
+ * comment and a clean end; the client reconnects (to any API process) with
+ * its Last-Event-ID and misses nothing.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TERMINAL_EVENTS } from '../core/events.js';
@@ -15,12 +17,12 @@ const BLOCK_MS = 5000;
 
 export class EventStreams {
   /** The open streams, ended when the server closes. */
-  private readonly open = new Set<() => void>();
+  private readonly open = new Set<(farewell?: string) => void>();
 
   constructor(private readonly services: Services) {}
 
   closeAll(): void {
-    for (const end of this.open) end();
+    for (const end of this.open) end(': the server is shutting down; reconnect with Last-Event-ID\n\n');
   }
 
   async serve(request: FastifyRequest, reply: FastifyReply, jobId: string, after: string): Promise<void> {
@@ -37,8 +39,9 @@ export class EventStreams {
     let live = true;
     const write = (chunk: string) => { if (live && !res.destroyed) res.write(chunk); };
     const heartbeat = setInterval(() => write(': ping\n\n'), services.config.sseHeartbeatMs);
-    const end = () => {
+    const end = (farewell?: string) => {
       if (!live) return;
+      if (farewell) write(farewell);
       live = false;
       clearInterval(heartbeat);
       this.open.delete(end);
@@ -46,8 +49,8 @@ export class EventStreams {
       res.end();
     };
     this.open.add(end);
-    res.on('close', end);
-    res.on('error', end);
+    res.on('close', () => end());
+    res.on('error', () => end());
     write('retry: 2000\n\n');
 
     const send = (events: StoredEvent[]): boolean => {
@@ -68,9 +71,12 @@ export class EventStreams {
           events = await services.jobStore.events(jobId, last);
           continue;
         }
-        // Nothing new. A finished job has nothing more to say (the client already has its last event).
+        // Nothing new. A job that finished meanwhile has at most its terminal event left to send.
         const status = await services.jobStore.status(jobId);
-        if (!status || isFinished(status)) break;
+        if (!status || isFinished(status)) {
+          send(await services.jobStore.events(jobId, last));
+          break;
+        }
         events = await JobStore.readBlocking(conn, services.keys, jobId, last, BLOCK_MS);
       }
     } catch (err) {

@@ -1,6 +1,8 @@
 /**
- * Uploaded datasets: `dataset:{id}` holds a summary (JSON) and the dataset in
- * the binary form of the datasets module.
+ * Uploaded datasets: `dataset:{id}` holds the owning tenant, a summary
+ * (JSON), the CSV size and the dataset in the binary form of the datasets
+ * module. A tenant's uploads are listed in its own index and their CSV sizes
+ * add up in its usage hash, which the upload quota checks atomically.
  */
 import { decodeDataset, encodeDataset, type Dataset } from '../datasets/index.js';
 import type { Keys } from '../queue/keys.js';
@@ -19,33 +21,64 @@ export interface DatasetSummary {
   createdAt: string;
 }
 
-export class DatasetStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+/** KEYS: dataset, index, usage. ARGV: limit, bytes, id, tenant, summary, data. Returns -1 when saved, else the bytes in use. */
+export const SAVE_DATASET_LUA = `
+local used = tonumber(redis.call('HGET', KEYS[3], 'datasetBytes') or '0')
+if used + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return used end
+redis.call('HSET', KEYS[1], 'tenant', ARGV[4], 'bytes', ARGV[2], 'summary', ARGV[5], 'data', ARGV[6])
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('HINCRBY', KEYS[3], 'datasetBytes', ARGV[2])
+return -1
+`;
 
-  async save(ds: Dataset, bytes: number): Promise<DatasetSummary> {
+/** KEYS: dataset, index, usage. ARGV: id, tenant. Returns 1 when the tenant's dataset was deleted. */
+export const DELETE_DATASET_LUA = `
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
+local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
+redis.call('UNLINK', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'datasetBytes', -bytes)
+return 1
+`;
+
+export class DatasetQuotaError extends Error {
+  constructor(readonly bytes: number, readonly used: number, readonly limit: number) {
+    super(`the upload of ${bytes} bytes would exceed the tenant's dataset storage of ${limit} bytes (${used} in use)`);
+    this.name = 'DatasetQuotaError';
+  }
+}
+
+export class DatasetStore {
+  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly maxBytesPerTenant: number) {}
+
+  /** Store an upload of `bytes` CSV bytes; DatasetQuotaError when the tenant's storage would exceed its limit. */
+  async save(tenant: string, ds: Dataset, bytes: number): Promise<DatasetSummary> {
     const summary: DatasetSummary = {
       id: ds.id, name: ds.name, kind: 'upload', inputShape: ds.inputShape, features: ds.features,
       classes: ds.classes, classNames: ds.classNames, rows: ds.train.n, bytes, createdAt: new Date().toISOString(),
     };
-    await this.redis.multi()
-      .hset(this.keys.dataset(ds.id), { summary: JSON.stringify(summary), data: encodeDataset(ds) })
-      .zadd(this.keys.datasetIndex, 0, ds.id)
-      .exec();
+    const k = this.keys;
+    const used = await this.redis.saveDataset(
+      k.dataset(ds.id), k.datasetIndex(tenant), k.usage(tenant),
+      this.maxBytesPerTenant, bytes, ds.id, tenant, JSON.stringify(summary), encodeDataset(ds),
+    );
+    if (used >= 0) throw new DatasetQuotaError(bytes, used, this.maxBytesPerTenant);
     return summary;
   }
 
-  async summary(id: string): Promise<DatasetSummary | null> {
-    const s = await this.redis.hget(this.keys.dataset(id), 'summary');
-    return s ? (JSON.parse(s) as DatasetSummary) : null;
+  /** The tenant's dataset, or null (also for another tenant's). */
+  async summary(tenant: string, id: string): Promise<DatasetSummary | null> {
+    const [owner, s] = await this.redis.hmget(this.keys.dataset(id), 'tenant', 'summary');
+    return owner === tenant && s ? (JSON.parse(s) as DatasetSummary) : null;
   }
 
-  async load(id: string): Promise<Dataset | null> {
-    const buf = await this.redis.hgetBuffer(this.keys.dataset(id), 'data');
-    return buf ? decodeDataset(buf) : null;
+  async load(tenant: string, id: string): Promise<Dataset | null> {
+    const [owner, data] = await this.redis.hmgetBuffer(this.keys.dataset(id), 'tenant', 'data');
+    return owner?.toString() === tenant && data ? decodeDataset(data) : null;
   }
 
-  async list(): Promise<DatasetSummary[]> {
-    const ids = await this.redis.zrevrangebylex(this.keys.datasetIndex, '+', '-');
+  async list(tenant: string): Promise<DatasetSummary[]> {
+    const ids = await this.redis.zrevrangebylex(this.keys.datasetIndex(tenant), '+', '-');
     if (ids.length === 0) return [];
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hget(this.keys.dataset(id), 'summary');
@@ -53,9 +86,9 @@ export class DatasetStore {
     return rows.flatMap(([, s]) => (s ? [JSON.parse(s as string) as DatasetSummary] : []));
   }
 
-  /** True when the dataset existed. */
-  async delete(id: string): Promise<boolean> {
-    const [[, n]] = (await this.redis.multi().unlink(this.keys.dataset(id)).zrem(this.keys.datasetIndex, id).exec())!;
-    return n === 1;
+  /** True when the tenant's dataset existed. */
+  async delete(tenant: string, id: string): Promise<boolean> {
+    const k = this.keys;
+    return (await this.redis.deleteDataset(k.dataset(id), k.datasetIndex(tenant), k.usage(tenant), id, tenant)) === 1;
   }
 }

@@ -1,9 +1,11 @@
 /**
- * Job records in Redis: a hash per job (status, progress, latest metrics,
- * warnings, error, spec), the capped event stream `job:{id}:events`, the
- * epoch history list and the id index. Events are appended by one Lua script
- * that also updates the hash, so the stream and the status never disagree,
- * and nothing is appended after a terminal event (exactly one per job).
+ * Job records in Redis: a hash per job (tenant, status, progress, latest
+ * metrics, warnings, error, spec), the capped event stream `job:{id}:events`,
+ * the epoch history list, the latest checkpoint and the tenant's indexes.
+ * Events are appended by one Lua script that also updates the hash, so the
+ * stream and the status never disagree, nothing is appended after a terminal
+ * event (exactly one per job), and an epoch is recorded once even when a
+ * resumed attempt trains it again.
  */
 import type { FinalMetrics, Metrics, TrainEvent } from '../core/events.js';
 import type { JobSpec } from '../core/spec.js';
@@ -29,6 +31,7 @@ export interface JobError { code: string; message: string; details?: Record<stri
 
 export interface JobRecord {
   id: string;
+  tenant: string;
   name: string | null;
   status: JobStatus;
   attempt: number;
@@ -50,12 +53,21 @@ export interface StoredEvent { id: string; event: TrainEvent }
 
 export type EpochEvent = Extract<TrainEvent, { type: 'epoch' }>;
 
+/**
+ * KEYS: job, events, history, cancel, checkpoint. ARGV: maxLen, type, data, ttl, field, value, …
+ * A terminal event deletes the checkpoint, except `failed`, which keeps it
+ * (the last good state of a diverged job) as long as the job.
+ */
 export const APPEND_JOB_EVENT_LUA = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'succeeded' or status == 'failed' or status == 'cancelled' then return false end
+if ARGV[2] == 'epoch' then
+  local last = redis.call('LINDEX', KEYS[3], -1)
+  if last and cjson.decode(last).epoch >= cjson.decode(ARGV[3]).epoch then return false end
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[2], 'data', ARGV[3])
 if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
-if ARGV[2] == 'epoch' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
 if ARGV[2] == 'warning' then
   local old = redis.call('HGET', KEYS[1], 'warnings')
   redis.call('HSET', KEYS[1], 'warnings', (old and (old .. '\\n') or '') .. ARGV[3])
@@ -63,29 +75,77 @@ end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  if ARGV[2] == 'failed' then redis.call('EXPIRE', KEYS[5], ttl) else redis.call('DEL', KEYS[5]) end
 end
 return id
 `;
 
-export interface JobStoreOptions { eventsMaxLen: number; retainSucceededSeconds: number; retainFailedSeconds: number }
+/**
+ * KEYS: job, events, jobIndex, activeJobs. ARGV: maxActive, id, maxLen, queued event, field, value, …
+ * Records a new job unless the tenant already has maxActive active jobs (returns 0).
+ */
+export const CREATE_JOB_LUA = `
+if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'queued', 'data', ARGV[4])
+return 1
+`;
+
+export interface JobStoreOptions {
+  eventsMaxLen: number; retainSucceededSeconds: number; retainFailedSeconds: number; tenantMaxActiveJobs: number;
+}
+
+export class ActiveJobsLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`the tenant already has ${limit} queued or running jobs`);
+    this.name = 'ActiveJobsLimitError';
+  }
+}
 
 export class JobStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly options: JobStoreOptions) {}
 
-  /** Record a new job (status queued) with its first event. */
-  async create(id: string, spec: JobSpec): Promise<void> {
+  /**
+   * Record a new job (status queued) with its first event. Throws
+   * ActiveJobsLimitError when the tenant has tenantMaxActiveJobs queued or
+   * running jobs; finished jobs leave the count lazily, here.
+   */
+  async create(tenant: string, id: string, spec: JobSpec): Promise<void> {
     const k = this.keys;
-    await this.redis.multi()
-      .hset(k.job(id), { id, status: 'queued', attempt: 0, createdAt: new Date().toISOString(), spec: JSON.stringify(spec), name: spec.name ?? '' })
-      .zadd(k.jobIndex, 0, id)
-      .xadd(k.events(id), 'MAXLEN', '~', this.options.eventsMaxLen, '*', 'type', 'queued', 'data', JSON.stringify({ type: 'queued' }))
-      .exec();
+    const limit = this.options.tenantMaxActiveJobs;
+    const fields = { id, tenant, status: 'queued', attempt: 0, createdAt: new Date().toISOString(), spec: JSON.stringify(spec), name: spec.name ?? '' };
+    const create = () => this.redis.createJob(
+      k.job(id), k.events(id), k.jobIndex(tenant), k.activeJobs(tenant),
+      limit, id, this.options.eventsMaxLen, JSON.stringify({ type: 'queued' }), ...Object.entries(fields).flat(),
+    );
+    if (await create() === 1) return;
+    await this.pruneActive(tenant);
+    if (await create() === 0) throw new ActiveJobsLimitError(limit);
+  }
+
+  /** Drop the tenant's finished (or expired) jobs from its active set. */
+  private async pruneActive(tenant: string): Promise<void> {
+    const ids = await this.redis.smembers(this.keys.activeJobs(tenant));
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.keys.job(id), 'status');
+    const statuses = (await pipeline.exec()) ?? [];
+    const done = ids.filter((_, i) => {
+      const status = statuses[i][1] as JobStatus | null;
+      return !status || isFinished(status);
+    });
+    if (done.length > 0) await this.redis.srem(this.keys.activeJobs(tenant), ...done);
   }
 
   /** Forget a job that could not be queued. */
-  async remove(id: string): Promise<void> {
+  async remove(tenant: string, id: string): Promise<void> {
     const k = this.keys;
-    await this.redis.multi().unlink(k.job(id), k.events(id), k.history(id), k.cancel(id)).zrem(k.jobIndex, id).exec();
+    await this.redis.multi()
+      .unlink(k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id))
+      .zrem(k.jobIndex(tenant), id)
+      .srem(k.activeJobs(tenant), id)
+      .exec();
   }
 
   /**
@@ -99,7 +159,7 @@ export class JobStore {
       : terminal === 'succeeded' ? this.options.retainSucceededSeconds : this.options.retainFailedSeconds;
     const fields = Object.entries(hashUpdate(event, terminal)).flat();
     return this.redis.appendJobEvent(
-      k.job(id), k.events(id), k.history(id), k.cancel(id),
+      k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id),
       this.options.eventsMaxLen, event.type, JSON.stringify(event), ttl, ...fields,
     );
   }
@@ -117,14 +177,15 @@ export class JobStore {
    * the last id of the previous page. A filtered page examines at most
    * `scanLimit` ids, so it may hold fewer than `limit` jobs and still have a next page.
    */
-  async list(options: { status?: JobStatus; limit: number; cursor?: string; scanLimit?: number }): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
+  async list(tenant: string, options: { status?: JobStatus; limit: number; cursor?: string; scanLimit?: number }): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
     const { status, limit, scanLimit = 1000 } = options;
+    const index = this.keys.jobIndex(tenant);
     const items: JobRecord[] = [];
     let cursor = options.cursor ?? null;
     let scanned = 0;
     const batch = status ? 200 : limit;
     while (items.length < limit && scanned < scanLimit) {
-      const ids = await this.redis.zrevrangebylex(this.keys.jobIndex, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, batch);
+      const ids = await this.redis.zrevrangebylex(index, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, batch);
       const pipeline = this.redis.pipeline();
       for (const id of ids) pipeline.hgetall(this.keys.job(id));
       const hashes = (await pipeline.exec()) ?? [];
@@ -136,7 +197,7 @@ export class JobStore {
         if (!record) expired.push(ids[i]);
         else if (!status || record.status === status) items.push(record);
       }
-      if (expired.length > 0) await this.redis.zrem(this.keys.jobIndex, ...expired);
+      if (expired.length > 0) await this.redis.zrem(index, ...expired);
       if (ids.length < batch) return { items, nextCursor: null };
     }
     return { items, nextCursor: cursor };
@@ -159,6 +220,19 @@ export class JobStore {
 
   async isCancelRequested(id: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.cancel(id))) === 1;
+  }
+
+  /**
+   * Replace the job's checkpoint (one SET, so a reader sees the old one or
+   * the new one). It expires like a failed job, so a checkpoint whose job
+   * vanished without a terminal event does not stay forever.
+   */
+  async saveCheckpoint(id: string, bytes: Uint8Array): Promise<void> {
+    await this.redis.set(this.keys.checkpoint(id), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'EX', this.options.retainFailedSeconds);
+  }
+
+  checkpoint(id: string): Promise<Buffer | null> {
+    return this.redis.getBuffer(this.keys.checkpoint(id));
   }
 
   /**
@@ -205,6 +279,7 @@ function parseRecord(h: Record<string, string>): JobRecord | null {
   const progress = json<Omit<JobProgress, 'epochs'>>(h.progress);
   return {
     id: h.id,
+    tenant: h.tenant,
     name: h.name || null,
     status: h.status as JobStatus,
     attempt: Number(h.attempt),

@@ -1,6 +1,8 @@
 /**
- * Trained models: `model:{id}` holds the manifest (JSON) and the weights
- * (safetensors bytes). A model's id is the id of the job that trained it.
+ * Trained models: `model:{id}` holds the owning tenant, the manifest (JSON)
+ * and the weights (safetensors bytes). A model's id is the id of the job that
+ * trained it. Reads take the asking tenant and answer null for another
+ * tenant's model, as for a missing one.
  */
 import type { Artifact, ModelManifest } from '../core/artifact.js';
 import type { Keys } from '../queue/keys.js';
@@ -9,31 +11,33 @@ import type { Redis } from './redis.js';
 export class ModelStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys) {}
 
-  async save(id: string, artifact: Artifact): Promise<void> {
+  async save(tenant: string, id: string, artifact: Artifact): Promise<void> {
     await this.redis.multi()
-      .hset(this.keys.model(id), { manifest: JSON.stringify(artifact.manifest), weights: Buffer.from(artifact.weights) })
-      .zadd(this.keys.modelIndex, 0, id)
+      .hset(this.keys.model(id), { tenant, manifest: JSON.stringify(artifact.manifest), weights: Buffer.from(artifact.weights) })
+      .zadd(this.keys.modelIndex(tenant), 0, id)
       .exec();
   }
 
-  async manifest(id: string): Promise<ModelManifest | null> {
-    const s = await this.redis.hget(this.keys.model(id), 'manifest');
-    return s ? (JSON.parse(s) as ModelManifest) : null;
+  async manifest(tenant: string, id: string): Promise<ModelManifest | null> {
+    const [owner, s] = await this.redis.hmget(this.keys.model(id), 'tenant', 'manifest');
+    return owner === tenant && s ? (JSON.parse(s) as ModelManifest) : null;
   }
 
-  async weights(id: string): Promise<Buffer | null> {
-    return this.redis.hgetBuffer(this.keys.model(id), 'weights');
+  async weights(tenant: string, id: string): Promise<Buffer | null> {
+    const [owner, weights] = await this.redis.hmgetBuffer(this.keys.model(id), 'tenant', 'weights');
+    return owner?.toString() === tenant ? weights : null;
   }
 
-  async artifact(id: string): Promise<Artifact | null> {
-    const [manifest, weights] = await this.redis.hmgetBuffer(this.keys.model(id), 'manifest', 'weights');
-    if (!manifest || !weights) return null;
-    return { manifest: JSON.parse(manifest.toString('utf8')) as ModelManifest, weights };
+  /** The artifact and its owner, whoever asks (the model cache checks the owner on every use). */
+  async owned(id: string): Promise<{ tenant: string; artifact: Artifact } | null> {
+    const [tenant, manifest, weights] = await this.redis.hmgetBuffer(this.keys.model(id), 'tenant', 'manifest', 'weights');
+    if (!tenant || !manifest || !weights) return null;
+    return { tenant: tenant.toString(), artifact: { manifest: JSON.parse(manifest.toString('utf8')) as ModelManifest, weights } };
   }
 
-  /** Newest first; the cursor is the last id of the previous page. */
-  async list(limit: number, cursor?: string): Promise<{ items: Array<{ id: string; manifest: ModelManifest }>; nextCursor: string | null }> {
-    const ids = await this.redis.zrevrangebylex(this.keys.modelIndex, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, limit);
+  /** The tenant's models, newest first; the cursor is the last id of the previous page. */
+  async list(tenant: string, limit: number, cursor?: string): Promise<{ items: Array<{ id: string; manifest: ModelManifest }>; nextCursor: string | null }> {
+    const ids = await this.redis.zrevrangebylex(this.keys.modelIndex(tenant), cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, limit);
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hget(this.keys.model(id), 'manifest');
     const manifests = (await pipeline.exec()) ?? [];

@@ -1,14 +1,20 @@
 /**
- * Redis connections. Every client gets the `appendJobEvent` script, the one
- * way job events are written (see ./jobs.ts).
+ * Redis connections. Every client gets the stores' scripts: `appendJobEvent`
+ * and `createJob`, the one way jobs and their events are written (./jobs.ts),
+ * and the dataset quota scripts (./datasets.ts).
  */
 import { Redis, type RedisOptions, type Result } from 'ioredis';
-import { APPEND_JOB_EVENT_LUA } from './jobs.js';
+import { DELETE_DATASET_LUA, SAVE_DATASET_LUA } from './datasets.js';
+import { APPEND_JOB_EVENT_LUA, CREATE_JOB_LUA } from './jobs.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    /** KEYS: job, events, history, cancel. ARGV: maxLen, type, data, ttl, field, value, … */
+    /** See APPEND_JOB_EVENT_LUA. */
     appendJobEvent(...args: Array<string | number>): Result<string | null, Context>;
+    /** See CREATE_JOB_LUA. */
+    createJob(...args: Array<string | number>): Result<number, Context>;
+    saveDataset(...args: Array<string | number | Buffer>): Result<number, Context>;
+    deleteDataset(...args: Array<string | number>): Result<number, Context>;
   }
 }
 
@@ -30,12 +36,21 @@ export function redisOptions(url: string, name: string): RedisOptions {
 }
 
 export function createRedis(url: string, name: string, options: RedisOptions = {}): Redis {
-  return new Redis({
+  const client = new Redis({
     ...redisOptions(url, name),
     lazyConnect: true,
-    scripts: { appendJobEvent: { numberOfKeys: 4, lua: APPEND_JOB_EVENT_LUA } },
+    scripts: {
+      appendJobEvent: { numberOfKeys: 5, lua: APPEND_JOB_EVENT_LUA },
+      createJob: { numberOfKeys: 4, lua: CREATE_JOB_LUA },
+      saveDataset: { numberOfKeys: 3, lua: SAVE_DATASET_LUA },
+      deleteDataset: { numberOfKeys: 3, lua: DELETE_DATASET_LUA },
+    },
     ...options,
   });
+  // ioredis reconnects by itself and a failed command surfaces where it is
+  // awaited (a 503 in the API); the BullMQ connections' error events log the outage.
+  client.on('error', () => {});
+  return client;
 }
 
 /** Delete every key under a prefix (tests, tooling). */

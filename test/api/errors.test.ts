@@ -130,6 +130,7 @@ describe('unknown ids and bad parameters', () => {
     ['GET', `/jobs/${missing}`, 'JOB_NOT_FOUND'],
     ['GET', `/jobs/${missing}/events`, 'JOB_NOT_FOUND'],
     ['GET', `/jobs/${missing}/metrics`, 'JOB_NOT_FOUND'],
+    ['GET', `/jobs/${missing}/checkpoint`, 'JOB_NOT_FOUND'],
     ['DELETE', `/jobs/${missing}`, 'JOB_NOT_FOUND'],
     ['GET', `/models/${missing}`, 'MODEL_NOT_FOUND'],
     ['GET', `/models/${missing}/batchnorm`, 'MODEL_NOT_FOUND'],

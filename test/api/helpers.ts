@@ -33,7 +33,7 @@ export function testConfig(name: string, overrides: Partial<Config> = {}): Confi
   return loadConfig({}, {
     redisUrl: REDIS_URL,
     prefix: `nltest-${name}-${randomBytes(3).toString('hex')}`,
-    logLevel: 'warn',
+    logLevel: 'error',
     workerConcurrency: 2,
     progressIntervalMs: 50,
     ...overrides,
@@ -63,10 +63,15 @@ export async function cleanup(prefix: string): Promise<void> {
   await redis.quit();
 }
 
-export async function api(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+/** Headers of a request with an optional API key. */
+export function auth(key?: string): Record<string, string> {
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+export async function api(base: string, method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(base + path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...auth(key), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
@@ -78,12 +83,16 @@ export interface SseEvent { id: string; event: string; data: any }
 
 /**
  * Read a job's event stream until it ends (terminal event), or until
- * `stopAfter` events when given (the connection is then dropped).
+ * `stopAfter` events or the first event `until` accepts (the connection is
+ * then dropped).
  */
-export async function readEvents(base: string, jobId: string, options: { lastEventId?: string; stopAfter?: number } = {}): Promise<SseEvent[]> {
+export async function readEvents(
+  base: string, jobId: string,
+  options: { lastEventId?: string; stopAfter?: number; until?: (e: SseEvent) => boolean; key?: string } = {},
+): Promise<SseEvent[]> {
   const controller = new AbortController();
   const res = await fetch(`${base}/jobs/${jobId}/events`, {
-    headers: options.lastEventId ? { 'last-event-id': options.lastEventId } : {},
+    headers: { ...auth(options.key), ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) },
     signal: controller.signal,
   });
   if (res.status !== 200) throw new Error(`events: HTTP ${res.status} ${await res.text()}`);
@@ -100,7 +109,7 @@ export async function readEvents(base: string, jobId: string, options: { lastEve
         const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':') && l.includes(': ')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]));
         if (fields.data === undefined) continue;
         events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) });
-        if (options.stopAfter !== undefined && events.length >= options.stopAfter) {
+        if ((options.stopAfter !== undefined && events.length >= options.stopAfter) || options.until?.(events.at(-1)!)) {
           controller.abort();
           return events;
         }
@@ -112,17 +121,17 @@ export async function readEvents(base: string, jobId: string, options: { lastEve
   return events;
 }
 
-export async function submit(base: string, spec: unknown = TINY_SPEC): Promise<string> {
-  const res = await api(base, 'POST', '/jobs', spec);
+export async function submit(base: string, spec: unknown = TINY_SPEC, key?: string): Promise<string> {
+  const res = await api(base, 'POST', '/jobs', spec, key);
   if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id as string;
 }
 
 /** Poll GET /jobs/:id until `until(job)` holds. */
-export async function waitFor(base: string, id: string, until: (job: any) => boolean, timeoutMs = 20_000): Promise<any> {
+export async function waitFor(base: string, id: string, until: (job: any) => boolean, timeoutMs = 20_000, key?: string): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { body } = await api(base, 'GET', `/jobs/${id}`);
+    const { body } = await api(base, 'GET', `/jobs/${id}`, undefined, key);
     if (until(body)) return body;
     if (Date.now() > deadline) throw new Error(`timed out waiting on job ${id}: ${JSON.stringify(body).slice(0, 500)}`);
     await new Promise((r) => setTimeout(r, 25));

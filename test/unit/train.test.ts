@@ -161,6 +161,22 @@ describe.each(kernelSets)('checkpoints (%s kernels)', (_name, kernels) => {
     expect(hash(resumed.artifact.weights)).toBe(hash(full.artifact.weights));
   });
 
+  it('a pause before the first step of an epoch resumes exactly too', async () => {
+    const ds = await spirals();
+    let epochs = 0;
+    let paused: Uint8Array | null = null;
+    const err = await train(spec, ds, {
+      kernels,
+      onEvent: (e) => { if (e.type === 'epoch') epochs++; },
+      shouldPause: () => epochs >= 1,
+      onCheckpoint: (c) => { if (c.state.step === 0 && epochs >= 1) paused = encodeCheckpoint(c); },
+    }).catch((e) => e);
+    expect(err.details).toEqual({ epoch: 2, step: 0 });
+    const resumed = await train(spec, ds, { kernels, resumeFrom: decodeCheckpoint(paused!) });
+    const full = await train(spec, ds, { kernels });
+    expect(hash(resumed.artifact.weights)).toBe(hash(full.artifact.weights));
+  });
+
   it('refuses a checkpoint made with another spec', async () => {
     const ds = await spirals();
     let first: Uint8Array | null = null;

@@ -5,7 +5,16 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { SpecError } from '../../core/spec.js';
 import { DatasetError } from '../../datasets/index.js';
+import { DatasetQuotaError } from '../../store/datasets.js';
+import { ActiveJobsLimitError } from '../../store/jobs.js';
 import { HttpError, ValidationError } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The setting that sets the route's body limit, named in its 413 (default BODY_LIMIT_BYTES). */
+    bodyLimitSetting?: string;
+  }
+}
 
 interface Answer { status: number; code: string; message: string; details: Record<string, unknown> }
 
@@ -21,7 +30,7 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
 };
 
-function answer(err: Error, bodyLimit: number): Answer {
+function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer {
   if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message, details: err.details };
   if (err instanceof ValidationError) {
     return { status: 400, code: 'INVALID_REQUEST', message: err.message, details: { in: err.part, issues: err.issues } };
@@ -32,9 +41,21 @@ function answer(err: Error, bodyLimit: number): Answer {
   if (err instanceof DatasetError) {
     return { status: DATASET_STATUS[err.code] ?? 400, code: err.code, message: err.message, details: err.details ?? {} };
   }
+  if (err instanceof ActiveJobsLimitError) {
+    return { status: 429, code: 'TOO_MANY_ACTIVE_JOBS', message: `${err.message}; wait for one to finish or cancel one`, details: { limit: err.limit, setting: 'TENANT_MAX_ACTIVE_JOBS' } };
+  }
+  if (err instanceof DatasetQuotaError) {
+    return {
+      status: 413, code: 'DATASET_QUOTA_EXCEEDED', message: `${err.message}; delete an upload first`,
+      details: { bytes: err.bytes, used: err.used, limit: err.limit, setting: 'TENANT_MAX_DATASET_BYTES' },
+    };
+  }
   const { code = '', statusCode = 500 } = err as FastifyError;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `request body larger than the limit of this route (${bodyLimit} bytes)`, details: { limit: bodyLimit } };
+    return {
+      status: 413, code: 'PAYLOAD_TOO_LARGE', message: `the request body is larger than the limit of this route (${bodyLimit} bytes, ${bodyLimitSetting})`,
+      details: { limit: bodyLimit, setting: bodyLimitSetting },
+    };
   }
   if (err.name === 'MaxRetriesPerRequestError') {
     return { status: 503, code: 'REDIS_UNAVAILABLE', message: 'the service cannot reach Redis; retry shortly', details: {} };
@@ -50,7 +71,7 @@ function answer(err: Error, bodyLimit: number): Answer {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const bodyLimit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0;
-    const a = answer(err, bodyLimit);
+    const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES');
     if (a.status >= 500) request.log.error({ err }, 'request failed');
     return reply.code(a.status).type('application/json; charset=utf-8').send({ error: { code: a.code, message: a.message, details: a.details } });
   });

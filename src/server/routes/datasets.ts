@@ -1,4 +1,4 @@
-/** /v1/datasets: the built-in sets and CSV uploads. */
+/** /v1/datasets: the built-in sets (shared) and the requesting tenant's CSV uploads. */
 import type { FastifyPluginAsync } from 'fastify';
 import { listBuiltinDatasets, parseCsvDataset, type BuiltinDatasetInfo } from '../../datasets/index.js';
 import type { DatasetSummary } from '../../store/datasets.js';
@@ -29,12 +29,14 @@ const datasetsRoutes: FastifyPluginAsync = async (fastify) => {
       tags: ['datasets'],
       summary: 'Upload a CSV dataset',
       description: `Content-Type: text/csv. A header row; one label column (by name or index, default the last); every other column numeric. ` +
-        `At most ${config.datasetMaxBytes} bytes, ${config.datasetMaxRows} rows and ${config.datasetMaxFeatures} features.`,
+        `At most ${config.datasetMaxBytes} bytes, ${config.datasetMaxRows} rows and ${config.datasetMaxFeatures} features; ` +
+        `a tenant keeps at most ${config.tenantMaxDatasetBytes} bytes of uploads (413 DATASET_QUOTA_EXCEEDED).`,
       querystring: UploadQuery,
       body: { description: 'CSV text', content: { 'text/csv': { schema: { type: 'string' } } } },
       response: { 201: UploadResponse, ...errors(400, 413, 415) },
     },
     bodyLimit: config.datasetMaxBytes,
+    config: { bodyLimitSetting: 'DATASET_MAX_BYTES' },
   }, async (request, reply) => {
     if (typeof request.body !== 'string') {
       throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the dataset as Content-Type: text/csv', { expected: 'text/csv' });
@@ -47,7 +49,7 @@ const datasetsRoutes: FastifyPluginAsync = async (fastify) => {
       maxRows: config.datasetMaxRows,
       maxFeatures: config.datasetMaxFeatures,
     });
-    const saved = await services.datasets.save(ds, Buffer.byteLength(request.body));
+    const saved = await services.datasets.save(request.tenant, ds, Buffer.byteLength(request.body));
     return reply.code(201).header('location', `/v1/datasets/${saved.id}`).send({
       id: saved.id, name: saved.name, rows: saved.rows, features: saved.features, classes: saved.classes, classNames: saved.classNames,
     });
@@ -59,8 +61,8 @@ const datasetsRoutes: FastifyPluginAsync = async (fastify) => {
       summary: 'Built-in datasets (with availability) and uploads',
       response: { 200: DatasetList },
     },
-  }, async () => ({
-    items: [...listBuiltinDatasets().map(fromBuiltin), ...(await services.datasets.list()).map(fromUpload)],
+  }, async (request) => ({
+    items: [...listBuiltinDatasets().map(fromBuiltin), ...(await services.datasets.list(request.tenant)).map(fromUpload)],
   }));
 
   app.get('/datasets/:id', {
@@ -74,7 +76,7 @@ const datasetsRoutes: FastifyPluginAsync = async (fastify) => {
     const { id } = request.params;
     const builtin = listBuiltinDatasets().find((d) => d.id === id);
     if (builtin) return fromBuiltin(builtin);
-    const upload = await services.datasets.summary(id);
+    const upload = await services.datasets.summary(request.tenant, id);
     if (!upload) throw notFound('dataset', id);
     return fromUpload(upload);
   });
@@ -92,7 +94,7 @@ const datasetsRoutes: FastifyPluginAsync = async (fastify) => {
     if (listBuiltinDatasets().some((d) => d.id === id)) {
       throw new HttpError(400, 'BUILTIN_DATASET', `${id} is a built-in dataset; only uploads can be deleted`, { id });
     }
-    if (!(await services.datasets.delete(id))) throw notFound('dataset', id);
+    if (!(await services.datasets.delete(request.tenant, id))) throw notFound('dataset', id);
     return reply.code(204).send();
   });
 };

@@ -10,6 +10,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
   const { services } = app;
 
   app.get('/healthz', {
+    config: { rateLimit: false },
     schema: {
       tags: ['health'],
       summary: 'The process is up',
@@ -18,6 +19,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
+    config: { rateLimit: false },
     schema: {
       tags: ['health'],
       summary: 'Redis answers; which compute kernels inference uses',

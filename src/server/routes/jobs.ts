@@ -1,4 +1,4 @@
-/** /v1/jobs: submit, list, look up, follow (SSE), metrics history, cancel. */
+/** /v1/jobs: submit, list, look up, follow (SSE), metrics history, checkpoint, cancel; each the requesting tenant's. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { JobSpecSchema, type JobSpec } from '../../core/spec.js';
@@ -19,7 +19,7 @@ const links = (job: JobRecord) => ({
 });
 
 function view(job: JobRecord) {
-  const { finalMetrics, epochsToTarget, spec, ...rest } = job;
+  const { finalMetrics, epochsToTarget, spec, tenant: _, ...rest } = job;
   return {
     ...rest,
     dataset: spec.dataset.id,
@@ -43,8 +43,8 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
   const streams = new EventStreams(services);
   app.addHook('preClose', async () => streams.closeAll());
 
-  const find = async (id: string) => {
-    const job = await services.jobs.get(id);
+  const find = async (tenant: string, id: string) => {
+    const job = await services.jobs.get(tenant, id);
     if (!job) throw notFound('job', id);
     return job;
   };
@@ -53,15 +53,16 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
     schema: {
       tags: ['jobs'],
       summary: 'Submit a training job',
-      description: 'The spec is validated and its defaults filled; the dataset must exist and the job fit the server limits.',
+      description: 'The spec is validated and its defaults filled; the dataset must exist and the job fit the server limits ' +
+        '(429 TOO_MANY_ACTIVE_JOBS when the tenant already has TENANT_MAX_ACTIVE_JOBS queued or running jobs).',
       body: Type.Ref(JobSpecSchema),
       response: { 202: SubmitResponse, ...errors(400, 413, 415, 422) },
     },
     validatorCompiler: jobSpecValidatorCompiler,
   }, async (request, reply) => {
     const spec = request.body as JobSpec;
-    checkLimits(spec, await datasetShape(spec.dataset.id, services.datasets), services.config);
-    const job = await services.jobs.submit(spec);
+    checkLimits(spec, await datasetShape(spec.dataset.id, request.tenant, services.datasets), services.config);
+    const job = await services.jobs.submit(request.tenant, spec);
     return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status, links: links(job) });
   });
 
@@ -73,7 +74,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       response: { 200: JobList, ...errors(400) },
     },
   }, async (request) => {
-    const { items, nextCursor } = await services.jobStore.list(request.query);
+    const { items, nextCursor } = await services.jobStore.list(request.tenant, request.query);
     return { items: items.map(view), nextCursor };
   });
 
@@ -84,7 +85,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       params: IdParams,
       response: { 200: Job, ...errors(400, 404) },
     },
-  }, async (request) => view(await find(request.params.id)));
+  }, async (request) => view(await find(request.tenant, request.params.id)));
 
   app.get('/jobs/:id/events', {
     schema: {
@@ -103,7 +104,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    await find(id);
+    await find(request.tenant, id);
     const after = request.headers['last-event-id'] ?? request.query.lastEventId ?? '0';
     await streams.serve(request, reply, id, after);
   });
@@ -124,12 +125,33 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    await find(id);
+    await find(request.tenant, id);
     const history = await services.jobStore.history(id);
     if (request.query.format === 'csv') {
       return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${id}-metrics.csv"`).send(toCsv(history));
     }
     return reply.type('application/json; charset=utf-8').send({ jobId: id, epochs: history });
+  });
+
+  app.get('/jobs/:id/checkpoint', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'The latest training checkpoint (safetensors)',
+      description: 'Weights, batch-norm running statistics, optimizer state and, in the metadata, the loop state (epoch, step, ' +
+        'PRNG, metric history). A queued or running job has one after its first epoch (or CHECKPOINT_EVERY_STEPS steps); ' +
+        'a failed job keeps its last good one, e.g. from before a divergence; a succeeded or cancelled job has none (404 NO_CHECKPOINT).',
+      params: IdParams,
+      response: {
+        200: { description: 'safetensors', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        ...errors(400, 404),
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const job = await find(request.tenant, id);
+    const bytes = await services.jobStore.checkpoint(id);
+    if (!bytes) throw new HttpError(404, 'NO_CHECKPOINT', `job ${id} (${job.status}) has no checkpoint`, { id, status: job.status });
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}-checkpoint.safetensors"`).send(bytes);
   });
 
   app.delete('/jobs/:id', {
@@ -144,7 +166,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (request, reply) => {
     const { id } = request.params;
     try {
-      const job = await services.jobs.cancel(id);
+      const job = await services.jobs.cancel(request.tenant, id);
       if (!job) throw notFound('job', id);
       return reply.code(job.status === 'cancelled' ? 200 : 202).send(view(job));
     } catch (err) {

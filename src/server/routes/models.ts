@@ -1,4 +1,4 @@
-/** /v1/models: trained models, their frozen batch-norm statistics, weights, and predictions. */
+/** /v1/models: the requesting tenant's trained models, their frozen batch-norm statistics, weights, and predictions. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelManifest } from '../../core/artifact.js';
@@ -26,8 +26,8 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { services } = app;
 
-  const loaded = async (id: string) => {
-    const model = await services.modelCache.get(id);
+  const loaded = async (tenant: string, id: string) => {
+    const model = await services.modelCache.get(tenant, id);
     if (!model) throw notFound('model', id);
     return model;
   };
@@ -40,7 +40,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       response: { 200: ModelList, ...errors(400) },
     },
   }, async (request) => {
-    const { items, nextCursor } = await services.models.list(request.query.limit, request.query.cursor);
+    const { items, nextCursor } = await services.models.list(request.tenant, request.query.limit, request.query.cursor);
     return { items: items.map(({ id, manifest }) => summary(id, manifest)), nextCursor };
   });
 
@@ -53,7 +53,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request) => {
     const { id } = request.params;
-    const m = await services.models.manifest(id);
+    const m = await services.models.manifest(request.tenant, id);
     if (!m) throw notFound('model', id);
     return {
       ...summary(id, m),
@@ -71,7 +71,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request) => {
     const { id } = request.params;
-    return { modelId: id, layers: (await loaded(id)).batchNormStats() };
+    return { modelId: id, layers: (await loaded(request.tenant, id)).batchNormStats() };
   });
 
   app.get('/models/:id/weights', {
@@ -86,7 +86,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    const weights = await services.models.weights(id);
+    const weights = await services.models.weights(request.tenant, id);
     if (!weights) throw notFound('model', id);
     return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}.safetensors"`).send(weights);
   });
@@ -102,7 +102,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request) => {
     const { id } = request.params;
-    const model = await loaded(id);
+    const model = await loaded(request.tenant, id);
     const { instances } = request.body;
     const f = model.features;
     const rows = new Float32Array(instances.length * f);
