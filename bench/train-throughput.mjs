@@ -1,9 +1,11 @@
 // Training throughput on Fashion-MNIST, MLP 784-256-256-10, SGD momentum 0.9,
 // single thread: samples/s per epoch (median of 3 epochs after a warm-up epoch)
 // for batchNorm none/before/after at batch 32/128/512. One JSON line per run.
-// Usage: node bench/train-throughput.mjs [--batches 32,128,512] [--modes none,before,after] [--epochs 3]
+// --gemm builtin runs the native kernels on the built-in sgemm instead of OpenBLAS.
+// Usage: node bench/train-throughput.mjs [--batches 32,128,512] [--modes none,before,after] [--epochs 3] [--gemm openblas|builtin]
 import { parseArgs } from 'node:util';
 import { kernelsInfo } from '../dist/src/core/kernels/index.js';
+import { loadNativeKernels } from '../dist/src/core/kernels/native.js';
 import { resolveSpec } from '../dist/src/core/spec.js';
 import { train } from '../dist/src/core/train.js';
 import { loadBuiltinDataset } from '../dist/src/datasets/index.js';
@@ -13,8 +15,12 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '32,128,512' },
     modes: { type: 'string', default: 'none,before,after' },
     epochs: { type: 'string', default: '3' },
+    gemm: { type: 'string' },
   },
 });
+const kernels = values.gemm ? loadNativeKernels({ gemm: values.gemm }) : undefined;
+if (kernels === null) throw new Error(`the native kernels with the ${values.gemm} gemm did not load`);
+const info = kernels ? { kernels: kernels.name, gemm: kernels.gemmBackend } : kernelsInfo();
 const measured = Number(values.epochs);
 for (const batchSize of values.batches.split(',').map(Number)) {
   for (const mode of values.modes.split(',')) {
@@ -25,11 +31,11 @@ for (const batchSize of values.batches.split(',').map(Number)) {
     });
     const ds = await loadBuiltinDataset(spec.dataset, 42);
     const rates = [];
-    await train(spec, ds, { onEvent: (e) => { if (e.type === 'epoch' && e.epoch > 1) rates.push(ds.train.n / e.seconds); } });
+    await train(spec, ds, { kernels, onEvent: (e) => { if (e.type === 'epoch' && e.epoch > 1) rates.push(ds.train.n / e.seconds); } });
     rates.sort((a, b) => a - b);
     console.log(JSON.stringify({
       bench: 'train-throughput', peer: 'normlab', mode, batch: batchSize,
-      samplesPerSec: Math.round(rates[Math.floor(rates.length / 2)]), runs: rates.map(Math.round), ...kernelsInfo(),
+      samplesPerSec: Math.round(rates[Math.floor(rates.length / 2)]), runs: rates.map(Math.round), ...info,
     }));
   }
 }

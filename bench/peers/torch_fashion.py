@@ -2,7 +2,8 @@
 
 Run with Debian's PyTorch (apt-get install python3-torch libopenblas0-pthread
 dataset-fashion-mnist):  /usr/bin/python3 bench/peers/torch_fashion.py curves
-Prints one JSON object per line.
+Prints one JSON object per line. Single thread unless --threads says otherwise, the
+OpenBLAS pool under torch included (its size is fixed when the library loads).
 
   curves      MLP 784-256-256-10, SGD lr 0.01 (no momentum), batch 64, 10 epochs:
               test accuracy per epoch for batch norm none / before / after
@@ -13,15 +14,41 @@ Prints one JSON object per line.
               --samples samples of about --ms ms each, after a warm-up
 """
 import argparse
+import ctypes
 import gzip
 import json
 import os
 import struct
+import sys
 import time
 
-import numpy as np
-import torch
-from torch import nn
+
+def _threads_arg():
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return "1"
+
+
+# OpenBLAS (loaded by numpy and torch) sizes its own thread pool when it loads, from these
+# variables or else the core count; torch.set_num_threads does not resize it. Without this the
+# "single-thread" peer runs its matrix multiplies on every core.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads_arg()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+def blas_threads():
+    """Threads of the OpenBLAS that torch loaded (None when it is another BLAS)."""
+    try:
+        return ctypes.CDLL("libopenblas.so.0").openblas_get_num_threads()
+    except (OSError, AttributeError):
+        return None
 
 DATA = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 
@@ -103,7 +130,7 @@ def throughput(args):
             rates = sorted(len(xtr) / train_epoch(model, opt, xtr, ytr, batch, gen) for _ in range(args.repeats))
             print(json.dumps({"bench": "train-throughput", "peer": "pytorch", "mode": mode, "batch": batch,
                               "samplesPerSec": round(rates[len(rates) // 2]), "runs": [round(r) for r in rates],
-                              "threads": torch.get_num_threads()}), flush=True)
+                              "threads": torch.get_num_threads(), "blasThreads": blas_threads()}), flush=True)
 
 
 def infer(args):
@@ -146,7 +173,7 @@ def infer(args):
         print(json.dumps({"bench": "infer", "peer": "pytorch", "model": "784-256-256-10 bn-before", "batch": batch,
                           "usPerCall": round(med, 2), "usPerRow": round(med / batch, 3),
                           "p10us": round(us[len(us) // 10], 2), "p90us": round(us[len(us) * 9 // 10], 2),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+                          "threads": torch.get_num_threads(), "blasThreads": blas_threads(), "torch": torch.__version__}), flush=True)
 
 
 def cnn(bn):

@@ -5,18 +5,31 @@
  * independently of the others in its batch. Buffers grow to the largest batch
  * seen and are reused.
  */
-import { applyPreprocess } from '../datasets/preprocess.js';
+import type { Preprocess } from '../datasets/types.js';
 import { readWeights, type Artifact, type ModelManifest } from './artifact.js';
 import { getKernels } from './kernels/index.js';
-import { activationCode, conv2dColSize, type Kernels } from './kernels/types.js';
+import { activationCode, conv2dColSize, NO_ACTIVATION, type Kernels } from './kernels/types.js';
 import { outputSize, type LayerInfo } from './layers.js';
 
 type Op =
   | { kind: 'dense'; weight: Float32Array; bias: Float32Array; in: number; out: number }
+  // A dense layer as predictInto runs it (see lowerDense): weight transposed to [in, out], so
+  // y = x·Wᵀ is gemm(false, false, ...), the faster layout for small batches with either gemm;
+  // `act` is an activation fused into the bias pass (NO_ACTIVATION: none).
+  | { kind: 'matmul'; weightT: Float32Array; bias: Float32Array; in: number; out: number; act: number; alpha: number }
   | { kind: 'conv2d'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }> }
   | { kind: 'batchnorm'; channels: number; spatial: number; gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array }
   | { kind: 'activation'; code: number; alpha: number; size: number }
   | { kind: 'pool'; layer: Extract<LayerInfo, { type: 'maxpool2d' | 'avgpool2d' | 'globalavgpool' }> };
+
+/**
+ * How raw rows enter the first op: `direct`, the first op (a matmul) reads the
+ * caller's rows (no preprocessing, or a pure per-feature scale folded into its
+ * weights); `copy` into the work buffer (no preprocessing, and the first op
+ * works in place); `affine`, the model's preprocessing x' = (x − offset)·factor
+ * into the work buffer.
+ */
+type Input = { kind: 'direct' } | { kind: 'copy' } | { kind: 'affine'; offset: Float64Array; factor: Float64Array };
 
 export interface BatchNormStats {
   layer: number;
@@ -43,14 +56,18 @@ export class InferenceModel {
   private bufA = new Float32Array(0);
   private bufB = new Float32Array(0);
   private argmax = new Int32Array(0);
+  /** Per-row softmax scratch. */
+  private readonly exps: Float64Array;
 
-  private constructor(readonly manifest: ModelManifest, private readonly k: Kernels, ops: Op[], folded: boolean, bnStats: BatchNormStats[]) {
+  private constructor(readonly manifest: ModelManifest, private readonly k: Kernels, ops: Op[], folded: boolean, bnStats: BatchNormStats[],
+    private readonly input: Input) {
     this.features = manifest.features;
     this.classes = manifest.classes;
     this.classNames = manifest.classNames;
     this.ops = ops;
     this.folded = folded;
     this.bnStats = bnStats;
+    this.exps = new Float64Array(manifest.classes);
     let width = manifest.features;
     this.maxWidth = width;
     for (const l of manifest.layers) this.maxWidth = Math.max(this.maxWidth, (width = outputSize(l, width)));
@@ -100,7 +117,8 @@ export class InferenceModel {
     }
     const fold = options.fold ?? true;
     if (fold) ops = foldBatchNorm(ops, eps);
-    return new InferenceModel(manifest, options.kernels ?? getKernels(), ops, fold, bnStats);
+    const input = inputStage(manifest.preprocess, ops, fold);
+    return new InferenceModel(manifest, options.kernels ?? getKernels(), lowerDense(ops), fold, bnStats, input);
   }
 
   /** The frozen statistics of each batch-norm layer, as trained (before folding). */
@@ -124,18 +142,35 @@ export class InferenceModel {
       this.bufB = new Float32Array(n * this.maxWidth);
       this.argmax = new Int32Array(n * this.maxWidth);
     }
-    applyPreprocess(this.manifest.preprocess, rows, this.bufA, n, this.features);
-    let x = this.bufA;
-    let y = this.bufB;
+    let x: Float32Array = this.bufA;
+    let y: Float32Array = this.bufB;
+    const input = this.input;
+    const size = n * this.features;
+    if (input.kind === 'direct') {
+      x = rows;
+      y = this.bufA;
+    } else if (input.kind === 'copy') {
+      x.set(rows.subarray(0, size));
+    } else {
+      // (x − offset)·factor in double precision, as applyPreprocess (src/datasets/preprocess.ts).
+      const { offset, factor } = input;
+      const f = this.features;
+      for (let base = 0; base < size; base += f) {
+        for (let j = 0; j < f; j++) x[base + j] = (rows[base + j]! - offset[j]!) * factor[j]!;
+      }
+    }
     const eps = this.manifest.epsilon;
     const k = this.k;
     for (const op of this.ops) {
       switch (op.kind) {
-        case 'dense':
-          k.gemm(false, true, n, op.out, op.in, 1, x, op.weight, 0, y);
-          k.addBias(y, op.bias, n, op.out, 1);
-          [x, y] = [y, x];
+        case 'matmul': {
+          k.gemm(false, false, n, op.out, op.in, 1, x, op.weightT, 0, y);
+          k.addBias(y, op.bias, n, op.out, 1, op.act, op.alpha);
+          const t = x;
+          x = y;
+          y = t === rows ? this.bufB : t; // never write into the caller's rows
           break;
+        }
         case 'conv2d': {
           const l = op.layer;
           k.conv2dForward(x, op.weight, op.bias, y, n, l.inChannels, l.inHeight, l.inWidth, l.filters, l.kernelSize,
@@ -158,18 +193,70 @@ export class InferenceModel {
         }
       }
     }
-    softmaxRows(x, out, n, this.classes);
+    softmaxRows(x, out, n, this.classes, this.exps);
   }
 }
 
-function softmaxRows(logits: Float32Array, out: Float32Array, n: number, c: number): void {
+/** Row-wise softmax, max-subtracted, in double precision (exps: scratch of c values). */
+function softmaxRows(logits: Float32Array, out: Float32Array, n: number, c: number, exps: Float64Array): void {
   for (let r = 0; r < n; r++) {
+    const base = r * c;
     let max = -Infinity;
-    for (let j = 0; j < c; j++) max = Math.max(max, logits[r * c + j]!);
+    for (let j = 0; j < c; j++) max = Math.max(max, logits[base + j]!);
     let sum = 0;
-    for (let j = 0; j < c; j++) sum += Math.exp(logits[r * c + j]! - max);
-    for (let j = 0; j < c; j++) out[r * c + j] = Math.exp(logits[r * c + j]! - max) / sum;
+    for (let j = 0; j < c; j++) sum += (exps[j] = Math.exp(logits[base + j]! - max));
+    for (let j = 0; j < c; j++) out[base + j] = exps[j]! / sum;
   }
+}
+
+/**
+ * How raw rows reach the first op (see Input). With folding on, a
+ * preprocessing that is a pure per-feature scale (every offset 0, as `scale`
+ * of pixel values in [0, 255]) folds into the input columns of a leading dense
+ * layer: W'[o, j] = W[o, j]·factor[j], exact in real arithmetic like the BN
+ * folding. A nonzero offset is not folded (W·offset would cancel against W·x in
+ * single precision); it stays an explicit pass.
+ */
+function inputStage(p: Preprocess, ops: Op[], fold: boolean): Input {
+  const first = ops[0];
+  if (p.kind === 'none') return first?.kind === 'dense' ? { kind: 'direct' } : { kind: 'copy' };
+  if (fold && first?.kind === 'dense' && p.offset.every((o) => o === 0)) {
+    const weight = first.weight.slice();
+    for (let o = 0; o < first.out; o++) {
+      for (let j = 0; j < first.in; j++) weight[o * first.in + j] = weight[o * first.in + j]! * p.factor[j]!;
+    }
+    ops[0] = { ...first, weight };
+    return { kind: 'direct' };
+  }
+  return { kind: 'affine', offset: Float64Array.from(p.offset), factor: Float64Array.from(p.factor) };
+}
+
+/**
+ * Dense ops in the form predictInto runs: weights transposed to [in, out] (a
+ * copy; the artifact's tensors stay as they are) and an activation right
+ * after fused into the bias pass.
+ */
+function lowerDense(ops: Op[]): Op[] {
+  const out: Op[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.kind !== 'dense') {
+      out.push(op);
+      continue;
+    }
+    const weightT = new Float32Array(op.weight.length);
+    for (let o = 0; o < op.out; o++) {
+      for (let j = 0; j < op.in; j++) weightT[j * op.out + o] = op.weight[o * op.in + j]!;
+    }
+    const next = ops[i + 1];
+    const fused = next?.kind === 'activation';
+    if (fused) i++;
+    out.push({
+      kind: 'matmul', weightT, bias: op.bias, in: op.in, out: op.out,
+      act: fused ? next.code : NO_ACTIVATION, alpha: fused ? next.alpha : 0,
+    });
+  }
+  return out;
 }
 
 /**

@@ -1,0 +1,109 @@
+// GFLOPS of the two native sgemm paths (OpenBLAS and the built-in blocked
+// kernel) at every matrix multiply one training step of the MLP 784-256-256-10
+// makes, at batch 32, 128 and 512, single thread. One JSON line per shape
+// (median of --samples timed samples of ~--ms each, the two backends
+// interleaved sample by sample so machine noise hits both alike), then one
+// line per batch with the GEMM time of a whole step and of a 60,000-sample
+// epoch, and the ratio builtin/openblas.
+//
+// Shapes (M×N×K, as the trainer calls gemm; see src/core/model.ts Dense):
+//   fwd   y = x·Wᵀ    gemm(false, true,  B,   out, in)
+//   dW    dW = dyᵀ·x  gemm(true,  false, out, in,  B)
+//   dx    dx = dy·W   gemm(false, false, B,   in,  out)   (not for the first layer)
+// Usage: npx tsc -p tsconfig.json && node bench/gemm.mjs [--batches 32,128,512] [--samples 9] [--ms 40]
+import { parseArgs } from 'node:util';
+import { loadNativeKernels } from '../dist/src/core/kernels/native.js';
+
+const { values } = parseArgs({
+  options: {
+    batches: { type: 'string', default: '32,128,512' },
+    samples: { type: 'string', default: '9' },
+    ms: { type: 'string', default: '40' },
+  },
+});
+const samples = Number(values.samples);
+const sampleMs = Number(values.ms);
+const widths = [784, 256, 256, 10];
+
+const backends = ['openblas', 'builtin'].map((gemm) => loadNativeKernels({ gemm })).filter((k) => k !== null);
+if (backends.length === 0) throw new Error('the native kernels did not load (node scripts/build-native.mjs)');
+
+function filled(n, seed) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.sin((i + seed) * 12.9898) * 0.5;
+  return a;
+}
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/** The gemm calls of one training step at batch B: [{op, layer, transA, transB, M, N, K}]. */
+function stepShapes(B) {
+  const shapes = [];
+  for (let l = 0; l + 1 < widths.length; l++) {
+    const fanIn = widths[l];
+    const out = widths[l + 1];
+    shapes.push({ op: 'fwd', layer: l, transA: false, transB: true, M: B, N: out, K: fanIn });
+    shapes.push({ op: 'dW', layer: l, transA: true, transB: false, M: out, N: fanIn, K: B });
+    if (l > 0) shapes.push({ op: 'dx', layer: l, transA: false, transB: false, M: B, N: fanIn, K: out });
+  }
+  return shapes;
+}
+
+/** Seconds per call of one gemm shape on each backend: median of interleaved samples. */
+function time(shape) {
+  const { transA, transB, M, N, K } = shape;
+  const A = filled(M * K, 1);
+  const Bm = filled(K * N, 2);
+  const C = new Float32Array(M * N);
+  const call = (k) => k.gemm(transA, transB, M, N, K, 1, A, Bm, 0, C);
+  // Calls per sample from a warm-up on the first backend.
+  for (const k of backends) for (let i = 0; i < 20; i++) call(k);
+  let reps = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) call(backends[0]);
+    const ms = performance.now() - t0;
+    if (ms >= sampleMs / 4) {
+      reps = Math.max(1, Math.round((reps * sampleMs) / ms));
+      break;
+    }
+    reps *= 4;
+  }
+  const perBackend = backends.map(() => []);
+  for (let s = 0; s < samples; s++) {
+    backends.forEach((k, b) => {
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) call(k);
+      perBackend[b].push((performance.now() - t0) / 1000 / reps);
+    });
+  }
+  return perBackend.map(median);
+}
+
+const gflops = (flops, s) => Math.round((flops / s / 1e9) * 100) / 100;
+
+for (const B of values.batches.split(',').map(Number)) {
+  const totals = backends.map(() => 0);
+  let stepFlops = 0;
+  for (const shape of stepShapes(B)) {
+    const flops = 2 * shape.M * shape.N * shape.K;
+    stepFlops += flops;
+    const secs = time(shape);
+    secs.forEach((s, b) => { totals[b] += s; });
+    const line = { bench: 'gemm', batch: B, op: shape.op, layer: shape.layer, transA: shape.transA, transB: shape.transB, M: shape.M, N: shape.N, K: shape.K };
+    backends.forEach((k, b) => {
+      line[k.gemmBackend] = { us: Math.round(secs[b] * 1e7) / 10, gflops: gflops(flops, secs[b]) };
+    });
+    if (backends.length === 2) line.ratioBuiltinOverOpenblas = Math.round((secs[0] / secs[1]) * 100) / 100;
+    console.log(JSON.stringify(line));
+  }
+  const summary = { bench: 'gemm-step', batch: B, stepGflop: Math.round(stepFlops / 1e6) / 1000 };
+  backends.forEach((k, b) => {
+    summary[k.gemmBackend] = {
+      stepMs: Math.round(totals[b] * 1e5) / 100,
+      epochSeconds: Math.round(totals[b] * Math.ceil(60000 / B) * 1000) / 1000,
+      gflops: gflops(stepFlops, totals[b]),
+    };
+  });
+  if (backends.length === 2) summary.ratioBuiltinOverOpenblas = Math.round((totals[0] / totals[1]) * 100) / 100;
+  console.log(JSON.stringify(summary));
+}
