@@ -127,6 +127,14 @@ void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, in
 #ifdef NORMLAB_OPENBLAS
 void sgemm_openblas(bool transA, bool transB, int M, int N, int K,
                     float alpha, const float* A, const float* B, float beta, float* C) {
+  if (M == 1) {
+    // One row (inference at batch 1): sgemm would pack all of B on every call;
+    // sgemv reads it once. A's single row is contiguous whether or not transA.
+    if (beta == 0.0f) std::fill(C, C + N, 0.0f);  // beta = 0 must not read C (it may hold NaN)
+    if (transB) cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, K, A, 1, beta, C, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, N, A, 1, beta, C, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
               M, N, K, alpha, A, transA ? M : K, B, transB ? K : N, beta, C, N);
 }

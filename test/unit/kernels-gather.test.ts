@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
 import type { Kernels } from '../../src/core/kernels/types.js';
+import { expectClose } from '../helpers/gradcheck.js';
 
 const sets: Array<[string, Kernels]> = [['portable', portableKernels]];
 const native = loadNativeKernels();
@@ -23,5 +24,24 @@ describe.each(sets)('gatherRows (%s)', (_name, k) => {
   it('rejects a row outside the source', () => {
     expect(() => k.gatherRows(src, labels, Int32Array.of(5), 0, 1, features, new Float32Array(3), new Int32Array(1))).toThrow(RangeError);
     expect(() => k.gatherRows(src, labels, Int32Array.of(-1), 0, 1, features, new Float32Array(3), new Int32Array(1))).toThrow(RangeError);
+  });
+});
+
+describe.each(sets)('gemm with one row, the matrix-vector path (%s)', (_name, k) => {
+  const K = 37, N = 19;
+  const a = Float32Array.from({ length: K }, (_, i) => Math.sin(i));
+  const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.7));
+  it.each([[false, false], [false, true], [true, false], [true, true]])('transA %s, transB %s, beta 0 over NaN and beta 1', (transA, transB) => {
+    const expected = new Float32Array(N);
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let q = 0; q < K; q++) s += a[q]! * (transB ? b[n * K + q]! : b[q * N + n]!);
+      expected[n] = 2 * s;
+    }
+    const c = new Float32Array(N).fill(Number.NaN);
+    k.gemm(transA, transB, 1, N, K, 2, a, b, 0, c);
+    expectClose(c, expected, { rtol: 1e-5, atol: 1e-5 }, 'beta 0');
+    k.gemm(transA, transB, 1, N, K, 2, a, b, 1, c);
+    expectClose(c, expected.map((v) => 2 * v), { rtol: 1e-5, atol: 1e-5 }, 'beta 1');
   });
 });
