@@ -136,5 +136,11 @@ export function describeConfig(): Array<{ env: string; default: string; descript
   return [...own, ...READ_ELSEWHERE];
 }
 
+/** The README's settings table (Markdown), kept in step by a test. */
+export function settingsTable(): string {
+  const rows = describeConfig().map((r) => `| \`${r.env}\` | ${r.default === '(unset)' || r.default === 'CPU cores' ? r.default : `\`${r.default}\``} | ${r.description} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
 /** The Redis URL the API and standalone workers use when REDIS_URL is unset. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
