@@ -47,7 +47,6 @@ it('checkpoints the running job, hands it back, exits 0; another worker resumes 
   expect(Date.now() - stoppedAt).toBeLessThan(LOCK_DURATION_MS / 2);
   const pausedAt = events.filter((e) => e.event === 'checkpoint').at(-1)!.data;
   expect(events.at(-1)!.data.resumedFrom).toEqual({ epoch: pausedAt.epoch, step: pausedAt.step });
-  expect(pausedAt.step).toBeGreaterThan(0);
 
   const all = await readEvents(stack.base, id);
   expect(all.at(-1)!.event).toBe('completed');
