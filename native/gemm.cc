@@ -1,10 +1,15 @@
 // sgemm, row-major: C = alpha * op(A) * op(B) + beta * C.
 //
-// The built-in path is the BLIS loop nest (jc, pc, ic, jr, ir) in plain
-// loops: op(B) and op(A) blocks are packed into contiguous panels (which also
-// absorbs the four transpose cases), and an MR x NR micro-kernel that the
-// compiler unrolls and vectorizes keeps its accumulators in registers.
+// The built-in path is the BLIS loop nest (jc, pc, ic, jr, ir): op(B) and
+// op(A) blocks are packed into contiguous panels (which also absorbs the four
+// transpose cases), and an MR x NR micro-kernel keeps its accumulators in
+// registers: AVX2/FMA intrinsics where the build machine has them, plain
+// loops the compiler vectorizes otherwise.
 #include <algorithm>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 
@@ -17,14 +22,20 @@ extern "C" void openblas_set_num_threads(int num_threads);
 namespace normlab {
 namespace {
 
-// 4 x 16 accumulators = 8 AVX2 registers. GCC keeps all of them in
-// registers at this size; at 6 x 16 it starts spilling (measured).
+#if defined(__AVX2__) && defined(__FMA__)
+// 6 x 16 accumulators = 12 of the 16 AVX2 registers, written with intrinsics
+// (GCC spills its own vectorization of the plain loops at this size).
+constexpr int MR = 6;
+constexpr int MC = 120;
+#else
+// 4 x 16 accumulators: the plain-loop kernel below stays in registers.
 constexpr int MR = 4;
+constexpr int MC = 128;
+#endif
 constexpr int NR = 16;
-// A KC x NR panel of B (16 KB) stays in L1, an MC x KC block of A (128 KB)
+// A KC x NR panel of B (16 KB) stays in L1, an MC x KC block of A (~128 KB)
 // in L2, a KC x NC panel of B (2 MB) in L3.
 constexpr int KC = 256;
-constexpr int MC = 128;
 constexpr int NC = 2048;
 static_assert(MC % MR == 0 && NC % NR == 0, "blocks are whole slivers");
 
@@ -68,11 +79,51 @@ void pack_b(bool transB, const float* B, int ldb, int p0, int j0, int kc, int nc
   }
 }
 
-// acc = (A sliver) * (B sliver) over kc, then the valid mr x nr corner of C
-// becomes alpha * acc + beta * C (C is not read when beta == 0).
+// Writes the valid mr x nr corner of C as alpha * acc + beta * C (C is not
+// read when beta == 0).
+inline void store_tile(const float (&acc)[MR][NR], float* __restrict c, int ldc, int mr, int nr,
+                       float alpha, float beta) {
+  for (int i = 0; i < mr; ++i) {
+    float* ci = c + (size_t)i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+  }
+}
+
+// acc = (A sliver) * (B sliver) over kc, then C's corner from store_tile.
 void micro_kernel(int kc, const float* __restrict a, const float* __restrict b,
                   float* __restrict c, int ldc, int mr, int nr, float alpha, float beta) {
-  float acc[MR][NR] = {};
+  alignas(32) float acc[MR][NR];
+#if defined(__AVX2__) && defined(__FMA__)
+  // Twelve named accumulators: an array of __m256 is not reliably kept in registers.
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int p = 0; p < kc; ++p, a += MR, b += NR) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+  }
+  _mm256_store_ps(acc[0], c00); _mm256_store_ps(acc[0] + 8, c01);
+  _mm256_store_ps(acc[1], c10); _mm256_store_ps(acc[1] + 8, c11);
+  _mm256_store_ps(acc[2], c20); _mm256_store_ps(acc[2] + 8, c21);
+  _mm256_store_ps(acc[3], c30); _mm256_store_ps(acc[3] + 8, c31);
+  _mm256_store_ps(acc[4], c40); _mm256_store_ps(acc[4] + 8, c41);
+  _mm256_store_ps(acc[5], c50); _mm256_store_ps(acc[5] + 8, c51);
+#else
+  for (int i = 0; i < MR; ++i) std::fill(acc[i], acc[i] + NR, 0.0f);
   for (int p = 0; p < kc; ++p, a += MR, b += NR) {
     // Without the unroll hints GCC vectorizes this nest with 16-byte vectors.
 #pragma GCC unroll 4
@@ -82,14 +133,8 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b,
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
   }
-  for (int i = 0; i < mr; ++i) {
-    float* ci = c + (size_t)i * ldc;
-    if (beta == 0.0f) {
-      for (int j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j];
-    } else {
-      for (int j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
-    }
-  }
+#endif
+  store_tile(acc, c, ldc, mr, nr, alpha, beta);
 }
 
 }  // namespace
