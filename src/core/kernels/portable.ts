@@ -17,6 +17,27 @@ const SIGMOID = activationCode('sigmoid');
 
 const f32 = Math.fround;
 
+/**
+ * Mean and biased variance of channel c over its N*S values. Sums are taken
+ * around the channel's first value, as in the addon, so they do not cancel
+ * when |mean| >> std.
+ */
+function channelMoments(x: Float32Array, N: number, C: number, S: number, c: number): [number, number] {
+  const M = N * S;
+  const shift = x[c * S]!;
+  let sum = 0;
+  let sumsq = 0;
+  for (let n = 0; n < N; n++) {
+    const off = (n * C + c) * S;
+    for (let s = 0; s < S; s++) {
+      const d = x[off + s]! - shift;
+      sum += d;
+      sumsq += d * d;
+    }
+  }
+  return [shift + sum / M, Math.max(0, (sumsq - (sum * sum) / M) / M)];
+}
+
 /** The activation fused into bias and batch-norm kernels (NO_ACTIVATION: identity). */
 function act(kind: number, z: number, alpha: number): number {
   switch (kind) {
@@ -236,20 +257,7 @@ const kernels: Kernels = {
       throw new RangeError(`${fn}: needs ${updateRunning ? 'two values' : 'a value'} per channel (N*S = ${M})`);
     }
     for (let c = 0; c < C; c++) {
-      // Shifted sums, as in the addon: no cancellation when |mean| >> std.
-      const shift = x[c * S]!;
-      let sum = 0;
-      let sumsq = 0;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) {
-          const d = x[off + s]! - shift;
-          sum += d;
-          sumsq += d * d;
-        }
-      }
-      const mean = shift + sum / M;
-      const variance = Math.max(0, (sumsq - (sum * sum) / M) / M);
+      const [mean, variance] = channelMoments(x, N, C, S, c);
       const rstd = 1 / Math.sqrt(variance + eps);
       saveMean[c] = mean;
       saveRstd[c] = rstd;
@@ -665,20 +673,7 @@ const kernels: Kernels = {
       throw new RangeError(`${fn}: needs ${updateRunning ? 'two values' : 'a value'} per channel (N*S = ${M})`);
     }
     for (let c = 0; c < C; c++) {
-      // Shifted sums, as batchNormForwardTrain.
-      const shift = x[c * S]!;
-      let sum = 0;
-      let sumsq = 0;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) {
-          const d = x[off + s]! - shift;
-          sum += d;
-          sumsq += d * d;
-        }
-      }
-      const mean = shift + sum / M;
-      const variance = Math.max(0, (sumsq - (sum * sum) / M) / M);
+      const [mean, variance] = channelMoments(x, N, C, S, c);
       const stdB = Math.sqrt(variance + eps);
       const rstd = 1 / stdB;
       // r and d from the running statistics as they were before this batch; NaN stays NaN.
