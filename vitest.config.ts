@@ -7,6 +7,5 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Test files share two cores and one Redis; keep parallelism modest.
     maxWorkers: 2,
-    minWorkers: 1,
   },
 });

@@ -31,7 +31,8 @@ afterAll(async () => stack.close());
 
 describe('API keys', () => {
   it('answers 401 without a key or with a wrong one, naming the header', async () => {
-    for (const headers of [{}, { authorization: `Bearer ${ALICE}x` }, { authorization: ALICE }, { authorization: 'Bearer ' }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: `Bearer ${ALICE}x` }, { authorization: ALICE }, { authorization: 'Bearer ' }];
+    for (const headers of attempts) {
       const res = await fetch(`${base}/jobs`, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');

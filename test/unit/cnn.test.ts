@@ -1,19 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { InferenceModel } from '../../src/core/inference.js';
-import { loadNativeKernels } from '../../src/core/kernels/native.js';
-import { portableKernels } from '../../src/core/kernels/portable.js';
-import type { Kernels } from '../../src/core/kernels/types.js';
 import { expandLayers } from '../../src/core/layers.js';
 import { BatchNorm, Sequential } from '../../src/core/model.js';
 import { createRng, nextNormal } from '../../src/core/rng.js';
 import { resolveSpec, SpecError } from '../../src/core/spec.js';
 import { train } from '../../src/core/train.js';
 import { loadBuiltinDataset } from '../../src/datasets/index.js';
+import { kernelSets } from '../helpers/kernels.js';
 import { expectClose, numericGrad } from '../helpers/gradcheck.js';
 
-const native = loadNativeKernels();
-const kernelSets: Array<[string, Kernels]> = [['portable', portableKernels]];
-if (native) kernelSets.push(['native', native]);
 
 const spec = (over: Record<string, any> = {}) => resolveSpec({
   dataset: { id: 'fashion-mnist', ...over.dataset },

@@ -5,18 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import type { Artifact } from '../../src/core/artifact.js';
 import { InferenceModel } from '../../src/core/inference.js';
-import { loadNativeKernels } from '../../src/core/kernels/native.js';
-import { portableKernels } from '../../src/core/kernels/portable.js';
 import type { Kernels } from '../../src/core/kernels/types.js';
 import { resolveSpec } from '../../src/core/spec.js';
 import { train } from '../../src/core/train.js';
 import { applyPreprocess, loadBuiltinDataset } from '../../src/datasets/index.js';
 import type { Preprocess } from '../../src/datasets/types.js';
+import { kernelSets } from '../helpers/kernels.js';
 import { expectClose } from '../helpers/gradcheck.js';
 
-const native = loadNativeKernels();
-const kernelSets: Array<[string, Kernels]> = [['portable', portableKernels]];
-if (native) kernelSets.push(['native', native]);
 
 async function trained(kernels: Kernels, preprocess: 'none' | 'standardize', batchNorm: 'before' | 'input') {
   const spec = resolveSpec({

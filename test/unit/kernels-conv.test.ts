@@ -5,12 +5,12 @@
  * finite differences of their own forward, native against portable at the
  * Fashion-MNIST conv layer shapes, and their argument checks.
  */
-import { readFileSync } from 'node:fs';
+import { f32, fixture, randn } from '../helpers/kernels.js';
 import { describe, expect, it } from 'vitest';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
 import { conv2dColSize, convOutputSize, poolOutputSize, type Kernels } from '../../src/core/kernels/types.js';
-import { createRng, nextFloat, nextNormal } from '../../src/core/rng.js';
+import { createRng, nextFloat } from '../../src/core/rng.js';
 import { dot, expectClose, numericGrad, type Tolerance } from '../helpers/gradcheck.js';
 
 // Fixture references are float64 computations on float32 inputs, so a
@@ -26,12 +26,6 @@ const implementations: [string, Kernels | null][] = [
   ['native (builtin gemm)', native?.gemmBackend === 'builtin' ? null : nativeBuiltin],
   ['portable', portableKernels],
 ];
-
-function fixture<T>(name: string): T {
-  return JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8')) as T;
-}
-
-const f32 = (a: number[]) => Float32Array.from(a);
 
 interface ConvCase {
   N: number; C: number; H: number; W: number; F: number; KH: number; KW: number;
@@ -51,12 +45,6 @@ interface PoolFixture {
 
 const conv2d = fixture<{ cases: ConvCase[] }>('conv2d.json');
 const pool2d = fixture<PoolFixture>('pool2d.json');
-
-function randn(rng: Uint32Array, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = nextNormal(rng) * scale;
-  return a;
-}
 
 /** One conv2d geometry, with buffers sized from it. */
 class Conv {

@@ -1,21 +1,17 @@
 // The activation fused into addBias/biasGrad and the batch-norm kernels must
 // equal the separate kernels run one after the other.
 import { describe, expect, it } from 'vitest';
-import { loadNativeKernels } from '../../src/core/kernels/native.js';
-import { portableKernels } from '../../src/core/kernels/portable.js';
-import { ACTIVATIONS, activationCode, type Kernels } from '../../src/core/kernels/types.js';
+import { ACTIVATIONS, activationCode } from '../../src/core/kernels/types.js';
 import { createRng, nextNormal } from '../../src/core/rng.js';
+import { kernelSets } from '../helpers/kernels.js';
 import { expectClose } from '../helpers/gradcheck.js';
 
-const sets: Array<[string, Kernels]> = [['portable', portableKernels]];
-const native = loadNativeKernels();
-if (native) sets.push(['native', native]);
 
 const rng = createRng(5);
 const randn = (n: number) => Float32Array.from({ length: n }, () => nextNormal(rng));
 const tol = { rtol: 1e-5, atol: 1e-6 };
 
-describe.each(sets)('fused activations (%s)', (_name, k) => {
+describe.each(kernelSets)('fused activations (%s)', (_name, k) => {
   describe.each([[1], [6]])('S = %i', (S) => {
     const N = 9, C = 70; // C spans more than one channel block of the native kernels
     const size = N * C * S;

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { loadNativeKernels } from '../../src/core/kernels/native.js';
-import { portableKernels } from '../../src/core/kernels/portable.js';
-import type { Kernels } from '../../src/core/kernels/types.js';
+import { kernelSets } from '../helpers/kernels.js';
 import { expectClose } from '../helpers/gradcheck.js';
 
-const sets: Array<[string, Kernels]> = [['portable', portableKernels]];
-const native = loadNativeKernels();
-if (native) sets.push(['native', native]);
 
-describe.each(sets)('gatherRows (%s)', (_name, k) => {
+describe.each(kernelSets)('gatherRows (%s)', (_name, k) => {
   const features = 3;
   const src = Float32Array.from({ length: 5 * features }, (_, i) => i);
   const labels = Int32Array.of(10, 11, 12, 13, 14);
@@ -27,7 +22,7 @@ describe.each(sets)('gatherRows (%s)', (_name, k) => {
   });
 });
 
-describe.each(sets)('gemm with one row, the matrix-vector path (%s)', (_name, k) => {
+describe.each(kernelSets)('gemm with one row, the matrix-vector path (%s)', (_name, k) => {
   const K = 37, N = 19;
   const a = Float32Array.from({ length: K }, (_, i) => Math.sin(i));
   const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.7));

@@ -4,22 +4,17 @@
  * native and the portable kernels. The scalar loss is Σ w·y with random w,
  * so the upstream gradient is w.
  */
+import { randn } from '../helpers/kernels.js';
 import { describe, expect, it } from 'vitest';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
 import { ACTIVATIONS, activationCode, type Kernels } from '../../src/core/kernels/types.js';
-import { createRng, nextNormal } from '../../src/core/rng.js';
+import { createRng } from '../../src/core/rng.js';
 import { dot, expectClose, numericGrad, type Tolerance } from '../helpers/gradcheck.js';
 
 const GRAD: Tolerance = { rtol: 1e-2, atol: 1e-3 };
 
 const implementations: [string, Kernels | null][] = [['native', loadNativeKernels()], ['portable', portableKernels]];
-
-function randn(rng: Uint32Array, n: number, scale = 1, shift = 0): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = nextNormal(rng) * scale + shift;
-  return a;
-}
 
 for (const [name, k] of implementations) {
   describe.skipIf(k === null)(`gradient checks: ${name}`, () => {

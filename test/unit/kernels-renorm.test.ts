@@ -5,12 +5,12 @@
  * differences where r and d are constants (clipped), native against
  * portable, and their argument checks.
  */
-import { readFileSync } from 'node:fs';
+import { f32, fixture, randn } from '../helpers/kernels.js';
 import { describe, expect, it } from 'vitest';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
 import type { Kernels } from '../../src/core/kernels/types.js';
-import { createRng, nextNormal } from '../../src/core/rng.js';
+import { createRng } from '../../src/core/rng.js';
 import { dot, expectClose, numericGrad, type Tolerance } from '../helpers/gradcheck.js';
 
 const FIXTURE: Tolerance = { rtol: 1e-5, atol: 1e-6 };
@@ -19,12 +19,6 @@ const GRAD: Tolerance = { rtol: 1e-2, atol: 1e-3 };
 const native = loadNativeKernels();
 // Renorm does not use the gemm, so one native entry covers both builds.
 const implementations: [string, Kernels | null][] = [['native', native], ['portable', portableKernels]];
-
-function fixture<T>(name: string): T {
-  return JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8')) as T;
-}
-
-const f32 = (a: number[]) => Float32Array.from(a);
 
 interface RenormFixture {
   cases: {
@@ -48,12 +42,6 @@ interface BnTrainFixture {
 const renorm = fixture<RenormFixture>('batch_renorm.json');
 const bn1d = fixture<BnTrainFixture>('bn1d_train.json');
 const bn2d = fixture<BnTrainFixture>('bn2d_train.json');
-
-function randn(rng: Uint32Array, n: number, scale = 1, shift = 0): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = nextNormal(rng) * scale + shift;
-  return a;
-}
 
 /** The per-channel buffers of one batch-renorm layer. */
 function state(C: number, runningMean: ArrayLike<number>, runningVar: ArrayLike<number>) {

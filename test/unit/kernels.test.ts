@@ -6,12 +6,12 @@
  * Fixture references are float64 computations on float32 inputs, so a
  * float32 kernel matches them to float32 rounding: FIXTURE tolerance.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
 import { activationCode, type ActivationKind, type Kernels } from '../../src/core/kernels/types.js';
-import { createRng, nextNormal } from '../../src/core/rng.js';
+import { createRng } from '../../src/core/rng.js';
+import { f32, fixture, randn } from '../helpers/kernels.js';
 import { expectClose, type Tolerance } from '../helpers/gradcheck.js';
 
 const FIXTURE: Tolerance = { rtol: 1e-5, atol: 1e-6 };
@@ -24,12 +24,6 @@ const implementations: [string, Kernels | null][] = [
   ['native (builtin gemm)', native?.gemmBackend === 'builtin' ? null : nativeBuiltin],
   ['portable', portableKernels],
 ];
-
-function fixture<T>(name: string): T {
-  return JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8')) as T;
-}
-
-const f32 = (a: number[]) => Float32Array.from(a);
 
 interface BnTrainFixture {
   N: number; C: number; S: number; eps: number; momentum: number;
@@ -75,12 +69,6 @@ const softmax = fixture<SoftmaxFixture>('softmax_ce.json');
 const sgd = fixture<SgdFixture>('sgd.json');
 const adam = fixture<AdamFixture>('adam.json');
 const gemm = fixture<GemmFixture>('gemm.json');
-
-function randn(rng: Uint32Array, n: number, scale = 1, shift = 0): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = nextNormal(rng) * scale + shift;
-  return a;
-}
 
 /** op(A)·op(B) in float64, the reference for random gemm shapes. */
 function gemmReference(transA: boolean, transB: boolean, M: number, N: number, K: number,

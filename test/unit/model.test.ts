@@ -1,19 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { InferenceModel } from '../../src/core/inference.js';
-import { loadNativeKernels } from '../../src/core/kernels/native.js';
-import { portableKernels } from '../../src/core/kernels/portable.js';
 import type { Kernels } from '../../src/core/kernels/types.js';
 import { expandLayers, type LayerInfo } from '../../src/core/layers.js';
 import { Sequential } from '../../src/core/model.js';
 import { Optimizer } from '../../src/core/optimizer.js';
 import { createRng, nextNormal } from '../../src/core/rng.js';
 import { resolveSpec } from '../../src/core/spec.js';
+import { kernelSets } from '../helpers/kernels.js';
 import { expectClose, numericGrad } from '../helpers/gradcheck.js';
 
-const native = loadNativeKernels();
-const kernelSets: Array<[string, Kernels]> = [['portable', portableKernels]];
-if (native) kernelSets.push(['native', native]);
 
 const bnDefaults = resolveSpec({ dataset: { id: 'spirals' } }).batchNorm;
 

@@ -3,20 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { readWeights } from '../../src/core/artifact.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/core/checkpoint.js';
 import { InferenceModel } from '../../src/core/inference.js';
-import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
-import type { Kernels } from '../../src/core/kernels/types.js';
 import { learningRateAt } from '../../src/core/optimizer.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/core/safetensors.js';
 import { resolveSpec, SpecError } from '../../src/core/spec.js';
 import { train, TrainingError } from '../../src/core/train.js';
 import { loadBuiltinDataset } from '../../src/datasets/index.js';
 import type { Dataset } from '../../src/datasets/types.js';
+import { kernelSets } from '../helpers/kernels.js';
 import { expectClose } from '../helpers/gradcheck.js';
 
-const native = loadNativeKernels();
-const kernelSets: Array<[string, Kernels]> = [['portable', portableKernels]];
-if (native) kernelSets.push(['native', native]);
 
 function spiralsSpec(over: Record<string, any> = {}) {
   return resolveSpec({
