@@ -139,7 +139,6 @@ export class BatchNorm implements RuntimeLayer {
   private readonly chunkGrads: Float32Array;
   private x: Float32Array | null = null;
   private chunks = 1;
-  private chunkRows = 0;
   private trainedFrozen = false;
 
   constructor(readonly info: Extract<LayerInfo, { type: 'batchnorm' }>, private readonly k: Kernels, maxBatch: number,
@@ -164,83 +163,102 @@ export class BatchNorm implements RuntimeLayer {
   forward(x: Float32Array, n: number, training: boolean): Float32Array {
     this.x = x;
     const { channels: c, spatial: s } = this.info;
-    const gamma = this.gamma?.value ?? null;
-    const beta = this.beta?.value ?? null;
     this.trainedFrozen = training && this.frozen;
     if (!training || this.frozen) {
-      this.k.batchNormForwardInfer(x, this.y, n, c, s, gamma, beta, this.runningMean, this.runningVar, this.cfg.epsilon);
+      this.k.batchNormForwardInfer(x, this.y, n, c, s, this.gamma?.value ?? null, this.beta?.value ?? null,
+        this.runningMean, this.runningVar, this.cfg.epsilon);
       if (this.act !== NONE) this.k.activationForward(this.act.code, this.y, this.y, n * c * s, this.act.alpha);
       return this.y;
     }
-    // Virtual batches of chunkRows rows; the last one takes any remainder (never a lone row).
+    // Keras convention (weight of the old value); null: cumulative average, as PyTorch's momentum=None.
+    const momentum = this.cfg.momentum ?? 1 - 1 / this.clock.updates;
     const vbs = this.cfg.virtualBatchSize;
     this.chunks = vbs && n >= 2 * vbs ? Math.floor(n / vbs) : 1;
-    this.chunkRows = this.chunks > 1 ? vbs! : n;
-    const t = this.clock.updates; // this step's number, counted by Sequential.forward
-    // Keras convention (weight of the old value); null: cumulative average, as PyTorch's momentum=None.
-    const momentum = this.cfg.momentum ?? 1 - 1 / t;
-    const single = this.chunks === 1;
-    for (let i = 0; i < this.chunks; i++) {
-      const [rows, from, to] = this.chunk(i, n);
-      const xi = single ? x : x.subarray(from, to);
-      const yi = single ? this.y : this.y.subarray(from, to);
-      const stats = (a: Float32Array) => (single ? a : a.subarray(i * c, (i + 1) * c));
-      if (this.cfg.renorm) {
-        // Clip limits relax linearly from plain BN (1, 0) to (rMax, dMax) over the warm-up.
-        const { rMax, dMax, warmupSteps } = this.cfg.renorm;
-        const ramp = warmupSteps > 0 ? Math.min(1, (t - 1) / warmupSteps) : 1;
-        this.k.batchRenormForwardTrain(xi, yi, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
-          this.cfg.epsilon, 1 + (rMax - 1) * ramp, dMax * ramp, single, stats(this.saveMean), stats(this.saveRstd),
-          stats(this.saveR), stats(this.saveD));
-      } else {
-        this.k.batchNormForwardTrain(xi, yi, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
-          this.cfg.epsilon, single, stats(this.saveMean), stats(this.saveRstd), this.act.code, this.act.alpha);
-      }
+    if (this.chunks === 1) {
+      this.normalize(x, this.y, n, this.saveMean, this.saveRstd, this.saveR, this.saveD, true, momentum);
+      return this.y;
     }
-    if (!single) this.updateRunningFromChunks(momentum, n);
+    // Ghost batch norm: virtual batches of vbs rows, the last one taking any remainder.
+    const per = c * s;
+    for (let i = 0; i < this.chunks; i++) {
+      const first = i * vbs!;
+      const rows = this.chunkRows(i, n);
+      const stats = (a: Float32Array) => a.subarray(i * c, (i + 1) * c);
+      this.normalize(x.subarray(first * per, (first + rows) * per), this.y.subarray(first * per, (first + rows) * per), rows,
+        stats(this.saveMean), stats(this.saveRstd), stats(this.saveR), stats(this.saveD), false, momentum);
+    }
+    this.updateRunningFromChunks(momentum, n);
     return this.y;
   }
 
   backward(dy: Float32Array, n: number): Float32Array {
-    const { channels: c, spatial: s } = this.info;
-    const gamma = this.gamma?.value ?? null;
     if (this.trainedFrozen) {
       this.frozenBackward(dy, n);
       return this.dx;
     }
-    const single = this.chunks === 1;
     const dgamma = this.gamma?.grad ?? null;
     const dbeta = this.beta?.grad ?? null;
+    if (this.chunks === 1) {
+      this.normalizeBackward(this.x!, dy, this.dx, this.y, n, this.saveMean, this.saveRstd, this.saveR, this.saveD, dgamma, dbeta);
+      return this.dx;
+    }
+    const { channels: c, spatial: s } = this.info;
+    const per = c * s;
+    const vbs = this.cfg.virtualBatchSize!;
+    // Each virtual batch's γ/β gradients go to scratch first, then into the sums.
+    const dg = dgamma && this.chunkGrads.subarray(0, c);
+    const db = dbeta && this.chunkGrads.subarray(c, 2 * c);
+    dgamma?.fill(0);
+    dbeta?.fill(0);
     for (let i = 0; i < this.chunks; i++) {
-      const [rows, from, to] = this.chunk(i, n);
-      const view = (a: Float32Array) => (single ? a : a.subarray(from, to));
-      const stats = (a: Float32Array) => (single ? a : a.subarray(i * c, (i + 1) * c));
-      // Each virtual batch's γ/β gradients go to scratch first, then into the sums.
-      const dg = single ? dgamma : dgamma && this.chunkGrads.subarray(0, c);
-      const db = single ? dbeta : dbeta && this.chunkGrads.subarray(c, 2 * c);
-      if (this.cfg.renorm) {
-        this.k.batchRenormBackward(view(this.x!), view(dy), view(this.dx), rows, c, s, gamma, stats(this.saveMean),
-          stats(this.saveRstd), stats(this.saveR), stats(this.saveD), dg, db);
-      } else {
-        this.k.batchNormBackward(view(this.x!), view(dy), view(this.dx), rows, c, s, gamma, stats(this.saveMean),
-          stats(this.saveRstd), dg, db, this.act.code, this.act.alpha, view(this.y));
-      }
-      if (!single) {
-        for (let j = 0; j < c; j++) {
-          if (dgamma) dgamma[j] = (i === 0 ? 0 : dgamma[j]!) + dg![j]!;
-          if (dbeta) dbeta[j] = (i === 0 ? 0 : dbeta[j]!) + db![j]!;
-        }
+      const first = i * vbs;
+      const rows = this.chunkRows(i, n);
+      const view = (a: Float32Array) => a.subarray(first * per, (first + rows) * per);
+      const stats = (a: Float32Array) => a.subarray(i * c, (i + 1) * c);
+      this.normalizeBackward(view(this.x!), view(dy), view(this.dx), view(this.y), rows, stats(this.saveMean),
+        stats(this.saveRstd), stats(this.saveR), stats(this.saveD), dg, db);
+      for (let j = 0; j < c; j++) {
+        if (dgamma) dgamma[j] = dgamma[j]! + dg![j]!;
+        if (dbeta) dbeta[j] = dbeta[j]! + db![j]!;
       }
     }
     return this.dx;
   }
 
-  /** Rows of virtual batch i and its value range [from, to) in the activations. */
-  private chunk(i: number, n: number): [number, number, number] {
-    const per = this.info.channels * this.info.spatial;
-    const first = i * this.chunkRows;
-    const rows = i === this.chunks - 1 ? n - first : this.chunkRows;
-    return [rows, first * per, (first + rows) * per];
+  /** Batch norm or renormalization (with the fused activation, if any) over one batch or virtual batch. */
+  private normalize(x: Float32Array, y: Float32Array, rows: number, mean: Float32Array, rstd: Float32Array,
+    r: Float32Array, d: Float32Array, updateRunning: boolean, momentum: number): void {
+    const { channels: c, spatial: s } = this.info;
+    const gamma = this.gamma?.value ?? null;
+    const beta = this.beta?.value ?? null;
+    if (this.cfg.renorm) {
+      // Clip limits relax linearly from plain BN (1, 0) to (rMax, dMax) over the warm-up.
+      const { rMax, dMax, warmupSteps } = this.cfg.renorm;
+      const ramp = warmupSteps > 0 ? Math.min(1, (this.clock.updates - 1) / warmupSteps) : 1;
+      this.k.batchRenormForwardTrain(x, y, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
+        this.cfg.epsilon, 1 + (rMax - 1) * ramp, dMax * ramp, updateRunning, mean, rstd, r, d);
+    } else {
+      this.k.batchNormForwardTrain(x, y, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
+        this.cfg.epsilon, updateRunning, mean, rstd, this.act.code, this.act.alpha);
+    }
+  }
+
+  private normalizeBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, y: Float32Array, rows: number,
+    mean: Float32Array, rstd: Float32Array, r: Float32Array, d: Float32Array,
+    dgamma: Float32Array | null, dbeta: Float32Array | null): void {
+    const { channels: c, spatial: s } = this.info;
+    const gamma = this.gamma?.value ?? null;
+    if (this.cfg.renorm) {
+      this.k.batchRenormBackward(x, dy, dx, rows, c, s, gamma, mean, rstd, r, d, dgamma, dbeta);
+    } else {
+      this.k.batchNormBackward(x, dy, dx, rows, c, s, gamma, mean, rstd, dgamma, dbeta, this.act.code, this.act.alpha, y);
+    }
+  }
+
+  /** Rows of virtual batch i of a batch of n. */
+  private chunkRows(i: number, n: number): number {
+    const vbs = this.cfg.virtualBatchSize!;
+    return i === this.chunks - 1 ? n - i * vbs : vbs;
   }
 
   /** Ghost batch norm: one running-statistics update per batch, from the virtual batches' mean statistics. */
@@ -250,7 +268,7 @@ export class BatchNorm implements RuntimeLayer {
       let mean = 0;
       let variance = 0;
       for (let i = 0; i < this.chunks; i++) {
-        const count = this.chunk(i, n)[0] * this.info.spatial;
+        const count = this.chunkRows(i, n) * this.info.spatial;
         const rstd = this.saveRstd[i * c + j]!;
         mean += this.saveMean[i * c + j]!;
         variance += ((1 / (rstd * rstd) - this.cfg.epsilon) * count) / (count - 1); // unbiased
@@ -466,7 +484,7 @@ export class Sequential {
 
   /** Forward through layers [0, end); returns the last output. */
   forward(x: Float32Array, n: number, training: boolean, end = this.layers.length): Float32Array {
-    if (training && this.bns.some((b) => !b.frozen)) this.batchNormClock.updates++;
+    if (training && this.bns.length > 0 && !this.bns[0]!.frozen) this.batchNormClock.updates++; // all freeze together
     let h = x;
     for (let i = 0; i < end; i++) h = this.layers[i]!.forward(h, n, training);
     return h;

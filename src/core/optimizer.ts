@@ -17,14 +17,15 @@ export class Optimizer {
   update(lr: number): void {
     this.step++;
     const s = this.spec;
-    this.params.forEach((p, i) => {
+    for (let i = 0; i < this.params.length; i++) {
+      const p = this.params[i]!;
       const st = this.state[i]!;
       if (s.type === 'adam') {
         this.k.adamStep(p.value, p.grad, st[0]!, st[1]!, p.value.length, lr, s.beta1, s.beta2, s.epsilon, s.weightDecay, this.step);
       } else {
         this.k.sgdStep(p.value, p.grad, st[0] ?? p.grad, p.value.length, lr, s.momentum, s.nesterov, s.weightDecay);
       }
-    });
+    }
   }
 }
 
