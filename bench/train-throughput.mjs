@@ -2,7 +2,10 @@
 // single thread: samples/s per epoch (median of 3 epochs after a warm-up epoch)
 // for batchNorm none/before/after at batch 32/128/512. One JSON line per run.
 // --gemm builtin runs the native kernels on the built-in sgemm instead of OpenBLAS.
+// `gcs` counts the garbage collections during the measured epochs (training and
+// their test evaluations): the step loop allocates nothing, so it stays near 0.
 // Usage: node bench/train-throughput.mjs [--batches 32,128,512] [--modes none,before,after] [--epochs 3] [--gemm openblas|builtin]
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { kernelsInfo } from '../dist/src/core/kernels/index.js';
 import { loadNativeKernels } from '../dist/src/core/kernels/native.js';
@@ -22,6 +25,8 @@ const kernels = values.gemm ? loadNativeKernels({ gemm: values.gemm }) : undefin
 if (kernels === null) throw new Error(`the native kernels with the ${values.gemm} gemm did not load`);
 const info = kernels ? { kernels: kernels.name, gemm: kernels.gemmBackend } : kernelsInfo();
 const measured = Number(values.epochs);
+let gcs = 0;
+new PerformanceObserver((list) => { gcs += list.getEntries().length; }).observe({ entryTypes: ['gc'] });
 for (const batchSize of values.batches.split(',').map(Number)) {
   for (const mode of values.modes.split(',')) {
     const spec = resolveSpec({
@@ -31,11 +36,18 @@ for (const batchSize of values.batches.split(',').map(Number)) {
     });
     const ds = await loadBuiltinDataset(spec.dataset, 42);
     const rates = [];
-    await train(spec, ds, { kernels, onEvent: (e) => { if (e.type === 'epoch' && e.epoch > 1) rates.push(ds.train.n / e.seconds); } });
+    let gcsAtStart = 0;
+    await train(spec, ds, {
+      kernels,
+      onEvent: (e) => {
+        if (e.type === 'epoch' && e.epoch === 1) gcsAtStart = gcs;
+        if (e.type === 'epoch' && e.epoch > 1) rates.push(ds.train.n / e.seconds);
+      },
+    });
     rates.sort((a, b) => a - b);
     console.log(JSON.stringify({
       bench: 'train-throughput', peer: 'normlab', mode, batch: batchSize,
-      samplesPerSec: Math.round(rates[Math.floor(rates.length / 2)]), runs: rates.map(Math.round), ...info,
+      samplesPerSec: Math.round(rates[Math.floor(rates.length / 2)]), runs: rates.map(Math.round), gcs: gcs - gcsAtStart, ...info,
     }));
   }
 }
