@@ -51,14 +51,30 @@ template <typename Fn> void with_activation(int kind, Fn&& fn) {
   }
 }
 
-// Channels are processed in blocks whose accumulators live on the stack.
-constexpr int kBlock = 64;
+// y = f(x·scale[c] + shift[c]) over channels [c0, c0+cb).
+template <int K>
+void affine_activation(const float* x, float* y, int N, int C, int S, int c0, int cb,
+                       const float* scale, const float* shift, float alpha) {
+  for (int n = 0; n < N; n++) {
+    const size_t off = ((size_t)n * C + c0) * S;
+    if (S == 1) {
+      for (int j = 0; j < cb; j++) y[off + j] = act<K>(x[off + j] * scale[j] + shift[j], alpha);
+    } else {
+      for (int j = 0; j < cb; j++) {
+        const float a = scale[j], b = shift[j];
+        for (int s = 0; s < S; s++) y[off + (size_t)j * S + s] = act<K>(x[off + (size_t)j * S + s] * a + b, alpha);
+      }
+    }
+  }
+}
 
-// Per-channel Σ(x−shift) and Σ(x−shift)² over the N*S values of channels
-// [c0, c0+cb), shift = the channel's first value (keeps the variance from
-// cancelling when |mean| >> std).
-void channel_sums(const float* x, int N, int C, int S, int c0, int cb,
-                  float* shift, double* sum, double* sumsq) {
+}  // namespace
+
+void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var) {
+  // Sums around a shift (the channel's first value) keep the variance from
+  // cancelling when |mean| >> std.
+  float shift[kChannelBlock];
+  double sum[kChannelBlock], sumsq[kChannelBlock];
   for (int j = 0; j < cb; j++) {
     shift[j] = x[(size_t)(c0 + j) * S];
     sum[j] = 0.0;
@@ -86,26 +102,13 @@ void channel_sums(const float* x, int N, int C, int S, int c0, int cb,
       }
     }
   }
-}
-
-// y = f(x·scale[c] + shift[c]) over channels [c0, c0+cb).
-template <int K>
-void affine_activation(const float* x, float* y, int N, int C, int S, int c0, int cb,
-                       const float* scale, const float* shift, float alpha) {
-  for (int n = 0; n < N; n++) {
-    const size_t off = ((size_t)n * C + c0) * S;
-    if (S == 1) {
-      for (int j = 0; j < cb; j++) y[off + j] = act<K>(x[off + j] * scale[j] + shift[j], alpha);
-    } else {
-      for (int j = 0; j < cb; j++) {
-        const float a = scale[j], b = shift[j];
-        for (int s = 0; s < S; s++) y[off + (size_t)j * S + s] = act<K>(x[off + (size_t)j * S + s] * a + b, alpha);
-      }
-    }
+  const double M = (double)N * S;
+  for (int j = 0; j < cb; j++) {
+    mean[j] = shift[j] + sum[j] / M;
+    var[j] = (sumsq[j] - sum[j] * sum[j] / M) / M;
+    if (var[j] < 0.0) var[j] = 0.0;  // rounding only; NaN must stay NaN
   }
 }
-
-}  // namespace
 
 void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
@@ -113,24 +116,18 @@ void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
                              double momentum, double eps, bool update_running,
                              float* save_mean, float* save_rstd, int activation, float alpha) {
   const double M = (double)N * S;
-  for (int c0 = 0; c0 < C; c0 += kBlock) {
-    const int cb = std::min(kBlock, C - c0);
-    float first[kBlock], scale[kBlock], shift[kBlock];
-    double sum[kBlock], sumsq[kBlock];
-    channel_sums(x, N, C, S, c0, cb, first, sum, sumsq);
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    const int cb = std::min(kChannelBlock, C - c0);
+    float scale[kChannelBlock], shift[kChannelBlock];
+    double means[kChannelBlock], vars[kChannelBlock];
+    channel_moments(x, N, C, S, c0, cb, means, vars);
     for (int j = 0; j < cb; j++) {
       const int c = c0 + j;
-      const double mean = first[j] + sum[j] / M;
-      double var = (sumsq[j] - sum[j] * sum[j] / M) / M;  // biased
-      if (var < 0.0) var = 0.0;  // rounding only; NaN must stay NaN
+      const double mean = means[j], var = vars[j];
       const double rstd = 1.0 / std::sqrt(var + eps);
       save_mean[c] = (float)mean;
       save_rstd[c] = (float)rstd;
-      if (update_running) {
-        // Keras convention: momentum weighs the old value; the variance is unbiased.
-        running_mean[c] = (float)(momentum * running_mean[c] + (1.0 - momentum) * mean);
-        running_var[c] = (float)(momentum * running_var[c] + (1.0 - momentum) * var * M / (M - 1.0));
-      }
+      if (update_running) update_running_stats(running_mean, running_var, c, mean, var, M, momentum);
       // (x − mean)·rstd·γ + β folded into one multiply-add per value.
       scale[j] = (float)((gamma ? gamma[c] : 1.0) * rstd);
       shift[j] = (float)((beta ? beta[c] : 0.0) - mean * (gamma ? gamma[c] : 1.0) * rstd);
@@ -142,9 +139,9 @@ void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
 void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, double eps) {
-  for (int c0 = 0; c0 < C; c0 += kBlock) {
-    const int cb = std::min(kBlock, C - c0);
-    float scale[kBlock], shift[kBlock];
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    const int cb = std::min(kChannelBlock, C - c0);
+    float scale[kChannelBlock], shift[kChannelBlock];
     for (int j = 0; j < cb; j++) {
       const int c = c0 + j;
       const double s = (gamma ? gamma[c] : 1.0) / std::sqrt((double)running_var[c] + eps);
@@ -163,8 +160,8 @@ void batchnorm_backward_block(const float* x, const float* y, const float* dy, f
                               const float* save_mean, const float* save_rstd,
                               float* dgamma, float* dbeta, const float alpha) {
   const double M = (double)N * S;
-  double gsum[kBlock] = {}, gxhat_sum[kBlock] = {};
-  float mean[kBlock], rstd[kBlock];
+  double gsum[kChannelBlock] = {}, gxhat_sum[kChannelBlock] = {};
+  float mean[kChannelBlock], rstd[kChannelBlock];
   std::copy(save_mean + c0, save_mean + c0 + cb, mean);
   std::copy(save_rstd + c0, save_rstd + c0 + cb, rstd);
   // g = dy·f'(y), the gradient at the batch-norm output; plain values (no
@@ -192,7 +189,7 @@ void batchnorm_backward_block(const float* x, const float* y, const float* dy, f
       gxhat_sum[j] += s2;
     }
   }
-  float scale[kBlock], gmean[kBlock], gxhat_mean[kBlock];
+  float scale[kChannelBlock], gmean[kChannelBlock], gxhat_mean[kChannelBlock];
   for (int j = 0; j < cb; j++) {
     if (dgamma) dgamma[c0 + j] = (float)gxhat_sum[j];
     if (dbeta) dbeta[c0 + j] = (float)gsum[j];
@@ -226,8 +223,8 @@ void batchnorm_backward_block(const float* x, const float* y, const float* dy, f
 void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                         const float* gamma, const float* save_mean, const float* save_rstd,
                         float* dgamma, float* dbeta, int activation, float alpha, const float* y) {
-  for (int c0 = 0; c0 < C; c0 += kBlock) {
-    const int cb = std::min(kBlock, C - c0);
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    const int cb = std::min(kChannelBlock, C - c0);
     with_activation(activation, [&]<int K>() {
       batchnorm_backward_block<K>(x, y, dy, dx, N, C, S, c0, cb, gamma, save_mean, save_rstd, dgamma, dbeta, alpha);
     });
@@ -238,9 +235,9 @@ void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C
 // bias (dense and conv), optionally fused with the activation that follows
 
 void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha) {
-  for (int c0 = 0; c0 < C; c0 += kBlock) {
-    const int cb = std::min(kBlock, C - c0);
-    float ones[kBlock];
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    const int cb = std::min(kChannelBlock, C - c0);
+    float ones[kChannelBlock];
     std::fill(ones, ones + cb, 1.0f);
     with_activation(activation, [&]<int K>() { affine_activation<K>(x, x, N, C, S, c0, cb, ones, bias + c0, alpha); });
   }
@@ -253,9 +250,9 @@ void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, flo
       for (size_t i = 0; i < total; i++) dy[i] *= act_grad<K>(y[i], alpha);
     }
   });
-  for (int c0 = 0; c0 < C; c0 += kBlock) {
-    const int cb = std::min(kBlock, C - c0);
-    double sum[kBlock] = {};
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    const int cb = std::min(kChannelBlock, C - c0);
+    double sum[kChannelBlock] = {};
     for (int n = 0; n < N; n++) {
       const float* dyn = dy + ((size_t)n * C + c0) * S;
       for (int j = 0; j < cb; j++) {

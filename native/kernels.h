@@ -32,6 +32,17 @@ void openblas_threads(int n);
 // kind is the index in ACTIVATIONS of types.ts.
 enum Activation { kNoActivation = -1, kRelu = 0, kLeakyRelu = 1, kElu = 2, kTanh = 3, kSigmoid = 4 };
 void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha);
+// Per-channel statistics over the N*S values of channels [c0, c0+cb),
+// cb <= kChannelBlock: mean and biased variance (batch norm and renormalization).
+constexpr int kChannelBlock = 64;
+void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var);
+// Keras convention: momentum weighs the old value; the variance goes in
+// unbiased (M values per channel).
+inline void update_running_stats(float* running_mean, float* running_var, int c, double mean, double var,
+                                 double M, double momentum) {
+  running_mean[c] = (float)(momentum * running_mean[c] + (1.0 - momentum) * mean);
+  running_var[c] = (float)(momentum * running_var[c] + (1.0 - momentum) * var * M / (M - 1.0));
+}
 // With an activation, dy is first replaced in place by dy·f'(y).
 void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y);
 void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,

@@ -14,6 +14,8 @@
 // rMax = 1, dMax = 0 gives r = 1, d = 0: plain batch norm.
 #include "renorm.h"
 
+#include "kernels.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -26,45 +28,33 @@ void batch_renorm_forward_train(const float* x, float* y, int N, int C, int S,
                                 bool update_running,
                                 float* save_mean, float* save_rstd, float* save_r, float* save_d) {
   const double M = (double)N * S;
-  for (int c = 0; c < C; c++) {
-    // Batch statistics in one pass of shifted sums, as batchnorm_forward_train.
-    const double shift = x[(size_t)c * S];
-    double sum = 0.0, sumsq = 0.0;
-    for (int n = 0; n < N; n++) {
-      const float* xc = x + ((size_t)n * C + c) * S;
-      for (int s = 0; s < S; s++) {
-        const double d = xc[s] - shift;
-        sum += d;
-        sumsq += d * d;
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    const int cb = std::min(kChannelBlock, C - c0);
+    double means[kChannelBlock], vars[kChannelBlock];
+    channel_moments(x, N, C, S, c0, cb, means, vars);
+    for (int c = c0; c < c0 + cb; c++) {
+      const double mean = means[c - c0], var = vars[c - c0];
+      const double std_b = std::sqrt(var + eps);
+      const double rstd = 1.0 / std_b;
+      // r and d from the running statistics as they were before this batch.
+      // std::max/min with the ratio first: a NaN ratio stays NaN.
+      const double sigma = std::sqrt((double)running_var[c] + eps);
+      const double r = std::min(std::max(std_b / sigma, 1.0 / r_max), r_max);
+      const double d = std::min(std::max((mean - running_mean[c]) / sigma, -d_max), d_max);
+      save_mean[c] = (float)mean;
+      save_rstd[c] = (float)rstd;
+      save_r[c] = (float)r;
+      save_d[c] = (float)d;
+      if (update_running) update_running_stats(running_mean, running_var, c, mean, var, M, momentum);
+      // y = gamma*((x - mean)*rstd*r + d) + beta = (x - mean)*scale + offset.
+      const double g = gamma ? gamma[c] : 1.0;
+      const float m = (float)mean;
+      const float scale = (float)(g * rstd * r);
+      const float offset = (float)(g * d + (beta ? beta[c] : 0.0));
+      for (int n = 0; n < N; n++) {
+        const size_t off = ((size_t)n * C + c) * S;
+        for (int s = 0; s < S; s++) y[off + s] = (x[off + s] - m) * scale + offset;
       }
-    }
-    const double mean = shift + sum / M;
-    double var = (sumsq - sum * sum / M) / M;  // biased
-    if (var < 0.0) var = 0.0;                   // rounding only
-    const double std_b = std::sqrt(var + eps);
-    const double rstd = 1.0 / std_b;
-    // r and d from the running statistics as they were before this batch.
-    // std::max/min with the ratio first: a NaN ratio stays NaN.
-    const double sigma = std::sqrt((double)running_var[c] + eps);
-    const double r = std::min(std::max(std_b / sigma, 1.0 / r_max), r_max);
-    const double d = std::min(std::max((mean - running_mean[c]) / sigma, -d_max), d_max);
-    save_mean[c] = (float)mean;
-    save_rstd[c] = (float)rstd;
-    save_r[c] = (float)r;
-    save_d[c] = (float)d;
-    if (update_running) {
-      // Exactly batchnorm_forward_train's update: Keras momentum, unbiased variance.
-      running_mean[c] = (float)(momentum * running_mean[c] + (1.0 - momentum) * mean);
-      running_var[c] = (float)(momentum * running_var[c] + (1.0 - momentum) * var * M / (M - 1.0));
-    }
-    // y = gamma*((x - mean)*rstd*r + d) + beta = (x - mean)*scale + offset.
-    const double g = gamma ? gamma[c] : 1.0;
-    const float m = (float)mean;
-    const float scale = (float)(g * rstd * r);
-    const float offset = (float)(g * d + (beta ? beta[c] : 0.0));
-    for (int n = 0; n < N; n++) {
-      const size_t off = ((size_t)n * C + c) * S;
-      for (int s = 0; s < S; s++) y[off + s] = (x[off + s] - m) * scale + offset;
     }
   }
 }
