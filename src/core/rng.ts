@@ -43,11 +43,6 @@ export function nextFloat(s: RngState): number {
   return (nextUint32(s) >>> 8) * (1 / 16777216);
 }
 
-/** Uniform integer in [0, n), n ≤ 2^24 (rejection-free; bias < 2^-8 is irrelevant here). */
-export function nextInt(s: RngState, n: number): number {
-  return Math.floor(nextFloat(s) * n);
-}
-
 /** Standard normal (Box–Muller). */
 export function nextNormal(s: RngState): number {
   let u = nextFloat(s);

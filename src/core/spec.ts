@@ -222,7 +222,7 @@ function dedupe(issues: SpecIssue[]): SpecIssue[] {
   return issues.filter((i) => (seen.has(i.path) ? false : (seen.add(i.path), true)));
 }
 
-export function usesBatchNorm(model: ModelSpec): boolean {
+function usesBatchNorm(model: ModelSpec): boolean {
   if (model.layers) return model.layers.some((l) => l.type === 'batchnorm');
   return model.batchNorm !== 'none';
 }

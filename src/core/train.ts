@@ -291,7 +291,7 @@ function gather(src: Rows, idx: Int32Array, f: number): Rows {
 }
 
 /** Loss and accuracy with the frozen statistics (inference mode). */
-export function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
+function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
   const k = model.kernels;
   const f = model.inputSize;
   const batch = model.maxBatch;
@@ -314,7 +314,7 @@ export function evaluate(model: Sequential, rows: Rows, classes: number): Metric
  * order: layer i's input is computed with layers before it already frozen to
  * their population statistics.
  */
-export function populationStatistics(model: Sequential, rows: Rows): void {
+function populationStatistics(model: Sequential, rows: Rows): void {
   const f = model.inputSize;
   model.layers.forEach((layer, li) => {
     if (!(layer instanceof BatchNorm)) return;
