@@ -60,7 +60,7 @@ export const BatchNormMode = Type.Union(
 );
 
 export const DatasetSpec = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 64, description: 'Built-in id (spirals, moons, blobs, xor, fashion-mnist) or an uploaded "ds_…" id' }),
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'Built-in id (spirals, moons, blobs, xor, scales, fashion-mnist) or an uploaded "ds_…" id' }),
   validationSplit: Type.Number({ minimum: 0, maximum: 0.5, default: 0.1 }),
   preprocess: Type.Union([Type.Literal('scale'), Type.Literal('standardize'), Type.Literal('none')], { default: 'scale' }),
   limit: Nullable(Type.Integer({ minimum: 2, description: 'Use only the first N training rows' })),

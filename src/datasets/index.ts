@@ -9,7 +9,7 @@ import {
   FASHION_MNIST_CLASSES, FASHION_MNIST_INSTALL_HINT, FASHION_MNIST_TEST_ROWS, FASHION_MNIST_TRAIN_ROWS,
   fashionMnistAvailable, loadFashionMnist,
 } from './fashion-mnist.js';
-import { SYNTHETIC, generateSynthetic, isSyntheticId, type SyntheticId } from './synthetic.js';
+import { SYNTHETIC, generateSynthetic, isSyntheticId, syntheticFeatures, type SyntheticId } from './synthetic.js';
 import type { Dataset } from './types.js';
 
 export { DatasetError } from './errors.js';
@@ -42,7 +42,7 @@ export function listBuiltinDatasets(): BuiltinDatasetInfo[] {
     description: SYNTHETIC[id].description,
     kind: 'synthetic',
     available: true,
-    inputShape: [2],
+    inputShape: [syntheticFeatures(id)],
     classes: SYNTHETIC[id].classNames.length,
     classNames: [...SYNTHETIC[id].classNames],
     trainRows: null,

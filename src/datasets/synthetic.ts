@@ -1,21 +1,30 @@
 /**
- * Seeded 2-D toy classification sets. Each is a clean shape plus Gaussian
- * noise of standard deviation `noise` on every coordinate. Row i has class
- * i mod classes, so every prefix (a `limit`, a validation slice) stays
- * balanced; the trainer shuffles anyway.
+ * Seeded toy classification sets. Each is a clean shape plus Gaussian
+ * noise of standard deviation `noise` on every coordinate (then, for
+ * `scales`, a per-feature scale and offset). Row i has class i mod classes,
+ * so every prefix (a `limit`, a validation slice) stays balanced; the
+ * trainer shuffles anyway.
  */
 import { createRng, nextFloat, nextNormal, type RngState } from '../core/rng.js';
 import type { Dataset, Split } from './types.js';
 
-export type SyntheticId = 'spirals' | 'moons' | 'blobs' | 'xor';
+export type SyntheticId = 'spirals' | 'moons' | 'blobs' | 'xor' | 'scales';
 
 interface SyntheticDef {
   name: string;
   description: string;
   classNames: string[];
-  /** Writes the clean point of class `label` (row `i`) into out[0..1]. */
-  point(rng: RngState, i: number, label: number, out: [number, number]): void;
+  /** Coordinates per row (2 unless given). */
+  features?: number;
+  /** Writes the clean point of class `label` (row `i`) into out[0..features-1]. */
+  point(rng: RngState, i: number, label: number, out: number[]): void;
+  /** Applied after the noise: feature j becomes x·scale[j] + offset[j]. */
+  scale?: number[];
+  offset?: number[];
 }
+
+/** `scales`: six features whose scales span six orders of magnitude (1e-3 … 1e2), each with a mean of 5 of its own units. */
+const SCALES = [1e-3, 1e-2, 1e-1, 1, 1e1, 1e2];
 
 const TAU = 2 * Math.PI;
 
@@ -62,7 +71,24 @@ export const SYNTHETIC: Record<SyntheticId, SyntheticDef> = {
       out[1] = sy + 0.3 * nextNormal(rng);
     },
   },
+  scales: {
+    name: 'Scales',
+    description: 'Three classes in 6 features whose scales differ by orders of magnitude (×1e-3 … ×1e2, each offset by 5 of its units); ' +
+      'every feature carries the same amount of class information before scaling',
+    classNames: ['class 0', 'class 1', 'class 2'],
+    features: SCALES.length,
+    point(_rng, _i, label, out) {
+      // Class centres −1, 0, +1 per feature, in a pattern that shifts with the feature.
+      for (let j = 0; j < SCALES.length; j++) out[j] = ((label + j) % 3) - 1;
+    },
+    scale: SCALES,
+    offset: SCALES.map((s) => 5 * s),
+  },
 };
+
+export function syntheticFeatures(id: SyntheticId): number {
+  return SYNTHETIC[id].features ?? 2;
+}
 
 export function isSyntheticId(id: string): id is SyntheticId {
   return Object.hasOwn(SYNTHETIC, id);
@@ -84,8 +110,8 @@ export function generateSynthetic(id: SyntheticId, size: number, noise: number, 
   return {
     id,
     name: def.name,
-    inputShape: [2],
-    features: 2,
+    inputShape: [syntheticFeatures(id)],
+    features: syntheticFeatures(id),
     classes,
     classNames: [...def.classNames],
     valueRange: null,
@@ -95,14 +121,17 @@ export function generateSynthetic(id: SyntheticId, size: number, noise: number, 
 }
 
 function generateSplit(def: SyntheticDef, classes: number, n: number, noise: number, rng: RngState): Split {
-  const x = new Float32Array(n * 2);
+  const f = def.features ?? 2;
+  const x = new Float32Array(n * f);
   const y = new Int32Array(n);
-  const p: [number, number] = [0, 0];
+  const p = new Array<number>(f).fill(0);
   for (let i = 0; i < n; i++) {
     const label = i % classes;
     def.point(rng, i, label, p);
-    x[2 * i] = p[0] + noise * nextNormal(rng);
-    x[2 * i + 1] = p[1] + noise * nextNormal(rng);
+    for (let j = 0; j < f; j++) {
+      const v = p[j]! + noise * nextNormal(rng);
+      x[f * i + j] = def.scale ? v * def.scale[j]! + def.offset![j]! : v;
+    }
     y[i] = label;
   }
   return { x, y, n };

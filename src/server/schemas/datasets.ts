@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Nullable } from './common.js';
 
 export const DatasetParams = Type.Object({
-  id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Built-in id (spirals, moons, blobs, xor, fashion-mnist) or an uploaded "ds_…" id' }),
+  id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Built-in id (spirals, moons, blobs, xor, scales, fashion-mnist) or an uploaded "ds_…" id' }),
 });
 
 export const UploadQuery = Type.Object({
