@@ -7,7 +7,7 @@ import { generateSynthetic, type SyntheticId } from '../../src/datasets/syntheti
 import type { DatasetSpec } from '../../src/core/spec.js';
 
 const SYNTHETIC_IDS: SyntheticId[] = ['spirals', 'moons', 'blobs', 'xor'];
-const CLASSES: Record<SyntheticId, number> = { spirals: 3, moons: 2, blobs: 4, xor: 2 };
+const CLASSES: Record<string, number> = { spirals: 3, moons: 2, blobs: 4, xor: 2 };
 
 function spec(id: string, extra: Partial<DatasetSpec> = {}): DatasetSpec {
   return { id, validationSplit: 0.1, preprocess: 'scale', limit: null, size: 2000, noise: 0.1, ...extra };
@@ -31,6 +31,28 @@ async function datasetError(fn: () => unknown): Promise<DatasetError> {
 }
 
 describe('synthetic datasets', () => {
+  it('scales: six features whose spreads differ by orders of magnitude, seeded, balanced, each informative', () => {
+    const ds = generateSynthetic('scales', 3000, 0.5, 3);
+    expect(ds).toMatchObject({ inputShape: [6], features: 6, classes: 3 });
+    expect(generateSynthetic('scales', 3000, 0.5, 3).train.x).toEqual(ds.train.x);
+    const f = 6;
+    const sd = Array.from({ length: f }, (_, j) => {
+      let s = 0; let s2 = 0;
+      for (let i = 0; i < ds.train.n; i++) { const v = ds.train.x[i * f + j]!; s += v; s2 += v * v; }
+      const m = s / ds.train.n;
+      return { mean: m, sd: Math.sqrt(s2 / ds.train.n - m * m) };
+    });
+    // Latent spread sqrt(2/3 + 0.25) ≈ 0.96 times the feature's scale 1e-3 … 1e2; mean 5 of its units.
+    sd.forEach(({ mean, sd: s }, j) => {
+      const scale = 10 ** (j - 3);
+      expect(s / scale).toBeGreaterThan(0.9);
+      expect(s / scale).toBeLessThan(1.02);
+      expect(mean / scale).toBeCloseTo(5, 1);
+    });
+    expect(sd[5]!.sd / sd[0]!.sd).toBeGreaterThan(1e4);
+    expect(classCounts(ds.train.y, 3)).toEqual([1000, 1000, 1000]);
+  });
+
   it.each(SYNTHETIC_IDS)('%s: the same seed gives identical data, a different seed different data', (id) => {
     const a = generateSynthetic(id, 500, 0.1, 7);
     const b = generateSynthetic(id, 500, 0.1, 7);
@@ -90,7 +112,7 @@ describe('synthetic datasets', () => {
 describe('built-in registry', () => {
   it('lists the built-in datasets with their shapes', () => {
     const list = listBuiltinDatasets();
-    expect(list.map((d) => d.id)).toEqual(['spirals', 'moons', 'blobs', 'xor', 'fashion-mnist']);
+    expect(list.map((d) => d.id)).toEqual(['spirals', 'moons', 'blobs', 'xor', 'scales', 'fashion-mnist']);
     expect(list.find((d) => d.id === 'blobs')).toMatchObject({
       kind: 'synthetic', available: true, inputShape: [2], classes: 4, trainRows: null, testRows: null,
     });
@@ -122,8 +144,8 @@ describe('built-in registry', () => {
     const err = await datasetError(() => loadBuiltinDataset(spec('nope'), 1));
     expect(err.code).toBe('UNKNOWN_DATASET');
     expect(err.message).toContain('"nope"');
-    expect(err.message).toContain('spirals, moons, blobs, xor, fashion-mnist');
-    expect(err.details).toMatchObject({ id: 'nope', available: ['spirals', 'moons', 'blobs', 'xor', 'fashion-mnist'] });
+    expect(err.message).toContain('spirals, moons, blobs, xor, scales, fashion-mnist');
+    expect(err.details).toMatchObject({ id: 'nope', available: ['spirals', 'moons', 'blobs', 'xor', 'scales', 'fashion-mnist'] });
   });
 });
 
