@@ -102,6 +102,7 @@ export const SETTINGS = {
   maxParameters: int('MAX_PARAMETERS', 5_000_000, 'Most trainable parameters in a model', 1),
   maxEpochs: int('MAX_EPOCHS', 1000, 'Most epochs of a job', 1),
   maxBatchSize: int('MAX_BATCH_SIZE', 8192, 'Largest batch size of a job', 2),
+  maxExperimentJobs: int('MAX_EXPERIMENT_JOBS', 64, 'Most jobs (variants × seeds) in one experiment (400 LIMIT_EXCEEDED beyond)', 1),
   predictMaxRows: int('PREDICT_MAX_ROWS', 1000, 'Most instances in one prediction request', 1),
   logLevel: str('LOG_LEVEL', 'info', 'pino log level (fatal, error, warn, info, debug, trace, silent)', /^(fatal|error|warn|info|debug|trace|silent)$/),
 } satisfies Record<string, Setting<unknown>>;

@@ -16,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { DEFAULT_REDIS_URL, loadConfig, type Config } from '../src/config.js';
+import { startExperimentWorker } from '../src/queue/experiments.js';
 import { keysFor, QUEUE_NAME } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
 import type { TrainEvent } from '../src/core/events.js';
@@ -76,6 +77,8 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
     logger.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, final ? 'job failed' : 'job attempt failed');
     jobs.append(job.id!, event).catch((e: unknown) => logger.error({ err: e, jobId: job.id }, 'could not record a job failure'));
   });
+  // Experiments' parent jobs: summaries once every child has finished.
+  const experiments = startExperimentWorker(config, logger, store, redisOptions(config.redisUrl, 'normlab:worker:experiments'));
   worker.on('stalled', (jobId) => logger.warn({ jobId }, 'job lost its worker; back in the queue, it resumes from its checkpoint'));
   worker.on('error', (err) => logger.error({ err }, 'worker error'));
   logger.info({
@@ -94,6 +97,7 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
       const repeat = force ? undefined : setInterval(pause, PAUSE_REPEAT_MS);
       try {
         await closed;
+        await experiments.close(force);
       } finally {
         clearInterval(repeat);
         await store.quit();

@@ -131,7 +131,10 @@ export function countStatuses(statuses: RunStatus[]): Counts {
 
 const values = (runs: RunSummary[], pick: (r: RunSummary) => number | null) => runs.map(pick).filter((v): v is number => v !== null);
 
-export function summarize(variants: Variant[], runs: RunInput[], target: Target | null): Summary {
+/** What the summary needs of a variant. */
+export type VariantInput = Pick<Variant, 'index' | 'label' | 'values' | 'baseline'>;
+
+export function summarize(variants: VariantInput[], runs: RunInput[], target: Target | null): Summary {
   const perVariant = variants.map((v) => {
     const own = runs.filter((r) => r.variant === v.index).sort((a, b) => a.seed - b.seed);
     const summaries = own.map((r) => summarizeRun(r, target));

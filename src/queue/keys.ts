@@ -4,6 +4,8 @@
  * models and datasets belong to a tenant; each tenant has its own indexes.
  */
 export const QUEUE_NAME = 'train';
+/** Parent jobs of experiments (BullMQ flows); their children are training jobs in `train`. */
+export const EXPERIMENT_QUEUE_NAME = 'experiments';
 
 export interface Keys {
   prefix: string;
@@ -29,6 +31,12 @@ export interface Keys {
   datasetIndex(tenant: string): string;
   /** Hash: the tenant's usage counters (datasetBytes). */
   usage(tenant: string): string;
+  /** Hash: the experiment's tenant, status, request, variants, runs, summary. */
+  experiment(id: string): string;
+  /** Stream of the experiment's events: its children's epoch and terminal events, then its own terminal event. */
+  experimentEvents(id: string): string;
+  /** Sorted set (scores 0, ordered by id) of the tenant's experiment ids. */
+  experimentIndex(tenant: string): string;
 }
 
 export function keysFor(prefix: string): Keys {
@@ -47,5 +55,8 @@ export function keysFor(prefix: string): Keys {
     dataset: (id) => `${prefix}:dataset:${id}`,
     datasetIndex: (t) => `${tenant(t)}:datasets`,
     usage: (t) => `${tenant(t)}:usage`,
+    experiment: (id) => `${prefix}:experiment:${id}`,
+    experimentEvents: (id) => `${prefix}:experiment:${id}:events`,
+    experimentIndex: (t) => `${tenant(t)}:experiments`,
   };
 }

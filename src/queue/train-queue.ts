@@ -10,21 +10,25 @@ import { isFinished, type JobRecord, type JobStore } from '../store/jobs.js';
 import { newId } from '../store/ids.js';
 import { QUEUE_NAME } from './keys.js';
 
-export interface TrainJobData { spec: JobSpec; tenant: string }
+/** A child of an experiment: which one, which variant, which seed. */
+export interface ExperimentTag { id: string; variant: number; seed: number }
+
+export interface TrainJobData { spec: JobSpec; tenant: string; experiment?: ExperimentTag }
 /** What the processor returns to BullMQ (the job's own record holds the rest). */
 export interface TrainJobResult { outcome: 'succeeded' | 'cancelled' }
 
 export function createTrainQueue(connection: ConnectionOptions, config: Config): Queue<TrainJobData, TrainJobResult> {
-  return new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, {
-    connection,
-    prefix: config.prefix,
-    defaultJobOptions: {
-      attempts: config.jobAttempts,
-      backoff: { type: 'exponential', delay: 1000 },
-      removeOnComplete: { age: config.retainSucceededSeconds },
-      removeOnFail: { age: config.retainFailedSeconds },
-    },
-  });
+  return new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, { connection, prefix: config.prefix, defaultJobOptions: trainJobOptions(config) });
+}
+
+/** Options of every training job (flows do not use the queue's defaults, so experiments pass them themselves). */
+export function trainJobOptions(config: Config) {
+  return {
+    attempts: config.jobAttempts,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: config.retainSucceededSeconds },
+    removeOnFail: { age: config.retainFailedSeconds },
+  };
 }
 
 export class JobFinishedError extends Error {

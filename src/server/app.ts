@@ -12,11 +12,14 @@ import { installErrorHandling } from './plugins/errors.js';
 import { installJsonParser } from './plugins/json-body.js';
 import { registerOpenApi } from './plugins/swagger.js';
 import datasetsRoutes from './routes/datasets.js';
+import experimentsRoutes from './routes/experiments.js';
 import healthRoutes from './routes/health.js';
 import jobsRoutes from './routes/jobs.js';
 import modelsRoutes from './routes/models.js';
 import { ErrorResponse } from './schemas/common.js';
 import { JobSpecSchema } from '../core/spec.js';
+import { ExperimentSpecSchema, TemplateRequestSchema } from '../experiments/spec.js';
+import { Summary as ExperimentSummary } from './schemas/experiments.js';
 import { HttpError } from './errors.js';
 import { createServices, type Services } from './services.js';
 import { typeboxValidatorCompiler } from './validation.js';
@@ -66,10 +69,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   }
   app.addSchema(ErrorResponse);
   app.addSchema(JobSpecSchema);
+  app.addSchema(ExperimentSpecSchema);
+  app.addSchema(TemplateRequestSchema);
+  app.addSchema(ExperimentSummary);
   await registerOpenApi(app);
 
   await app.register(healthRoutes, { prefix: '/v1' });
   await app.register(jobsRoutes, { prefix: '/v1' });
+  await app.register(experimentsRoutes, { prefix: '/v1' });
   await app.register(datasetsRoutes, { prefix: '/v1' });
   await app.register(modelsRoutes, { prefix: '/v1' });
   return app;

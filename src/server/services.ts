@@ -2,12 +2,14 @@
  * What the routes work with: Redis connections, the stores, the queue, the
  * model cache. Created once per app and closed with it.
  */
-import type { Queue } from 'bullmq';
+import { FlowProducer, type Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { getKernels, kernelsInfo, type KernelsInfo } from '../core/kernels/index.js';
 import { keysFor, type Keys } from '../queue/keys.js';
+import { ExperimentService } from '../queue/experiments.js';
 import { createTrainQueue, JobService, type TrainJobData, type TrainJobResult } from '../queue/train-queue.js';
+import { ExperimentStore } from '../store/experiments.js';
 import { DatasetStore } from '../store/datasets.js';
 import { JobStore } from '../store/jobs.js';
 import { ModelStore } from '../store/models.js';
@@ -21,6 +23,8 @@ export interface Services {
   queue: Queue<TrainJobData, TrainJobResult>;
   jobs: JobService;
   jobStore: JobStore;
+  experiments: ExperimentService;
+  experimentStore: ExperimentStore;
   models: ModelStore;
   datasets: DatasetStore;
   modelCache: ModelCache;
@@ -38,13 +42,19 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
   queue.on('error', (err) => logger.error({ err }, 'queue connection error'));
   const jobStore = new JobStore(redis, keys, config);
   const models = new ModelStore(redis, keys);
+  const jobs = new JobService(queue, jobStore);
+  const flows = new FlowProducer({ connection: redisOptions(config.redisUrl, 'normlab:api:flows'), prefix: config.prefix });
+  flows.on('error', (err) => logger.error({ err }, 'flow producer connection error'));
+  const experimentStore = new ExperimentStore(redis, keys, config.retainSucceededSeconds);
   return {
     config,
     keys,
     redis,
     queue,
-    jobs: new JobService(queue, jobStore),
+    jobs,
     jobStore,
+    experiments: new ExperimentService(flows, experimentStore, jobStore, jobs, config),
+    experimentStore,
     models,
     datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes),
     modelCache: new ModelCache(models, getKernels(), config.modelCacheSize),
@@ -52,6 +62,7 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     blockingConnection: () => createRedis(config.redisUrl, 'normlab:api:events', { maxRetriesPerRequest: null }),
     async close() {
       await queue.close();
+      await flows.close();
       await redis.quit();
     },
   };

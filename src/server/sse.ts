@@ -9,8 +9,21 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TERMINAL_EVENTS } from '../core/events.js';
-import { isFinished, JobStore, type StoredEvent } from '../store/jobs.js';
+import { isFinished, JobStore } from '../store/jobs.js';
+import type { Redis } from '../store/redis.js';
 import type { Services } from './services.js';
+
+/** One entry of an event stream: the stream id and the event. */
+interface StreamEntry { id: string; event: { type: string } }
+
+/** Where a stream's events come from: a job's stream by default; an experiment's (routes/experiments.ts). */
+export interface EventSource {
+  events(after: string): Promise<StreamEntry[]>;
+  readBlocking(conn: Redis, after: string, blockMs: number): Promise<StreamEntry[]>;
+  /** Whether the stream's owner has finished (or is gone): then at most its terminal event is left. */
+  finished(): Promise<boolean>;
+  isTerminal(event: StreamEntry['event']): boolean;
+}
 
 /** Longest single blocking read; the loop also checks the job's status between reads. */
 const BLOCK_MS = 5000;
@@ -25,7 +38,20 @@ export class EventStreams {
     for (const end of this.open) end(': the server is shutting down; reconnect with Last-Event-ID\n\n');
   }
 
-  async serve(request: FastifyRequest, reply: FastifyReply, jobId: string, after: string): Promise<void> {
+  private jobSource(jobId: string): EventSource {
+    const { services } = this;
+    return {
+      events: (after) => services.jobStore.events(jobId, after),
+      readBlocking: (conn, after, blockMs) => JobStore.readBlocking(conn, services.keys, jobId, after, blockMs),
+      finished: async () => {
+        const status = await services.jobStore.status(jobId);
+        return !status || isFinished(status);
+      },
+      isTerminal: (event) => TERMINAL_EVENTS.has(event.type),
+    };
+  }
+
+  async serve(request: FastifyRequest, reply: FastifyReply, jobId: string, after: string, source: EventSource = this.jobSource(jobId)): Promise<void> {
     const { services } = this;
     reply.hijack();
     const res = reply.raw;
@@ -53,31 +79,30 @@ export class EventStreams {
     res.on('error', () => end());
     write('retry: 2000\n\n');
 
-    const send = (events: StoredEvent[]): boolean => {
+    const send = (events: StreamEntry[]): boolean => {
       for (const { id, event } of events) {
         write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-        if (TERMINAL_EVENTS.has(event.type)) return true;
+        if (source.isTerminal(event)) return true;
       }
       return false;
     };
 
     try {
       let last = after;
-      let events = await services.jobStore.events(jobId, last);
+      let events = await source.events(last);
       while (live) {
         if (send(events)) break;
         if (events.length > 0) {
           last = events[events.length - 1].id;
-          events = await services.jobStore.events(jobId, last);
+          events = await source.events(last);
           continue;
         }
         // Nothing new. A job that finished meanwhile has at most its terminal event left to send.
-        const status = await services.jobStore.status(jobId);
-        if (!status || isFinished(status)) {
-          send(await services.jobStore.events(jobId, last));
+        if (await source.finished()) {
+          send(await source.events(last));
           break;
         }
-        events = await JobStore.readBlocking(conn, services.keys, jobId, last, BLOCK_MS);
+        events = await source.readBlocking(conn, last, BLOCK_MS);
       }
     } catch (err) {
       if (live) request.log.error({ err, jobId }, 'event stream failed');

@@ -5,7 +5,9 @@
  * Events are appended by one Lua script that also updates the hash, so the
  * stream and the status never disagree, nothing is appended after a terminal
  * event (exactly one per job), and an epoch is recorded once even when a
- * resumed attempt trains it again.
+ * resumed attempt trains it again. A child of an experiment also has its
+ * epoch and terminal events copied to the experiment's stream by the same
+ * script, tagged with the job id, variant and seed.
  */
 import type { FinalMetrics, Metrics, TrainEvent } from '../core/events.js';
 import type { JobSpec } from '../core/spec.js';
@@ -46,6 +48,8 @@ export interface JobRecord {
   warnings: Array<{ code: string; message: string }>;
   modelId: string | null;
   error: JobError | null;
+  /** Set for a child of an experiment. */
+  experiment: { id: string; variant: number; seed: number } | null;
 }
 
 /** One entry of the event stream: the stream id and the event. */
@@ -71,6 +75,10 @@ if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
 if ARGV[2] == 'warning' then
   local old = redis.call('HGET', KEYS[1], 'warnings')
   redis.call('HSET', KEYS[1], 'warnings', (old and (old .. '\\n') or '') .. ARGV[3])
+end
+local exp = redis.call('HMGET', KEYS[1], 'experimentEvents', 'id', 'experimentVariant', 'experimentSeed')
+if exp[1] and (ARGV[2] == 'epoch' or ARGV[2] == 'completed' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled') then
+  redis.call('XADD', exp[1], '*', 'type', ARGV[2], 'data', ARGV[3], 'jobId', exp[2], 'variant', exp[3], 'seed', exp[4])
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
@@ -112,10 +120,16 @@ export class JobStore {
    * ActiveJobsLimitError when the tenant has tenantMaxActiveJobs queued or
    * running jobs; finished jobs leave the count lazily, here.
    */
-  async create(tenant: string, id: string, spec: JobSpec): Promise<void> {
+  async create(tenant: string, id: string, spec: JobSpec, experiment?: { id: string; variant: number; seed: number }): Promise<void> {
     const k = this.keys;
     const limit = this.options.tenantMaxActiveJobs;
-    const fields = { id, tenant, status: 'queued', attempt: 0, createdAt: new Date().toISOString(), spec: JSON.stringify(spec), name: spec.name ?? '' };
+    const fields = {
+      id, tenant, status: 'queued', attempt: 0, createdAt: new Date().toISOString(), spec: JSON.stringify(spec), name: spec.name ?? '',
+      ...(experiment ? {
+        experimentId: experiment.id, experimentVariant: experiment.variant, experimentSeed: experiment.seed,
+        experimentEvents: k.experimentEvents(experiment.id),
+      } : {}),
+    };
     const create = () => this.redis.createJob(
       k.job(id), k.events(id), k.jobIndex(tenant), k.activeJobs(tenant),
       limit, id, this.options.eventsMaxLen, JSON.stringify({ type: 'queued' }), ...Object.entries(fields).flat(),
@@ -294,5 +308,6 @@ function parseRecord(h: Record<string, string>): JobRecord | null {
     warnings: h.warnings ? h.warnings.split('\n').map((w) => JSON.parse(w) as { type: string; code: string; message: string }).map(({ code, message }) => ({ code, message })) : [],
     modelId: h.modelId ?? null,
     error: json<JobError>(h.error),
+    experiment: h.experimentId ? { id: h.experimentId, variant: Number(h.experimentVariant), seed: Number(h.experimentSeed) } : null,
   };
 }

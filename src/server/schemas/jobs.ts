@@ -34,6 +34,9 @@ export const Job = Type.Object({
   warnings: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
   modelId: Nullable(Type.String()),
   error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), details: Type.Record(Type.String(), Type.Unknown()) })),
+  experiment: Nullable(Type.Object({ id: Type.String(), variant: Type.Integer(), seed: Type.Integer() }, {
+    description: 'The experiment this job is a run of (variant index, seed); null for a job submitted on its own',
+  })),
   spec: Type.Ref(JobSpecSchema),
   links: Links,
 });
