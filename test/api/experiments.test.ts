@@ -163,6 +163,26 @@ describe('an experiment end to end', () => {
   }, 120_000);
 });
 
+describe('a failed child is a result', () => {
+  it('a diverged run is counted as diverged and the experiment still succeeds with a complete summary', async () => {
+    const res = await api(stack.base, 'POST', '/experiments', {
+      base: { dataset: { id: 'moons', size: 300 }, model: { hidden: [16, 16], batchNorm: 'none', activation: 'leaky_relu' }, training: { epochs: 3 } },
+      grid: { 'training.optimizer.learningRate': [0.1, 1000] }, seeds: [1, 2],
+    });
+    expect(res.status).toBe(202);
+    const events = await readExperimentEvents(res.body.id);
+    expect(events.at(-1)!.event).toBe('completed');
+    expect(events.filter((e) => e.event === 'failed').map((e) => e.data.code)).toEqual(['DIVERGED', 'DIVERGED']);
+    const { summary, status } = (await api(stack.base, 'GET', `/experiments/${res.body.id}`)).body;
+    expect(status).toBe('succeeded');
+    expect(summary).toMatchObject({ complete: true, counts: { succeeded: 2, failed: 2 } });
+    const high = summary.variants[1];
+    expect(high).toMatchObject({ diverged: 2, counts: { failed: 2 } });
+    expect(high.runs.map((r: any) => r.error.code)).toEqual(['DIVERGED', 'DIVERGED']);
+    expect(high.verdict).toContain('diverged: 2 of 2 seeds for training.optimizer.learningRate=1000, 0 of 2 for 0.1');
+  }, 60_000);
+});
+
 describe('templates', () => {
   it('lists the eight templates with their question, claim and size', async () => {
     const { body } = await api(stack.base, 'GET', '/experiments/templates');
