@@ -91,9 +91,10 @@ describe('an experiment end to end', () => {
     expect(bn.baseline).toBe(0);
 
     for (const v of exp.summary.variants) {
-      const children = await Promise.all(v.jobIds.map(async (jobId: string) => ({
+      type Child = { job: any; epochs: Array<{ epoch: number; val: { accuracy: number } }> };
+      const children: Child[] = await Promise.all((v.jobIds as string[]).map(async (jobId) => ({
         job: (await api(stack.base, 'GET', `/jobs/${jobId}`)).body,
-        epochs: (await api(stack.base, 'GET', `/jobs/${jobId}/metrics`)).body.epochs as Array<{ epoch: number; val: { accuracy: number } }>,
+        epochs: (await api(stack.base, 'GET', `/jobs/${jobId}/metrics`)).body.epochs,
       })));
       children.forEach(({ job }, i) => {
         expect(job.experiment).toEqual({ id, variant: v.index, seed: MOONS.seeds[i] });
