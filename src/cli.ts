@@ -1,6 +1,7 @@
 /**
  * `normlab` command line.
  *   normlab train SPEC.json [--data FILE.csv] [--label COLUMN] [--out DIR] [--json]
+ *   normlab experiment SPEC.json [--json] [--threads N]
  *   normlab doctor
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import type { TrainEvent } from './core/events.js';
 import { kernelsInfo } from './core/kernels/index.js';
 import { resolveSpec, SpecError } from './core/spec.js';
 import { train, TrainingError } from './core/train.js';
+import { experimentCommand, EXPERIMENT_USAGE } from './cli/experiment.js';
 import { DatasetError, listBuiltinDatasets, loadBuiltinDataset, parseCsvDataset } from './datasets/index.js';
 
 const USAGE = `usage:
@@ -17,6 +19,7 @@ const USAGE = `usage:
       Train in-process. --data trains on a CSV file (header row; label column by
       name or index, default the last). --out writes manifest.json and
       model.safetensors. --json prints one event per line.
+${EXPERIMENT_USAGE}
   normlab doctor
       Show which kernels and GEMM are in use and which datasets are installed.`;
 
@@ -26,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(JSON.stringify({ ...kernelsInfo(), datasets: listBuiltinDatasets().map(({ id, available, installHint }) => ({ id, available, installHint })) }, null, 2));
     return 0;
   }
+  if (command === 'experiment') return experimentCommand(rest);
   if (command !== 'train') {
     console.error(USAGE);
     return command === undefined || command === '--help' || command === 'help' ? 0 : 2;

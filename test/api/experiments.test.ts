@@ -3,6 +3,11 @@
  * moons end to end (the summary's arithmetic checked against the children's
  * own results), cancelling an experiment mid-run, and the bad-input answers.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, auth, startStack, type SseEvent, type Stack } from './helpers.js';
 
@@ -137,6 +142,21 @@ describe('an experiment end to end', () => {
     const json = (await api(stack.base, 'GET', `/experiments/${id}/metrics`)).body;
     expect(json.rows).toHaveLength(24);
     expect(json.paths).toEqual(['model.batchNorm']);
+
+    // `normlab experiment` (in-process, worker threads) gives the same summary: same specs and seeds, same weights.
+    const dir = mkdtempSync(path.join(tmpdir(), 'normlab-exp-'));
+    try {
+      writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(MOONS));
+      const cli = path.resolve(import.meta.dirname, '../../bin/normlab.js');
+      const { stdout } = await promisify(execFile)(process.execPath, [cli, 'experiment', path.join(dir, 'spec.json'), '--json', '--threads', '2']);
+      const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.filter((l) => l.type === 'epoch')).toHaveLength(24);
+      const local = lines.at(-1).summary;
+      const strip = (v: any) => ({ ...v, jobIds: undefined, trainingSeconds: undefined, runs: v.runs.map((r: any) => ({ ...r, jobId: undefined, trainingSeconds: undefined })) });
+      expect(local.variants.map(strip)).toEqual(exp.summary.variants.map(strip));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     const list = (await api(stack.base, 'GET', '/experiments?limit=10')).body;
     expect(list.items.map((e: any) => e.id)).toContain(id);
