@@ -227,9 +227,15 @@ function baseName(v: VariantSummary, base: VariantSummary): string {
   return differing.map(([, x]) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ') || name(base);
 }
 
+/** The grid values a variant shares with its baseline (the setting the comparison is made at), e.g. "at training.optimizer.learningRate=0.1". */
+function context(v: VariantSummary, base: VariantSummary): string {
+  const shared = Object.entries(v.values).filter(([p, x]) => JSON.stringify(x) === JSON.stringify(base.values[p]));
+  return shared.length > 0 ? ` at ${shared.map(([p, x]) => `${p}=${typeof x === 'string' ? x : JSON.stringify(x)}`).join(', ')}` : '';
+}
+
 export function verdict(v: VariantSummary, base: VariantSummary, c: Comparison, target: Target | null): string {
   const me = shortName(v, base);
-  const them = baseName(v, base);
+  const them = `${baseName(v, base)}${context(v, base)}`;
   const parts: string[] = [];
   if (target && c.epochsToTarget) {
     const vt = v.epochsToTarget!; const bt = base.epochsToTarget!;
@@ -258,10 +264,12 @@ export function verdict(v: VariantSummary, base: VariantSummary, c: Comparison, 
     const lead = parts.length > 0 ? 'final' : `${me} vs ${them}: final`;
     parts.push(`${lead} ${d.metric} ${fixed(mine.mean, 3)} vs ${fixed(theirs.mean, 3)} (${interval}${spans ? ': the interval spans zero, no difference shown' : d.difference > 0 ? ': higher' : ': lower'})`);
   } else {
-    parts.push(`${parts.length > 0 ? '' : `${me} vs ${them}: `}too few finished seeds to compare final accuracy`);
+    const having = (x: VariantSummary) => `${Math.max(x.finalValAccuracy.n, x.finalTestAccuracy.n)} of ${x.runs.length}`;
+    parts.push(`${parts.length > 0 ? '' : `${me} vs ${them}: `}final accuracy not compared (it needs two seeds of each; ` +
+      `seeds with a final accuracy: ${having(v)} for ${me}, ${having(base)} for ${baseName(v, base)})`);
   }
   if (v.diverged > 0 || base.diverged > 0) {
-    parts.push(`diverged: ${v.diverged} of ${v.runs.length} seeds for ${me}, ${base.diverged} of ${base.runs.length} for ${them}`);
+    parts.push(`diverged: ${v.diverged} of ${v.runs.length} seeds for ${me}, ${base.diverged} of ${base.runs.length} for ${baseName(v, base)}`);
   }
   return parts.join('; ');
 }

@@ -35,12 +35,19 @@ group('grid expansion', () => {
     expect(x.variants.map((v) => v.baseline)).toEqual([0, 0, 0, 0]);
   });
 
-  it('a partial baseline compares each variant with the baseline value at its own other values', () => {
+  it('a partial baseline compares each variant with the baseline value at its own other values, and the verdict names them', () => {
     const x = resolveExperiment({
       base: BASE, grid: { 'model.batchNorm': ['none', 'before'], 'training.optimizer.learningRate': [0.01, 0.1] },
       baseline: { 'model.batchNorm': 'none' },
     }, 64);
     expect(x.variants.map((v) => v.baseline)).toEqual([0, 1, 0, 1]);
+    const runs = x.runs.map((r, i) => ({
+      jobId: `j${i}`, variant: r.variant, seed: r.seed, status: 'succeeded' as const, history: [], error: null,
+      final: { val: { loss: 1, accuracy: 0.5 + r.variant / 10 + r.seed / 100 }, test: null, trainingSeconds: 1 },
+    }));
+    expect(summarize(x.variants, runs, null).variants[3]!.verdict).toBe(
+      // sd 0.01 each, df 4: half-width t(0.975, 4)·sqrt(2·1e-4/3) = 2.776445 × 0.008165 = 0.0227
+      'model.batchNorm=before vs none at training.optimizer.learningRate=0.1: final val.accuracy 0.820 vs 0.620 (+0.200, 95% CI +0.177 to +0.223: higher)');
   });
 
   it('a comma-joined axis varies its paths together', () => {
@@ -184,6 +191,10 @@ group('summary and verdicts', () => {
     expect(bn.verdict).toContain('2 of 3 seeds (1.5 ± 0.7 epochs where reached)');
     expect(bn.verdict).toContain('the interval spans zero, no difference shown');
     expect(bn.verdict).toContain('diverged: 1 of 3 seeds for model.batchNorm=before, 0 of 3 for none');
+    // Without enough final accuracies there is no interval, and the verdict says why.
+    const one = summarize(x.variants, [run(0, 1, [0.5]), run(1, 1, [0.9])], x.target).variants[1]!;
+    expect(one.comparison!.finalAccuracy).toBeNull();
+    expect(one.verdict).toContain('final accuracy not compared (it needs two seeds of each; seeds with a final accuracy: 1 of 1 for model.batchNorm=before, 1 of 1 for none)');
   });
 
   it('waits for unfinished runs before a verdict, and reports the gap when the jobs have it', () => {
