@@ -4,7 +4,9 @@
  * interval for the difference of two means (unequal variances,
  * Welch–Satterthwaite degrees of freedom).
  */
-import tQuantile from '@stdlib/stats-base-dists-t-quantile';
+import jstat from 'jstat';
+
+const tQuantile = (p: number, df: number): number => jstat.jStat.studentt.inv(p, df);
 
 export interface Stats {
   n: number;
