@@ -1,6 +1,6 @@
 # NormLab image: API and worker (the command picks the role). The native
-# kernels are compiled here against OpenBLAS; with -march=native, build the
-# image on the kind of machine that runs it.
+# kernels are compiled here against OpenBLAS, for any x86-64 (or ARM64) CPU:
+# they pick AVX2/FMA or AVX-512 kernels at run time where the CPU has them.
 FROM node:20-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ libopenblas-dev \

@@ -7,13 +7,16 @@
   'targets': [
     {
       'target_name': 'normlab_native',
-      'sources': ['native/addon.cc', 'native/batchnorm.cc', 'native/conv.cc', 'native/gemm.cc', 'native/kernels.cc',
-                  'native/renorm.cc'],
+      'sources': ['native/addon.cc', 'native/batchnorm.cc', 'native/conv.cc', 'native/cpu.cc', 'native/gemm.cc',
+                  'native/infer.cc', 'native/kernels.cc', 'native/renorm.cc'],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NODE_ADDON_API_DISABLE_DEPRECATED'],
       # No -ffast-math: NaN/Inf must propagate for divergence detection. Without
       # -fno-trapping-math GCC keeps comparisons (relu') as branches, not selects.
-      'cflags_cc': ['-std=gnu++20', '-O3', '-march=native', '-fno-math-errno', '-fno-trapping-math'],
+      # No -march: the build runs on any CPU of its architecture; the AVX2/FMA
+      # and AVX-512 kernels carry their own target and are chosen at run time
+      # (native/cpu.h).
+      'cflags_cc': ['-std=gnu++20', '-O3', '-fno-math-errno', '-fno-trapping-math'],
       'conditions': [
         ['openblas==1', {
           'defines': ['NORMLAB_OPENBLAS'],

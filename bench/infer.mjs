@@ -4,7 +4,11 @@
 // path (safetensors bytes + JSON manifest → InferenceModel.fromArtifact, BN
 // folded), rows taken from the test split. Median of --samples samples of
 // ~--ms each, after a warm-up. Allocation check: heap bytes per call and the
-// garbage collections seen over --alloc-calls calls at batch 1.
+// garbage collections seen over --alloc-calls calls at batch 1. With the
+// native kernels, also the single-thread sgemm peak of this machine in the
+// same run (best of 5 square 1024³ multiplies, OpenBLAS and the built-in
+// sgemm) and the fraction of it the inference reaches (GFLOPS of the three
+// dense layers: 2·(784·256 + 256·256 + 256·10) flops per row).
 // One JSON line per batch size.
 // Usage: npx tsc -p tsconfig.json && node bench/infer.mjs [--batches 1,64] [--samples 15] [--ms 100] [--alloc-calls 100000]
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -43,9 +47,35 @@ const stored = { manifest: JSON.parse(JSON.stringify(artifact.manifest)), weight
 const model = InferenceModel.fromArtifact(stored, { fold: values.fold === 'true' });
 
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const FLOPS_PER_ROW = 2 * (784 * 256 + 256 * 256 + 256 * 10);
+
+/** Single-thread sgemm GFLOPS at 1024³, best of 5, per backend of the native kernels. */
+async function sgemmPeak() {
+  if (kernelsInfo().kernels !== 'native') return null;
+  const { tryLoadNativeKernels } = await import('../dist/src/core/kernels/native.js');
+  const n = 1024;
+  const A = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const B = A.slice().reverse();
+  const C = new Float32Array(n * n);
+  const peak = {};
+  for (const gemm of ['openblas', 'builtin']) {
+    const k = tryLoadNativeKernels({ gemm }).kernels;
+    if (!k) continue;
+    let best = Infinity;
+    for (let i = 0; i < 6; i++) {
+      const t0 = performance.now();
+      k.gemm(false, false, n, n, n, 1, A, B, 0, C);
+      if (i > 0) best = Math.min(best, performance.now() - t0);
+    }
+    peak[gemm] = Math.round((2 * n ** 3) / best / 1e6 * 10) / 10;
+  }
+  return peak;
+}
 const test = ds.test;
 const f = ds.features;
 
+const peak = await sgemmPeak();
+const peakGflops = peak ? Math.max(...Object.values(peak)) : null;
 for (const n of values.batches.split(',').map(Number)) {
   // Distinct rows per call, cycling through the first 64·n test rows.
   const windows = 64;
@@ -93,6 +123,8 @@ for (const n of values.batches.split(',').map(Number)) {
     usPerCall: Math.round(median(us) * 100) / 100, usPerRow: Math.round((median(us) / n) * 1000) / 1000,
     p10us: Math.round(us[Math.floor(us.length * 0.1)] * 100) / 100, p90us: Math.round(us[Math.floor(us.length * 0.9)] * 100) / 100,
     allocCheck: { calls, heapGrowthBytes: after - before, bytesPerCall: Math.round(((after - before) / calls) * 100) / 100, gcs },
+    gflops: Math.round((FLOPS_PER_ROW * n) / median(us) / 1e3 * 10) / 10,
+    sgemmPeakGflops: peak, fractionOfPeak: peakGflops ? Math.round((FLOPS_PER_ROW * n) / median(us) / 1e3 / peakGflops * 100) / 100 : null,
     testAccuracy: metrics.test?.accuracy, ...kernelsInfo(),
   }));
 }

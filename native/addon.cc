@@ -11,6 +11,8 @@
 #include <string>
 
 #include "conv.h"
+#include "cpu.h"
+#include "infer.h"
 #include "kernels.h"
 #include "renorm.h"
 
@@ -106,8 +108,14 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
 #else
     const char* backend = "builtin";
 #endif
+    gemm_workspace_.isa = normlab::best_isa();
     DefineAddon(exports, {
         InstanceValue("gemmBackend", Napi::String::New(env, backend), napi_enumerable),
+        InstanceValue("cpuBest", Napi::String::New(env, normlab::isa_name(normlab::best_isa())), napi_enumerable),
+        InstanceMethod("setCpuPath", &NormLabAddon::SetCpuPath, napi_enumerable),
+        InstanceMethod("packDense", &NormLabAddon::PackDense, napi_enumerable),
+        InstanceMethod("denseInfer", &NormLabAddon::DenseInfer, napi_enumerable),
+        InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
         InstanceMethod("gemm", &NormLabAddon::Gemm, napi_enumerable),
         InstanceMethod("gemmBuiltin", &NormLabAddon::GemmBuiltin, napi_enumerable),
@@ -153,6 +161,57 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
 #else
     (void)n;
 #endif
+  }
+
+  // setCpuPath(name) -> the path now in use: "auto" takes the best this CPU
+  // runs; "baseline", "avx2" or "avx512" force one (an error when the CPU lacks it).
+  Napi::Value SetCpuPath(const Napi::CallbackInfo& info) {
+    Args a(info, "setCpuPath");
+    if (!info[0].IsString()) a.TypeError("name must be a string");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    const normlab::Isa best = normlab::best_isa();
+    normlab::Isa isa = best;
+    if (name != "auto") {
+      if (!normlab::parse_isa(name.c_str(), &isa)) a.RangeError("unknown CPU path \"" + name + "\" (auto, baseline, avx2, avx512)");
+      if ((int)isa > (int)best) a.RangeError("this CPU cannot run the " + name + " kernels (best: " + normlab::isa_name(best) + ")");
+    }
+    gemm_workspace_.isa = isa;
+    return Napi::String::New(info.Env(), normlab::isa_name(isa));
+  }
+
+  // packDense(weight, out, in, packed)
+  void PackDense(const Napi::CallbackInfo& info) {
+    Args a(info, "packDense");
+    const int N = a.Size(1, "out"), K = a.Size(2, "in");
+    const float* weight = a.Array<float>(0, "weight", a.Product(N, K));
+    float* packed = a.Array<float>(3, "packed", normlab::packed_dense_size(N, K));
+    normlab::pack_dense(weight, N, K, packed);
+  }
+
+  // denseInfer(x, packed, bias, y, N, in, out, activation, alpha)
+  void DenseInfer(const Napi::CallbackInfo& info) {
+    Args a(info, "denseInfer");
+    const int n = a.Size(4, "N"), K = a.Size(5, "in"), N = a.Size(6, "out");
+    const float* x = a.Array<float>(0, "x", a.Product(n, K));
+    const float* packed = a.Array<float>(1, "packed", normlab::packed_dense_size(N, K));
+    const float* bias = a.Array<float>(2, "bias", N, true);
+    float* y = a.Array<float>(3, "y", a.Product(n, N));
+    const normlab::DenseArgs args{x, (size_t)K, n, K, N, packed, bias, y, (size_t)N,
+                                  FusedActivation(a, 7), FusedAlpha(a, 8)};
+    normlab::dense_infer(gemm_workspace_.isa, args);
+  }
+
+  // conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation, alpha)
+  void Conv2dInfer(const Napi::CallbackInfo& info) {
+    Args a(info, "conv2dInfer");
+    const normlab::ConvShape s = ConvShapeArgs(a, 4);
+    const size_t taps = a.Product(s.C, s.KH, s.KW);
+    const float* x = a.Array<float>(0, "x", a.Product(a.Product(s.N, s.C), s.H, s.W));
+    const float* weight = a.Array<float>(1, "weight", a.Product(s.F, taps));
+    const float* bias = a.Array<float>(2, "bias", s.F, true);
+    float* y = a.Array<float>(3, "y", a.Product(a.Product(s.N, s.F), s.OH, s.OW));
+    float* col = a.Array<float>(15, "col", a.Product(taps, s.OH, s.OW));
+    normlab::conv2d_infer(gemm_workspace_, s, x, weight, bias, y, col, FusedActivation(a, 16), FusedAlpha(a, 17));
   }
 
   // gemm(transA, transB, M, N, K, alpha, A, B, beta, C)

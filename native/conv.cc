@@ -194,6 +194,27 @@ void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, 
   }
 }
 
+void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* weight, const float* bias,
+                  float* y, float* col, int activation, float alpha) {
+  const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;
+  const bool pointwise = is_pointwise(s);
+  for (int n = 0; n < s.N; n++) {
+    const float* xn = x + (size_t)n * s.C * s.H * s.W;
+    float* yn = y + (size_t)n * s.F * P;
+    if (!pointwise) im2col(s, xn, col);
+    sgemm(GemmChoice{&ws}, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
+    if (bias) {
+      for (int f = 0; f < s.F; f++) {
+        float* yf = yn + (size_t)f * P;
+        const float b = bias[f];
+        for (int p = 0; p < P; p++) yf[p] += b;
+      }
+    }
+    // While the sample's output is still in cache.
+    if (activation != kNoActivation) activation_forward(activation, yn, yn, (size_t)s.F * P, alpha);
+  }
+}
+
 void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                      const float* dy, float* dx, float* dweight, float* dbias, float* col) {
   const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;

@@ -35,6 +35,12 @@ struct GemmChoice {
 // col holds C*KH*KW*OH*OW floats (one sample's im2col matrix).
 void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                     const float* bias, float* y, float* col);
+// Inference form: conv2d_forward on the built-in sgemm, then the optional
+// activation on each sample's output while it is in cache. Every sample is one gemm
+// of the same shape with fixed blocking, so a sample's output does not depend
+// on the batch it is in.
+void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* weight, const float* bias,
+                  float* y, float* col, int activation, float alpha);
 // dx and dbias may be null.
 void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                      const float* dy, float* dx, float* dweight, float* dbias, float* col);

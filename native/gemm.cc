@@ -3,11 +3,11 @@
 // The built-in path is the BLIS loop nest (jc, pc, ic, jr, ir): op(B) and
 // op(A) blocks are packed into contiguous panels (which also absorbs the four
 // transpose cases), and an MR x NR micro-kernel keeps its accumulators in
-// registers: AVX2/FMA intrinsics where the build machine has them, plain
-// loops the compiler vectorizes otherwise.
+// registers: AVX2/FMA intrinsics when the CPU has them (chosen at run time,
+// cpu.h), plain loops the compiler vectorizes otherwise.
 #include <algorithm>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -22,25 +22,19 @@ extern "C" void openblas_set_num_threads(int num_threads);
 namespace normlab {
 namespace {
 
-#if defined(__AVX2__) && defined(__FMA__)
-// 6 x 16 accumulators = 12 of the 16 AVX2 registers, written with intrinsics
-// (GCC spills its own vectorization of the plain loops at this size).
-constexpr int MR = 6;
+// MR x NR tiles: 6 x 16 with AVX2/FMA (twelve accumulators of the sixteen
+// registers), 4 x 16 on the baseline; MC is a multiple of both.
 constexpr int MC = 120;
-#else
-// 4 x 16 accumulators: the plain-loop kernel below stays in registers.
-constexpr int MR = 4;
-constexpr int MC = 128;
-#endif
 constexpr int NR = 16;
 // A KC x NR panel of B (16 KB) stays in L1, an MC x KC block of A (~128 KB)
 // in L2, a KC x NC panel of B (2 MB) in L3.
 constexpr int KC = 256;
 constexpr int NC = 2048;
-static_assert(MC % MR == 0 && NC % NR == 0, "blocks are whole slivers");
+static_assert(MC % 6 == 0 && MC % 4 == 0 && NC % NR == 0, "blocks are whole slivers");
 
 // Packs the mc x kc block of op(A) at (i0, p0) into MR-row slivers, each
 // stored p-major (MR values per p) and zero-padded past mc.
+template <int MR>
 void pack_a(bool transA, const float* A, int lda, int i0, int p0, int mc, int kc,
             float* __restrict dst) {
   for (int ir = 0; ir < mc; ir += MR, dst += MR * kc) {
@@ -81,6 +75,7 @@ void pack_b(bool transB, const float* B, int ldb, int p0, int j0, int kc, int nc
 
 // Writes the valid mr x nr corner of C as alpha * acc + beta * C (C is not
 // read when beta == 0).
+template <int MR>
 inline void store_tile(const float (&acc)[MR][NR], float* __restrict c, int ldc, int mr, int nr,
                        float alpha, float beta) {
   for (int i = 0; i < mr; ++i) {
@@ -94,10 +89,33 @@ inline void store_tile(const float (&acc)[MR][NR], float* __restrict c, int ldc,
 }
 
 // acc = (A sliver) * (B sliver) over kc, then C's corner from store_tile.
-void micro_kernel(int kc, const float* __restrict a, const float* __restrict b,
-                  float* __restrict c, int ldc, int mr, int nr, float alpha, float beta) {
+// The plain-loop kernel of the baseline (SSE2 on x86-64, NEON on ARM64).
+void micro_kernel_base(int kc, const float* __restrict a, const float* __restrict b,
+                       float* __restrict c, int ldc, int mr, int nr, float alpha, float beta) {
+  constexpr int MR = 4;
   alignas(32) float acc[MR][NR];
-#if defined(__AVX2__) && defined(__FMA__)
+  for (int i = 0; i < MR; ++i) std::fill(acc[i], acc[i] + NR, 0.0f);
+  for (int p = 0; p < kc; ++p, a += MR, b += NR) {
+    // Without the unroll hints GCC vectorizes this nest with 16-byte vectors.
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i];
+#pragma GCC unroll 16
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+  }
+  store_tile<MR>(acc, c, ldc, mr, nr, alpha, beta);
+}
+
+#if defined(__x86_64__)
+// Compiled for AVX2/FMA on its own (the build targets the baseline);
+// sgemm_builtin calls it only when the CPU has both.
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+void micro_kernel_avx2(int kc, const float* __restrict a, const float* __restrict b,
+                       float* __restrict c, int ldc, int mr, int nr, float alpha, float beta) {
+  constexpr int MR = 6;
+  alignas(32) float acc[MR][NR];
   // Twelve named accumulators: an array of __m256 is not reliably kept in registers.
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -122,24 +140,16 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b,
   _mm256_store_ps(acc[3], c30); _mm256_store_ps(acc[3] + 8, c31);
   _mm256_store_ps(acc[4], c40); _mm256_store_ps(acc[4] + 8, c41);
   _mm256_store_ps(acc[5], c50); _mm256_store_ps(acc[5] + 8, c51);
-#else
-  for (int i = 0; i < MR; ++i) std::fill(acc[i], acc[i] + NR, 0.0f);
-  for (int p = 0; p < kc; ++p, a += MR, b += NR) {
-    // Without the unroll hints GCC vectorizes this nest with 16-byte vectors.
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      const float ai = a[i];
-#pragma GCC unroll 16
-      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
-    }
-  }
-#endif
-  store_tile(acc, c, ldc, mr, nr, alpha, beta);
+  store_tile<MR>(acc, c, ldc, mr, nr, alpha, beta);
 }
+#pragma GCC pop_options
+#endif
 
-}  // namespace
+using MicroKernel = void (*)(int, const float*, const float*, float*, int, int, int, float, float);
 
-void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
+// The BLIS loop nest over one micro-kernel of MR rows.
+template <int MR>
+void sgemm_blocked(MicroKernel micro_kernel, GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
                    float alpha, const float* A, const float* B, float beta, float* C) {
   const int lda = transA ? M : K;
   const int ldb = transB ? K : N;
@@ -156,7 +166,7 @@ void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, in
       const float blk_beta = pc == 0 ? beta : 1.0f;
       for (int ic = 0; ic < M; ic += MC) {
         const int mc = std::min(MC, M - ic);
-        pack_a(transA, A, lda, ic, pc, mc, kc, pa);
+        pack_a<MR>(transA, A, lda, ic, pc, mc, kc, pa);
         for (int jr = 0; jr < nc; jr += NR) {
           for (int ir = 0; ir < mc; ir += MR) {
             micro_kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
@@ -167,6 +177,19 @@ void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, in
       }
     }
   }
+}
+
+}  // namespace
+
+void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
+                   float alpha, const float* A, const float* B, float beta, float* C) {
+#if defined(__x86_64__)
+  if (ws.isa != Isa::kBaseline) {
+    sgemm_blocked<6>(micro_kernel_avx2, ws, transA, transB, M, N, K, alpha, A, B, beta, C);
+    return;
+  }
+#endif
+  sgemm_blocked<4>(micro_kernel_base, ws, transA, transB, M, N, K, alpha, A, B, beta, C);
 }
 
 #ifdef NORMLAB_OPENBLAS

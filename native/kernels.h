@@ -4,17 +4,22 @@
 // these run; nothing here allocates except the gemm workspace.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "cpu.h"
+
 namespace normlab {
 
-// Packed panels of the built-in sgemm. One per addon instance, i.e. per
-// thread, so the kernels stay reentrant without static state.
+// Packed panels of the built-in sgemm, and the instruction set its
+// micro-kernel uses. One per addon instance, i.e. per thread, so the kernels
+// stay reentrant without static state.
 struct GemmWorkspace {
   std::vector<float> packA;
   std::vector<float> packB;
+  Isa isa = Isa::kBaseline;
 };
 
 // C = alpha * op(A) * op(B) + beta * C, row-major, op(A) [M, K], op(B) [K, N].
@@ -57,6 +62,17 @@ void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C
                         const float* gamma, const float* save_mean, const float* save_rstd,
                         float* dgamma, float* dbeta, int activation, float alpha, const float* y);
 void activation_forward(int kind, const float* x, float* y, size_t n, float alpha);
+// One value of activation_forward (kNoActivation: v itself), for the fused epilogues.
+inline float activate(int kind, float v, float alpha) {
+  switch (kind) {
+    case kRelu: return v < 0.0f ? 0.0f : v;
+    case kLeakyRelu: return v < 0.0f ? alpha * v : v;
+    case kElu: return v > 0.0f ? v : alpha * std::expm1(v);
+    case kTanh: return std::tanh(v);
+    case kSigmoid: return 1.0f / (1.0f + std::exp(-v));
+    default: return v;
+  }
+}
 void activation_backward(int kind, const float* x, const float* y, const float* dy, float* dx,
                          size_t n, float alpha);
 

@@ -2,21 +2,24 @@
  * A trained model in inference form: frozen batch-norm statistics, batch norm
  * folded into an adjacent dense or conv layer wherever that is exact, the
  * model's own preprocessing applied to raw rows. Each row is computed
- * independently of the others in its batch. Buffers grow to the largest batch
- * seen and are reused.
+ * independently of the others in its batch, in an order that does not depend
+ * on the batch: dense and conv layers run denseInfer / conv2dInfer on weights
+ * packed once at load, so a row's prediction is the same bytes alone or at any
+ * position of any batch (for one kernel set and CPU path). Buffers grow to the
+ * largest batch seen and are reused.
  */
 import type { Preprocess } from '../datasets/types.js';
 import { readWeights, type Artifact, type ModelManifest } from './artifact.js';
 import { getKernels } from './kernels/index.js';
-import { activationCode, conv2dColSize, NO_ACTIVATION, type Kernels } from './kernels/types.js';
+import { activationCode, conv2dColSize, NO_ACTIVATION, packedDenseSize, type Kernels } from './kernels/types.js';
 import { outputSize, type LayerInfo } from './layers.js';
 
 type Op =
   | { kind: 'dense'; weight: Float32Array; bias: Float32Array; in: number; out: number }
-  // A dense layer as predictInto runs it (see lowerDense): weight transposed to [in, out], so
-  // y = x·Wᵀ is gemm(false, false, ...), the faster layout for small batches with either gemm;
-  // `act` is an activation fused into the bias pass (NO_ACTIVATION: none).
-  | { kind: 'matmul'; weightT: Float32Array; bias: Float32Array; in: number; out: number; act: number; alpha: number }
+  // Dense and conv layers as predictInto runs them (see lowerOps): dense weights packed by
+  // packDense; `act` is an activation fused into the layer's kernel (NO_ACTIVATION: none).
+  | { kind: 'matmul'; packed: Float32Array; bias: Float32Array; in: number; out: number; act: number; alpha: number }
+  | { kind: 'convInfer'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }>; act: number; alpha: number }
   | { kind: 'conv2d'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }> }
   | { kind: 'batchnorm'; channels: number; spatial: number; gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array }
   | { kind: 'activation'; code: number; alpha: number; size: number }
@@ -118,7 +121,8 @@ export class InferenceModel {
     const fold = options.fold ?? true;
     if (fold) ops = foldBatchNorm(ops, eps);
     const input = inputStage(manifest.preprocess, ops, fold);
-    return new InferenceModel(manifest, options.kernels ?? getKernels(), lowerDense(ops), fold, bnStats, input);
+    const kernels = options.kernels ?? getKernels();
+    return new InferenceModel(manifest, kernels, lowerOps(ops, kernels), fold, bnStats, input);
   }
 
   /** The frozen statistics of each batch-norm layer, as trained (before folding). */
@@ -164,20 +168,21 @@ export class InferenceModel {
     for (const op of this.ops) {
       switch (op.kind) {
         case 'matmul': {
-          k.gemm(false, false, n, op.out, op.in, 1, x, op.weightT, 0, y);
-          k.addBias(y, op.bias, n, op.out, 1, op.act, op.alpha);
+          k.denseInfer(x, op.packed, op.bias, y, n, op.in, op.out, op.act, op.alpha);
           const t = x;
           x = y;
           y = t === rows ? this.bufB : t; // never write into the caller's rows
           break;
         }
-        case 'conv2d': {
+        case 'convInfer': {
           const l = op.layer;
-          k.conv2dForward(x, op.weight, op.bias, y, n, l.inChannels, l.inHeight, l.inWidth, l.filters, l.kernelSize,
-            l.kernelSize, l.stride, l.stride, l.padding, l.padding, this.col);
+          k.conv2dInfer(x, op.weight, op.bias, y, n, l.inChannels, l.inHeight, l.inWidth, l.filters, l.kernelSize,
+            l.kernelSize, l.stride, l.stride, l.padding, l.padding, this.col, op.act, op.alpha);
           [x, y] = [y, x];
           break;
         }
+        case 'dense': case 'conv2d':
+          throw new Error('unreachable: lowerOps packs every dense and conv layer');
         case 'batchnorm':
           k.batchNormForwardInfer(x, x, n, op.channels, op.spatial, op.gamma, op.beta, op.mean, op.variance, eps);
           break;
@@ -232,29 +237,30 @@ function inputStage(p: Preprocess, ops: Op[], fold: boolean): Input {
 }
 
 /**
- * Dense ops in the form predictInto runs: weights transposed to [in, out] (a
- * copy; the artifact's tensors stay as they are) and an activation right
- * after fused into the bias pass.
+ * Dense and conv ops in the form predictInto runs: dense weights packed once
+ * by packDense (a copy; the artifact's tensors stay as they are), and an
+ * activation right after fused into the layer's kernel.
  */
-function lowerDense(ops: Op[]): Op[] {
+function lowerOps(ops: Op[], k: Kernels): Op[] {
   const out: Op[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (op.kind !== 'dense') {
+    if (op.kind !== 'dense' && op.kind !== 'conv2d') {
       out.push(op);
       continue;
-    }
-    const weightT = new Float32Array(op.weight.length);
-    for (let o = 0; o < op.out; o++) {
-      for (let j = 0; j < op.in; j++) weightT[j * op.out + o] = op.weight[o * op.in + j]!;
     }
     const next = ops[i + 1];
     const fused = next?.kind === 'activation';
     if (fused) i++;
-    out.push({
-      kind: 'matmul', weightT, bias: op.bias, in: op.in, out: op.out,
-      act: fused ? next.code : NO_ACTIVATION, alpha: fused ? next.alpha : 0,
-    });
+    const act = fused ? next.code : NO_ACTIVATION;
+    const alpha = fused ? next.alpha : 0;
+    if (op.kind === 'dense') {
+      const packed = new Float32Array(packedDenseSize(op.out, op.in));
+      k.packDense(op.weight, op.out, op.in, packed);
+      out.push({ kind: 'matmul', packed, bias: op.bias, in: op.in, out: op.out, act, alpha });
+    } else {
+      out.push({ kind: 'convInfer', weight: op.weight, bias: op.bias, layer: op.layer, act, alpha });
+    }
   }
   return out;
 }

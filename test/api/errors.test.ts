@@ -183,7 +183,8 @@ describe('health', () => {
     expect((await api(base, 'GET', '/healthz')).body).toEqual({ status: 'ok' });
     const ready = await api(base, 'GET', '/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toMatchObject({ status: 'ready', redis: 'ok', kernels: expect.stringMatching(/^(native|portable)$/) });
+    expect(ready.body).toMatchObject({ status: 'ready', redis: 'ok', kernels: expect.stringMatching(/^(native|portable)$/),
+      cpu: expect.stringMatching(/^(avx512|avx2|baseline|portable)$/) });
   });
 
   it('serves the OpenAPI document and the docs', async () => {

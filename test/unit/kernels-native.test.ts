@@ -166,14 +166,14 @@ describe('getKernels / kernelsInfo', () => {
     const index = await freshIndex();
     expect(index.getKernels()).toBe(index.getKernels());
     expect(index.getKernels().name).toBe('native');
-    expect(index.kernelsInfo()).toEqual({ kernels: 'native', gemm: native!.gemmBackend });
+    expect(index.kernelsInfo()).toEqual({ kernels: 'native', gemm: native!.gemmBackend, cpu: native!.cpu });
   });
 
   it('NORMLAB_KERNELS=portable forces the portable kernels', async () => {
     vi.stubEnv('NORMLAB_KERNELS', 'portable');
     const index = await freshIndex();
     expect(index.getKernels().name).toBe('portable');
-    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', reason: 'NORMLAB_KERNELS=portable' });
+    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', cpu: 'portable', reason: 'NORMLAB_KERNELS=portable' });
   });
 
   it('falls back to portable with one warning when the addon does not load', async () => {
@@ -185,7 +185,7 @@ describe('getKernels / kernelsInfo', () => {
     const index = await freshIndex();
     expect(index.getKernels().name).toBe('portable');
     index.getKernels();
-    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', reason: 'no addon here' });
+    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', cpu: 'portable', reason: 'no addon here' });
     expect(warn).toHaveBeenCalledTimes(1);
     expect(warn.mock.calls[0]![1]).toMatchObject({ code: 'NORMLAB_PORTABLE_KERNELS' });
   });

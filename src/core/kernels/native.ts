@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from './types.js';
 
-type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend'>;
+type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend' | 'cpu'>;
 
 /** What normlab_native.node exports (see native/addon.cc). */
 export interface NativeAddon extends KernelFunctions {
@@ -23,11 +23,24 @@ export interface NativeAddon extends KernelFunctions {
   readonly conv2dBackwardBuiltin: Kernels['conv2dBackward'];
   /** OpenBLAS threads (process-wide; the addon sets 1 when it loads). */
   setGemmThreads(n: number): void;
+  /** The best kernels this CPU runs: 'avx512', 'avx2' or 'baseline'. */
+  readonly cpuBest: CpuPath;
+  /**
+   * Which kernels the built-in sgemm and the inference kernels of this addon instance (this
+   * thread) run: 'auto' is cpuBest; a named path the CPU lacks throws. Returns the path in use.
+   */
+  setCpuPath(path: 'auto' | CpuPath): CpuPath;
 }
+
+/** The instruction sets the hand-written native kernels come in (native/cpu.h). */
+export const CPU_PATHS = ['baseline', 'avx2', 'avx512'] as const;
+export type CpuPath = (typeof CPU_PATHS)[number];
 
 export interface NativeOptions {
   /** Force a gemm backend; 'openblas' fails to load when the addon was built without it. */
   gemm?: 'openblas' | 'builtin';
+  /** Instruction set of this thread's addon instance; default NORMLAB_CPU, else 'auto'. */
+  cpu?: 'auto' | CpuPath;
 }
 
 export type NativeLoad = { kernels: Kernels; reason?: undefined } | { kernels: null; reason: string };
@@ -62,6 +75,15 @@ function gemmThreads(): number {
   return n;
 }
 
+/** NORMLAB_CPU: unset or 'auto' for the best the CPU runs, else a path to force. */
+export function cpuSetting(raw = process.env.NORMLAB_CPU): 'auto' | CpuPath {
+  if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
+  if (!(CPU_PATHS as readonly string[]).includes(raw)) {
+    throw new Error(`NORMLAB_CPU must be auto, ${CPU_PATHS.join(', ')} or unset, got "${raw}"`);
+  }
+  return raw as CpuPath;
+}
+
 /** Loads the addon, or says why it cannot be loaded. */
 export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
   let addon: NativeAddon;
@@ -74,9 +96,12 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     return { kernels: null, reason: 'the native addon was built without OpenBLAS' };
   }
   addon.setGemmThreads(gemmThreads());
+  // Thrown rather than reported: a forced path this CPU lacks is a configuration error.
+  const cpu = addon.setCpuPath(options.cpu ?? cpuSetting());
   const builtin = options.gemm === 'builtin';
   const kernels: Kernels = {
     name: 'native',
+    cpu,
     gemmBackend: builtin ? 'builtin' : addon.gemmBackend,
     gemm: builtin ? addon.gemmBuiltin : addon.gemm,
     addBias: addon.addBias,
@@ -103,6 +128,9 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     globalAvgPoolBackward: addon.globalAvgPoolBackward,
     batchRenormForwardTrain: addon.batchRenormForwardTrain,
     batchRenormBackward: addon.batchRenormBackward,
+    packDense: addon.packDense,
+    denseInfer: addon.denseInfer,
+    conv2dInfer: addon.conv2dInfer,
   };
   return { kernels: Object.freeze(kernels) };
 }

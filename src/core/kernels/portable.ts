@@ -7,7 +7,7 @@
  * mistake fails the same way whichever kernels are loaded.
  */
 import { nextUint32 } from '../rng.js';
-import { activationCode, convOutputSize, NO_ACTIVATION, type Kernels } from './types.js';
+import { activationCode, convOutputSize, DENSE_PANEL, NO_ACTIVATION, packedDenseSize, type Kernels } from './types.js';
 
 const RELU = activationCode('relu');
 const LEAKY_RELU = activationCode('leaky_relu');
@@ -167,6 +167,33 @@ function col2im(s: ConvShape, col: Float32Array, dx: Float32Array, dxOff: number
   }
 }
 
+// Panel sums of denseRows, grown on demand and kept.
+let panelAcc = new Float64Array(DENSE_PANEL);
+
+/** denseInfer: per output one double sum over k in order, rounded once, then + bias and f in float. */
+function denseRows(x: Float32Array, packed: Float32Array, bias: Float32Array | null, y: Float32Array,
+  n: number, K: number, N: number, activation: number, alpha: number): void {
+  const acc = panelAcc;
+  const panels = Math.ceil(N / DENSE_PANEL);
+  for (let r = 0; r < n; r++) {
+    const xr = r * K;
+    for (let p = 0; p < panels; p++) {
+      acc.fill(0);
+      const base = p * K * DENSE_PANEL;
+      for (let k = 0; k < K; k++) {
+        const a = x[xr + k]!;
+        const w = base + k * DENSE_PANEL;
+        for (let j = 0; j < DENSE_PANEL; j++) acc[j]! += a * packed[w + j]!;
+      }
+      const o1 = Math.min(N, (p + 1) * DENSE_PANEL);
+      for (let o = p * DENSE_PANEL; o < o1; o++) {
+        const v = act(activation, f32(f32(acc[o - p * DENSE_PANEL]!) + (bias ? bias[o]! : 0)), alpha);
+        y[r * N + o] = v;
+      }
+    }
+  }
+}
+
 function isPointwise(s: ConvShape): boolean {
   return s.KH === 1 && s.KW === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0;
 }
@@ -184,6 +211,7 @@ function poolShape(fn: string, N: number, C: number, H: number, W: number, windo
 const kernels: Kernels = {
   name: 'portable',
   gemmBackend: 'portable',
+  cpu: 'portable',
 
   gemm(transA, transB, M, N, K, alpha, A, B, beta, C) {
     size('gemm', 'M', M); size('gemm', 'N', N); size('gemm', 'K', K);
@@ -512,6 +540,38 @@ const kernels: Kernels = {
           for (let p = f * P; p < (f + 1) * P; p++) yn[p]! += b;
         }
       }
+    }
+  },
+
+  packDense(weight, out, inputs, packed) {
+    size('packDense', 'out', out); size('packDense', 'in', inputs);
+    need('packDense', 'weight', weight, out * inputs); need('packDense', 'packed', packed, packedDenseSize(out, inputs));
+    const panels = Math.ceil(out / DENSE_PANEL);
+    for (let p = 0; p < panels; p++) {
+      for (let k = 0; k < inputs; k++) {
+        const dst = (p * inputs + k) * DENSE_PANEL;
+        for (let j = 0; j < DENSE_PANEL; j++) {
+          const o = p * DENSE_PANEL + j;
+          packed[dst + j] = o < out ? weight[o * inputs + k]! : 0;
+        }
+      }
+    }
+  },
+
+  denseInfer(x, packed, bias, y, N, inputs, out, activation = NO_ACTIVATION, alpha = 0) {
+    const fn = 'denseInfer';
+    size(fn, 'N', N); size(fn, 'in', inputs); size(fn, 'out', out);
+    need(fn, 'x', x, N * inputs); need(fn, 'packed', packed, packedDenseSize(out, inputs)); need(fn, 'bias', bias, out);
+    need(fn, 'y', y, N * out);
+    denseRows(x, packed, bias, y, N, inputs, out, activation, f32(alpha));
+  },
+
+  conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation = NO_ACTIVATION, alpha = 0) {
+    // One gemm per sample of the same shape, as conv2dForward does.
+    kernels.conv2dForward(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col);
+    if (activation !== NO_ACTIVATION) {
+      const size = N * F * convOutputSize(H, KH, strideH, padH) * convOutputSize(W, KW, strideW, padW);
+      kernels.activationForward(activation, y, y, size, alpha);
     }
   },
 

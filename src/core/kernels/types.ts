@@ -27,6 +27,11 @@ export interface Kernels {
   readonly name: 'native' | 'portable';
   /** Which matrix multiply is in use: 'openblas', 'builtin' or 'portable'. */
   readonly gemmBackend: string;
+  /**
+   * Instruction set of the hand-written native kernels (built-in sgemm, inference):
+   * 'avx512', 'avx2' or 'baseline', chosen at run time; 'portable' for the TypeScript kernels.
+   */
+  readonly cpu: string;
 
   /**
    * C = alpha * op(A) * op(B) + beta * C, with op(A) of shape [M, K] and
@@ -219,6 +224,37 @@ export interface Kernels {
   ): void;
 
   /**
+   * The inference form of a dense layer's weight [out, in]: packed into panels of DENSE_PANEL
+   * outputs, packed[(p*in + k)*DENSE_PANEL + j] = weight[(p*DENSE_PANEL + j)*in + k], zero for
+   * outputs ≥ out; packed holds at least packedDenseSize(out, in) floats. Done once per model load.
+   */
+  packDense(weight: Float32Array, out: number, inputs: number, packed: Float32Array): void;
+
+  /**
+   * Inference dense layer on packed weights: y[r*out + o] = f(Σ_k x[r*in + k]·weight[o*in + k] + bias[o])
+   * for the N rows of x (bias null → 0; f the optional activation, as addBias). Batch invariance:
+   * each output is one sum over k = 0 .. in-1 in that order (native: a single fused multiply-add
+   * chain in float; portable: double, rounded once), so a row's outputs are the same bytes
+   * whatever N is and wherever the row sits in x. y must not overlap x.
+   */
+  denseInfer(x: Float32Array, packed: Float32Array, bias: Float32Array | null, y: Float32Array,
+    N: number, inputs: number, out: number, activation?: number, alpha?: number): void;
+
+  /**
+   * Inference conv2d: f(conv2dForward(...)) (f the optional activation, as addBias). Batch
+   * invariance: every sample is one multiply of the same shape with fixed blocking (native: the
+   * built-in sgemm, never OpenBLAS, whose kernels and threads may vary), so a sample's output is
+   * the same bytes whatever N is and wherever the sample sits. col is scratch as for
+   * conv2dForward. y must not overlap x, weight or col.
+   */
+  conv2dInfer(
+    x: Float32Array, weight: Float32Array, bias: Float32Array | null, y: Float32Array,
+    N: number, C: number, H: number, W: number, F: number, KH: number, KW: number,
+    strideH: number, strideW: number, padH: number, padW: number, col: Float32Array,
+    activation?: number, alpha?: number,
+  ): void;
+
+  /**
    * Max pooling over size x size windows at `stride`, no padding, NCHW: x [N, C, H, W] →
    * y [N, C, OH, OW], OH = poolOutputSize(H, size, stride) = floor((H - size)/stride) + 1, OW
    * likewise (needs size, stride ≥ 1 and size ≤ H, W; a layer's default stride is size).
@@ -323,4 +359,12 @@ export function poolOutputSize(size: number, window: number, stride: number): nu
 /** Floats the `col` scratch of conv2dForward/conv2dBackward needs: one sample's im2col matrix. */
 export function conv2dColSize(C: number, KH: number, KW: number, OH: number, OW: number): number {
   return C * KH * KW * OH * OW;
+}
+
+/** Outputs per panel of packDense. */
+export const DENSE_PANEL = 16;
+
+/** Floats packDense writes for an [out, in] weight: whole panels of DENSE_PANEL outputs. */
+export function packedDenseSize(out: number, inputs: number): number {
+  return Math.ceil(out / DENSE_PANEL) * DENSE_PANEL * inputs;
 }

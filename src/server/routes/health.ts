@@ -29,6 +29,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
           redis: Type.Literal('ok'),
           kernels: Type.Union([Type.Literal('native'), Type.Literal('portable')]),
           gemm: Type.String(),
+          cpu: Type.String({ description: 'Instruction set the native kernels picked at run time: avx512, avx2 or baseline (portable: the TypeScript kernels); NORMLAB_CPU forces one' }),
           kernelsReason: Type.Optional(Type.String({ description: 'Why the portable kernels are in use' })),
         }),
         ...errors(503),
@@ -46,8 +47,8 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     } finally {
       clearTimeout(timer);
     }
-    const { kernels, gemm, reason } = services.kernels;
-    return { status: 'ready' as const, redis: 'ok' as const, kernels, gemm, ...(reason ? { kernelsReason: reason } : {}) };
+    const { kernels, gemm, cpu, reason } = services.kernels;
+    return { status: 'ready' as const, redis: 'ok' as const, kernels, gemm, cpu, ...(reason ? { kernelsReason: reason } : {}) };
   });
 };
 

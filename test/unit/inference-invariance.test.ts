@@ -1,0 +1,161 @@
+// Batch invariance of InferenceModel: a row's prediction is the same bytes
+// predicted alone, at any position of any batch from 1 to 1000 rows, for an
+// MLP and a CNN with batch norm (folded and not), on every kernel set; and
+// the kernels under it (packDense, denseInfer against the plain definition,
+// conv2dInfer against conv2dForward).
+import { describe, expect, it } from 'vitest';
+import { buildArtifact, MANIFEST_FORMAT, type Artifact } from '../../src/core/artifact.js';
+import { InferenceModel } from '../../src/core/inference.js';
+import { expandLayers } from '../../src/core/layers.js';
+import { Sequential } from '../../src/core/model.js';
+import { createRng, nextFloat } from '../../src/core/rng.js';
+import { resolveSpec } from '../../src/core/spec.js';
+import { activationCode, convOutputSize, NO_ACTIVATION, packedDenseSize, type Kernels } from '../../src/core/kernels/types.js';
+import { expectClose } from '../helpers/gradcheck.js';
+import { kernelSets, randn } from '../helpers/kernels.js';
+
+/** A model with random weights and batch-norm statistics moved off their start, as an artifact. */
+function artifactOf(k: Kernels, model: Record<string, unknown>, inputShape: number[], classes: number): Artifact {
+  const spec = resolveSpec({ dataset: { id: 'x' }, model, training: { batchSize: 16 } });
+  const layers = expandLayers(spec.model, inputShape, classes);
+  const features = inputShape.reduce((a, b) => a * b, 1);
+  const rng = createRng(11);
+  const net = new Sequential(layers, k, 16, features, spec.batchNorm, rng);
+  net.initialize('glorot', rng);
+  for (let i = 0; i < 3; i++) net.forward(randn(rng, 16 * features, 1.5, 0.3), 16, true);
+  return buildArtifact({
+    format: MANIFEST_FORMAT, spec, layers, inputShape, features, classes, classNames: Array.from({ length: classes }, (_, i) => `c${i}`),
+    preprocess: { kind: 'none' }, inferenceStats: 'moving', epsilon: spec.batchNorm.epsilon, parameters: 0,
+    metrics: {} as never, createdAt: new Date(0).toISOString(),
+  }, net.namedTensors());
+}
+
+/** Every batch size 1..maxBatch, rows drawn at random positions from the pool: each row's output equals its alone output, bytes and all. */
+function expectBatchInvariant(model: InferenceModel, pool: Float32Array, poolRows: number, maxBatch: number, seed: number) {
+  const f = model.features;
+  const c = model.classes;
+  const alone = new Float32Array(poolRows * c);
+  const one = new Float32Array(c);
+  for (let r = 0; r < poolRows; r++) {
+    model.predictInto(pool.subarray(r * f, (r + 1) * f), 1, one);
+    alone.set(one, r * c);
+  }
+  const rng = createRng(seed);
+  const rows = new Float32Array(maxBatch * f);
+  const out = new Float32Array(maxBatch * c);
+  const picks = new Int32Array(maxBatch);
+  let mismatches = 0;
+  let first = '';
+  for (let n = 1; n <= maxBatch; n++) {
+    for (let i = 0; i < n; i++) {
+      picks[i] = Math.floor(nextFloat(rng) * poolRows);
+      rows.set(pool.subarray(picks[i]! * f, (picks[i]! + 1) * f), i * f);
+    }
+    model.predictInto(rows, n, out);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < c; j++) {
+        if (!Object.is(out[i * c + j], alone[picks[i]! * c + j])) {
+          mismatches++;
+          first ||= `batch ${n}, position ${i} (row ${picks[i]}), class ${j}: ${out[i * c + j]} vs alone ${alone[picks[i]! * c + j]}`;
+        }
+      }
+    }
+  }
+  expect(mismatches, first).toBe(0);
+}
+
+describe.each(kernelSets)('inference batch invariance (%s kernels)', (name, k) => {
+  // 500 500 rows per model over the batch sizes: the portable kernels get smaller models
+  // (their per-row loops have no tiles to vary); the native ones, layers of several panels.
+  const native = name === 'native';
+  const timeout = 120_000;
+
+  it('MLP with batch norm, folded and not: every batch size 1..1000, random positions, the same bytes as alone', () => {
+    const [inputs, hidden] = native ? [37, [40, 24]] : [5, [6, 4]];
+    const artifact = artifactOf(k, { hidden, batchNorm: 'before' }, [inputs], 5);
+    const pool = randn(createRng(2), 300 * inputs, 2);
+    for (const fold of [true, false]) expectBatchInvariant(InferenceModel.fromArtifact(artifact, { kernels: k, fold }), pool, 300, 1000, 7);
+  }, timeout);
+
+  it('CNN (conv-BN-relu-maxpool, conv-BN-relu, dense): every batch size 1..1000, random positions, the same bytes', () => {
+    const shape = native ? [2, 6, 6] : [1, 4, 4];
+    const artifact = artifactOf(k, {
+      layers: [
+        { type: 'conv2d', filters: native ? 17 : 2, kernelSize: 3 }, { type: 'batchnorm' }, { type: 'relu' }, { type: 'maxpool2d', size: 2 },
+        { type: 'conv2d', filters: native ? 5 : 2, kernelSize: 2, padding: 'valid' }, { type: 'batchnorm' }, { type: 'relu' },
+        { type: 'flatten' }, { type: 'dense', units: 6 }, { type: 'tanh' },
+      ],
+    }, shape, 4);
+    const f = shape[0]! * shape[1]! * shape[2]!;
+    const pool = randn(createRng(3), 200 * f);
+    for (const fold of [true, false]) expectBatchInvariant(InferenceModel.fromArtifact(artifact, { kernels: k, fold }), pool, 200, 1000, 8);
+  }, timeout);
+
+  it('the Fashion-MNIST MLP shape (784-256-256-10): batch sizes 1..70 and 1000 (portable 1..8 and 200), the same bytes', () => {
+    const artifact = artifactOf(k, { hidden: [256, 256], batchNorm: 'before' }, [784], 10);
+    const model = InferenceModel.fromArtifact(artifact, { kernels: k });
+    const pool = randn(createRng(4), 64 * 784);
+    // Full-size models cost more on the portable kernels: sizes up to 70 cover every tile
+    // shape (row remainders 0..5 of every panel grouping), then one large batch.
+    expectBatchInvariant(model, pool, 64, native ? 70 : 8, 9);
+    const big = native ? 1000 : 200;
+    const rows = new Float32Array(big * 784);
+    for (let i = 0; i < big; i++) rows.set(pool.subarray((i % 64) * 784, (i % 64 + 1) * 784), i * 784);
+    const all = model.predict(rows, big);
+    for (let i = 0; i < big; i += 37) expect(all.subarray(i * 10, i * 10 + 10)).toEqual(model.predict(pool.subarray((i % 64) * 784, (i % 64 + 1) * 784), 1));
+  }, timeout);
+});
+
+describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
+  const rng = createRng(5);
+
+  it('packDense lays out panels of 16 outputs, zero-padded; denseInfer = x·Wᵀ + bias, then f', () => {
+    const [n, inputs, out] = [7, 13, 21];
+    const w = randn(rng, out * inputs);
+    const packed = new Float32Array(packedDenseSize(out, inputs)).fill(NaN);
+    k.packDense(w, out, inputs, packed);
+    expect(packed.length).toBe(2 * 16 * inputs);
+    expect(packed[(1 * inputs + 4) * 16 + 3]).toBe(w[(16 + 3) * inputs + 4]);
+    expect(packed[(1 * inputs + 4) * 16 + 5]).toBe(0); // output 21 does not exist
+    const x = randn(rng, n * inputs);
+    const bias = randn(rng, out);
+    for (const [act, f] of [[NO_ACTIVATION, (v: number) => v], [activationCode('relu'), (v: number) => Math.max(0, v)],
+      [activationCode('sigmoid'), (v: number) => 1 / (1 + Math.exp(-v))]] as const) {
+      const y = new Float32Array(n * out);
+      k.denseInfer(x, packed, bias, y, n, inputs, out, act, 0);
+      const expected = new Float64Array(n * out);
+      for (let r = 0; r < n; r++) {
+        for (let o = 0; o < out; o++) {
+          let s = bias[o]!;
+          for (let j = 0; j < inputs; j++) s += x[r * inputs + j]! * w[o * inputs + j]!;
+          expected[r * out + o] = f(s);
+        }
+      }
+      expectClose(y, expected, { rtol: 1e-5, atol: 1e-5 }, `activation ${act}`);
+    }
+    // No bias, and no inputs at all: y = f(0 + bias).
+    const y = new Float32Array(n * out);
+    k.denseInfer(x, packed, null, y, n, inputs, out);
+    const z = new Float32Array(n * out);
+    k.denseInfer(new Float32Array(0), new Float32Array(0), bias, z, n, 0, out);
+    expect(z.subarray(out, 2 * out)).toEqual(bias);
+    expect(() => k.denseInfer(x, packed.subarray(1), bias, y, n, inputs, out)).toThrow(/packed/);
+  });
+
+  it('conv2dInfer = conv2dForward then the activation, for strides, padding and 1x1 kernels', () => {
+    for (const [C, H, W, F, KH, KW, sh, sw, ph, pw] of [[2, 7, 6, 5, 3, 3, 1, 1, 1, 1], [3, 8, 9, 17, 2, 3, 2, 1, 0, 1], [4, 5, 5, 3, 1, 1, 1, 1, 0, 0]]) {
+      const N = 3;
+      const OH = convOutputSize(H, KH, sh, ph), OW = convOutputSize(W, KW, sw, pw);
+      const x = randn(rng, N * C * H * W);
+      const w = randn(rng, F * C * KH * KW);
+      const bias = randn(rng, F);
+      const col = new Float32Array(C * KH * KW * OH * OW);
+      const ref = new Float32Array(N * F * OH * OW);
+      k.conv2dForward(x, w, bias, ref, N, C, H, W, F, KH, KW, sh, sw, ph, pw, col);
+      k.activationForward(activationCode('relu'), ref, ref, ref.length, 0);
+      const y = new Float32Array(ref.length);
+      k.conv2dInfer(x, w, bias, y, N, C, H, W, F, KH, KW, sh, sw, ph, pw, col, activationCode('relu'), 0);
+      expectClose(y, ref, { rtol: 1e-5, atol: 1e-5 }, `conv ${C}x${H}x${W} -> ${F}, ${KH}x${KW}/${sh},${sw} pad ${ph},${pw}`);
+    }
+  });
+});
