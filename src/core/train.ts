@@ -202,7 +202,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       train: { loss: st.lossSum / trainCount, accuracy: st.correctSum / trainCount },
       val: val ? evaluate(model, val, dataset.classes) : null,
       test: test ? evaluate(model, test, dataset.classes) : null,
-      lr, seconds: round(st.epochSeconds, 4), bn: snapshot(model),
+      lr, seconds: round(st.epochSeconds, 4), bn: snapshot(model), gap: null,
     };
     st.history.push(event);
     emit(event);
@@ -237,6 +237,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     test: test ? evaluate(model, test, dataset.classes) : null,
     trainingSeconds: round(trainingSeconds, 3),
     samplesPerSec: Math.round((trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
+    gap: null,
   };
   const artifact = buildArtifact({
     format: MANIFEST_FORMAT, spec, layers, inputShape: dataset.inputShape, features: f, classes: dataset.classes,
@@ -362,6 +363,7 @@ function snapshot(model: Sequential): BatchNormSnapshot[] {
     return {
       layer: bn.info.index, batchMean: round(batchMean / c, 6), batchVar: round(batchVar / c, 6),
       runningMean: round(runningMean / c, 6), runningVar: round(runningVar / c, 6), gammaNorm: round(Math.sqrt(gammaSq), 6),
+      batchMeanSpread: null, batchVarSpread: null, meanDistance: null, varLogRatio: null,
     };
   });
 }
