@@ -182,7 +182,7 @@ it('fails a diverging job with DIVERGED, without retrying', async () => {
   const id = await submit(base, {
     dataset: { id: 'spirals', size: 300 },
     model: { hidden: [64, 64, 64, 64, 64, 64], batchNorm: 'none' },
-    training: { epochs: 5, optimizer: { type: 'sgd', learningRate: 1000 } },
+    training: { epochs: 5, optimizer: { type: 'sgd', learningRate: 1000, momentum: 0.9 } },
   });
   const events = await readEvents(base, id);
   const last = events.at(-1)!;
