@@ -145,6 +145,9 @@ export function statisticsDistance(model: Sequential, moving: Array<{ mean: Floa
 /** When BN_STATS_LAG fires: the moving averages lose this much accuracy, or their loss is this much higher (relative). */
 export interface StatsLagThresholds { accuracy: number; loss: number }
 
+/** More than 1 point of accuracy, or a 10 % higher loss (BN_STATS_LAG_ACCURACY, BN_STATS_LAG_LOSS). */
+export const DEFAULT_STATS_LAG: StatsLagThresholds = { accuracy: 0.01, loss: 0.1 };
+
 /**
  * BN_STATS_LAG when the moving averages cost more than the thresholds
  * against the population statistics on the split, naming the layers whose

@@ -10,7 +10,7 @@ import type { Dataset, Preprocess } from '../datasets/types.js';
 import { buildArtifact, MANIFEST_FORMAT, type Artifact } from './artifact.js';
 import type { Checkpoint, LoopState } from './checkpoint.js';
 import {
-  batchNormEpoch, measureGap, restoreRunningStatistics, saveRunningStatistics, statisticsDistance, statsLagWarning,
+  batchNormEpoch, DEFAULT_STATS_LAG, measureGap, restoreRunningStatistics, saveRunningStatistics, statisticsDistance, statsLagWarning,
   type StatsLagThresholds,
 } from './diagnostics.js';
 import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, TrainInferenceGap } from './events.js';
@@ -49,9 +49,6 @@ export interface TrainOptions {
   /** When BN_STATS_LAG fires (default DEFAULT_STATS_LAG). */
   statsLag?: StatsLagThresholds;
 }
-
-/** BN_STATS_LAG: the moving averages lose more than 1 point of accuracy, or have a 10 % higher loss, than the population statistics. */
-export const DEFAULT_STATS_LAG: StatsLagThresholds = { accuracy: 0.01, loss: 0.1 };
 
 export interface TrainResult {
   artifact: Artifact;
