@@ -24,7 +24,13 @@ const CASES = {
   'spirals-20': { spec: { dataset: { id: 'spirals', size: 2000 }, model: { hidden: [64, 64], batchNorm: 'before' }, training: { epochs: 20 } } },
   'fashion-10': { spec: { dataset: { id: 'fashion-mnist' }, training: { epochs: 10 } } },
 };
-const { values } = parseArgs({ options: { cases: { type: 'string', default: Object.keys(CASES).join(',') }, 'gap-rounds': { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    cases: { type: 'string', default: Object.keys(CASES).join(',') },
+    stats: { type: 'string', default: 'moving,population,auto' },
+    'gap-rounds': { type: 'string', default: '5' },
+  },
+});
 
 /** x1 + x2 > 0, uniform in [-1, 1]², from a fixed LCG: the same file every run. */
 function separableCsv(rows = 1000) {
@@ -43,12 +49,21 @@ let fashionEpochSeconds = null;
 for (const name of values.cases.split(',')) {
   const c = CASES[name];
   const results = {};
-  for (const stats of ['moving', 'population', 'auto']) {
+  for (const stats of values.stats.split(',')) {
     const spec = resolveSpec({ ...c.spec, batchNorm: { inferenceStats: stats } });
     const ds = c.csv ? parseCsvDataset(separableCsv(), { id: 'separable', name: 'separable' }) : await loadBuiltinDataset(spec.dataset, spec.training.seed);
     const warnings = [];
-    const result = await train(spec, ds, { onEvent: (e) => { if (e.type === 'warning') warnings.push(e.code); } });
-    if (stats === 'moving') {
+    let lag = null;
+    const result = await train(spec, ds, {
+      onEvent: (e) => {
+        if (e.type !== 'warning') return;
+        warnings.push(e.code);
+        if (e.code === 'BN_STATS_LAG') lag = e.details;
+      },
+    });
+    // The comparison made at the end of every run (the same whatever inferenceStats keeps).
+    if (lag) results.comparedOn = { split: lag.split, moving: lag.moving, population: lag.population };
+    if (stats === values.stats.split(',')[0]) {
       for (const e of result.history) {
         console.log(JSON.stringify({
           bench: 'bn-stats', case: name, epoch: e.epoch, train: pct(e.train.accuracy), val: pct(e.val?.accuracy),
@@ -57,7 +72,10 @@ for (const name of values.cases.split(',')) {
       }
       if (name === 'fashion-10') fashionEpochSeconds = result.history.map((e) => e.seconds).sort((a, b) => a - b)[4];
     }
-    results[stats] = { kept: result.metrics.inferenceStats, val: pct(result.metrics.val?.accuracy), test: pct(result.metrics.test?.accuracy), warnings };
+    results[stats] = {
+      kept: result.metrics.inferenceStats, val: pct(result.metrics.val?.accuracy), valLoss: pct(result.metrics.val?.loss),
+      test: pct(result.metrics.test?.accuracy), warnings,
+    };
   }
   console.log(JSON.stringify({ bench: 'bn-stats', case: name, summary: true, ...results }));
 }

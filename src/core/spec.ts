@@ -102,7 +102,7 @@ export const BatchNormSpec = Type.Object({
   center: Type.Boolean({ default: true, description: 'Learn β' }),
   scale: Type.Boolean({ default: true, description: 'Learn γ' }),
   inferenceStats: Type.Union([Type.Literal('moving'), Type.Literal('population'), Type.Literal('auto')], {
-    default: 'moving',
+    default: 'auto', // measured: README "Which statistics a model keeps"
     description: 'moving: the running averages; population: exact statistics recomputed over the training split after training; ' +
       'auto: whichever of the two does better on the validation split (the training split when there is none)',
   }),
