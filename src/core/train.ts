@@ -248,7 +248,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const { history, epochsToTarget, trainingSeconds } = st;
 
   const inferenceStats = hasBatchNorm
-    ? chooseInferenceStatistics(spec, model, gather(all, trainIdx, f), val, dataset.classes, optimizer.step, options, emit)
+    ? chooseInferenceStatistics(spec, model, all, trainIdx, val ?? gather(all, gapRows!, f), !val, dataset.classes, optimizer.step, options, emit)
     : 'moving';
   const last = history[history.length - 1]!;
   const finalVal = val ? evaluate(model, val, dataset.classes) : null;
@@ -338,8 +338,12 @@ function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
  * order: layer i's input is computed with layers before it already frozen to
  * their population statistics.
  */
-function populationStatistics(model: Sequential, rows: Rows): void {
+function populationStatistics(model: Sequential, src: Rows, idx: Int32Array): void {
   const f = model.inputSize;
+  // Batches are gathered into one buffer: no copy of the whole training split.
+  const xb = new Float32Array(model.maxBatch * f);
+  const yb = new Int32Array(model.maxBatch);
+  const rows = { n: idx.length };
   model.layers.forEach((layer, li) => {
     if (!(layer instanceof BatchNorm)) return;
     const { channels: c, spatial: s } = layer.info;
@@ -348,7 +352,8 @@ function populationStatistics(model: Sequential, rows: Rows): void {
     const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
     for (let start = 0; start < rows.n; start += model.maxBatch) {
       const n = Math.min(model.maxBatch, rows.n - start);
-      const h = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false, li);
+      model.kernels.gatherRows(src.x, src.y, idx, start, n, f, xb, yb);
+      const h = model.forward(xb, n, false, li);
       if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
       for (let r = 0; r < n; r++) {
         for (let j = 0; j < c; j++) {
@@ -399,18 +404,17 @@ function startWarnings(spec: JobSpec, layers: LayerInfo[], all: Rows, trainIdx: 
  * inferenceStats asks for (auto: the better of the two on that split; a tie
  * keeps the moving averages). Returns which ones the model keeps.
  */
-function chooseInferenceStatistics(spec: JobSpec, model: Sequential, trainRows: Rows, val: Rows | null, classes: number,
-  steps: number, options: TrainOptions, emit: (e: TrainEvent) => void): 'moving' | 'population' {
-  const rows = val ?? trainRows;
+function chooseInferenceStatistics(spec: JobSpec, model: Sequential, all: Rows, trainIdx: Int32Array, rows: Rows, onTrain: boolean,
+  classes: number, steps: number, options: TrainOptions, emit: (e: TrainEvent) => void): 'moving' | 'population' {
   const moving = saveRunningStatistics(model);
   const movingMetrics = evaluate(model, rows, classes);
-  populationStatistics(model, trainRows);
+  populationStatistics(model, all, trainIdx);
   const populationMetrics = evaluate(model, rows, classes);
   const wanted = spec.batchNorm.inferenceStats;
   const populationBetter = populationMetrics.accuracy > movingMetrics.accuracy ||
     (populationMetrics.accuracy === movingMetrics.accuracy && populationMetrics.loss < movingMetrics.loss);
   const kept = wanted === 'auto' ? (populationBetter ? 'population' : 'moving') : wanted;
-  const lag = statsLagWarning(val ? 'val' : 'train', movingMetrics, populationMetrics, statisticsDistance(model, moving), kept,
+  const lag = statsLagWarning(onTrain ? 'train' : 'val', movingMetrics, populationMetrics, statisticsDistance(model, moving), kept,
     { steps, momentum: spec.batchNorm.momentum }, options.statsLag ?? DEFAULT_STATS_LAG);
   if (lag) emit({ type: 'warning', ...lag });
   if (kept === 'moving') restoreRunningStatistics(model, moving);
