@@ -343,15 +343,15 @@ function populationStatistics(model: Sequential, src: Rows, idx: Int32Array): vo
   // Batches are gathered into one buffer: no copy of the whole training split.
   const xb = new Float32Array(model.maxBatch * f);
   const yb = new Int32Array(model.maxBatch);
-  const rows = { n: idx.length };
+  const total = idx.length;
   model.layers.forEach((layer, li) => {
     if (!(layer instanceof BatchNorm)) return;
     const { channels: c, spatial: s } = layer.info;
     const sum = new Float64Array(c);
     const sumSq = new Float64Array(c);
     const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
-    for (let start = 0; start < rows.n; start += model.maxBatch) {
-      const n = Math.min(model.maxBatch, rows.n - start);
+    for (let start = 0; start < total; start += model.maxBatch) {
+      const n = Math.min(model.maxBatch, total - start);
       model.kernels.gatherRows(src.x, src.y, idx, start, n, f, xb, yb);
       const h = model.forward(xb, n, false, li);
       if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
@@ -366,7 +366,7 @@ function populationStatistics(model: Sequential, src: Rows, idx: Int32Array): vo
         }
       }
     }
-    const m = rows.n * s;
+    const m = total * s;
     for (let j = 0; j < c; j++) {
       const meanShifted = sum[j]! / m;
       layer.runningMean[j] = shift[j]! + meanShifted;
