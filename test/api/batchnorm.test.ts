@@ -5,6 +5,8 @@
  * and spec errors that name the path and the allowed values.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { resolveSpec } from '../../src/core/spec.js';
+import { JobStore } from '../../src/store/jobs.js';
 import { api, readEvents, startStack, submit, type Stack } from './helpers.js';
 
 let stack: Stack;
@@ -94,4 +96,25 @@ it('answers a bad union or nullable field with its path and the allowed values o
   ]));
   const layer = await api(base, 'POST', '/jobs', { dataset: { id: 'spirals' }, model: { layers: [{ type: 'relu' }, { type: 'dense' }] } });
   expect(layer.body.error.details.issues).toEqual([{ path: '/model/layers/1/units', message: 'is required' }]);
+});
+
+it('keeps the per-channel history once per epoch, within BN_HISTORY_MAX_BYTES, and not after the job ended', async () => {
+  const { redis, keys } = stack.app.services;
+  const store = new JobStore(redis, keys, { ...stack.config, bnHistoryMaxBytes: 1200 });
+  const id = `job_${'b'.repeat(21)}`;
+  await store.create('default', id, resolveSpec(SPEC));
+  const layer = (epoch: number) => [{
+    layer: 1, kind: 'batchnorm1d', channels: 40, frozen: false, batchMean: Array(40).fill(epoch), batchVar: Array(40).fill(1),
+    runningMean: Array(40).fill(0), runningVar: Array(40).fill(1), gamma: null, beta: null,
+  }];
+  const entryBytes = JSON.stringify({ epoch: 1, layers: layer(1) }).length;
+  expect(Math.floor(1200 / entryBytes)).toBe(2); // room for two epochs
+  for (const epoch of [1, 2, 2, 3, 4, 5]) await store.appendBatchNorm(id, epoch, layer(epoch)); // epoch 2 twice: a resumed attempt
+  expect((await store.batchNormHistory(id)).map((e) => e.epoch)).toEqual([4, 5]);
+  await store.append(id, { type: 'cancelled' });
+  await store.appendBatchNorm(id, 6, layer(6));
+  expect((await store.batchNormHistory(id)).map((e) => e.epoch).at(-1)).toBe(5);
+  expect(await redis.ttl(keys.batchnorm(id))).toBeGreaterThan(0);
+  await store.remove('default', id);
+  expect(await redis.exists(keys.batchnorm(id))).toBe(0);
 });
