@@ -30,10 +30,11 @@ function modelFor(modelSpec: object, features: number, classes: number, maxBatch
 }
 
 describe.each(kernelSets)('batch statistics forward (%s kernels)', (_name, k) => {
-  it('gives the training-mode output and leaves the running statistics alone', () => {
+  // Renormalization starts as plain batch norm (its clip limits grow from 1 and 0 over the warm-up).
+  it.each([['plain', {}], ['ghost', { virtualBatchSize: 4 }], ['renorm', { renorm: {} }]])('gives the training-mode output and leaves the running statistics alone (%s)', (_label, bn) => {
     const x = randomRows(16, 5, 1);
-    const a = modelFor({ hidden: [8, 6], batchNorm: 'before' }, 5, 3, 16, k);
-    const b = modelFor({ hidden: [8, 6], batchNorm: 'before' }, 5, 3, 16, k);
+    const a = modelFor({ hidden: [8, 6], batchNorm: 'before' }, 5, 3, 16, k, bn);
+    const b = modelFor({ hidden: [8, 6], batchNorm: 'before' }, 5, 3, 16, k, bn);
     const before = a.batchNorms().map((bn) => [...bn.runningMean, ...bn.runningVar]);
     const probe = a.forwardBatchStatistics(x, 16).slice();
     expect(a.batchNorms().map((bn) => [...bn.runningMean, ...bn.runningVar])).toEqual(before);
@@ -41,6 +42,26 @@ describe.each(kernelSets)('batch statistics forward (%s kernels)', (_name, k) =>
     for (let i = 0; i < probe.length; i++) expect(probe[i]).toBeCloseTo(trained[i]!, 5);
     // …and differs from the frozen (inference) output while the running statistics are still at their start.
     expect(Math.max(...a.forward(x, 16, false).map((v, i) => Math.abs(v - probe[i]!)))).toBeGreaterThan(1e-3);
+  });
+
+  it('normalizes conv channels over N·H·W the same way (batchnorm2d)', () => {
+    const spec = resolveSpec({ dataset: { id: 'spirals' }, model: { architecture: 'cnn', conv: [4], dense: [6], batchNorm: 'before' } });
+    const build = () => {
+      const rng = createRng(4);
+      const model = new Sequential(expandLayers(spec.model, [1, 6, 6], 3), k, 8, 36, spec.batchNorm, rng);
+      model.initialize('he', rng);
+      return model;
+    };
+    const x = randomRows(8, 36, 3);
+    const a = build();
+    const probe = a.forwardBatchStatistics(x, 8).slice();
+    const b = build();
+    b.batchNorms().forEach((bn) => bn.resetEpochStatistics());
+    const trained = b.forward(x, 8, true);
+    for (let i = 0; i < probe.length; i++) expect(probe[i]).toBeCloseTo(trained[i]!, 4);
+    const record = batchNormEpoch(b).channels[0]!;
+    expect(record).toMatchObject({ kind: 'batchnorm2d', channels: 4, frozen: false });
+    expect(record.batchMean).toHaveLength(4);
   });
 
   it('leaves dropout out', () => {
