@@ -81,8 +81,8 @@ export type TrainEvent =
   | {
       type: 'epoch'; epoch: number; train: Metrics; val: Metrics | null; test: Metrics | null;
       lr: number; seconds: number; bn: BatchNormSnapshot[];
-      /** Null when the model has no BN layer; absent in events stored before it existed. */
-      gap: TrainInferenceGap | null;
+      /** Null when the model has no BN layer. The trainer always sets it; optional because events stored before it have none. */
+      gap?: TrainInferenceGap | null;
     }
   | ({ type: 'warning' } & Warning)
   /** A checkpoint was saved; training resumes from it at (epoch, step). */
@@ -99,8 +99,8 @@ export interface FinalMetrics {
   test: Metrics | null;
   trainingSeconds: number;
   samplesPerSec: number;
-  /** The gap with the statistics the model keeps for inference; null without BN, absent in older jobs. */
-  gap: TrainInferenceGap | null;
+  /** The gap with the statistics the model keeps for inference; null without BN. Always set; absent in older jobs. */
+  gap?: TrainInferenceGap | null;
   /** Which frozen statistics the model keeps (inferenceStats auto resolves to one of them). */
   inferenceStats?: 'moving' | 'population';
 }
