@@ -26,7 +26,10 @@ const SPEC = {
 };
 
 it('reports the gap, the warnings and the per-channel history of a job', async () => {
-  const id = await submit(base, SPEC);
+  const submitted = await api(base, 'POST', '/jobs', SPEC);
+  expect(submitted.status).toBe(202);
+  expect(submitted.body.warnings.map((w: any) => w.code)).toEqual(['BN_WITH_DROPOUT', 'BN_MOMENTUM_CONVENTION']);
+  const id: string = submitted.body.id;
   const events = await readEvents(base, id);
   expect(events.at(-1)!.event).toBe('completed');
   const warningEvents = events.filter((e) => e.event === 'warning').map((e) => e.data.code);

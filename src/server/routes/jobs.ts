@@ -1,7 +1,9 @@
 /** /v1/jobs: submit, list, look up, follow (SSE), metrics history, checkpoint, cancel; each the requesting tenant's. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { expandLayers } from '../../core/layers.js';
 import { JobSpecSchema, type JobSpec } from '../../core/spec.js';
+import { specWarnings } from '../../core/warnings.js';
 import { JobFinishedError } from '../../queue/train-queue.js';
 import type { EpochEvent, JobRecord } from '../../store/jobs.js';
 import { HttpError, notFound } from '../errors.js';
@@ -79,9 +81,11 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
     validatorCompiler: jobSpecValidatorCompiler,
   }, async (request, reply) => {
     const spec = request.body as JobSpec;
-    checkLimits(spec, await datasetShape(spec.dataset.id, request.tenant, services.datasets), services.config);
+    const shape = await datasetShape(spec.dataset.id, request.tenant, services.datasets);
+    checkLimits(spec, shape, services.config);
+    const warnings = specWarnings(spec, expandLayers(spec.model, shape.inputShape, shape.classes));
     const job = await services.jobs.submit(request.tenant, spec);
-    return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status, links: links(job) });
+    return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status, links: links(job), warnings });
   });
 
   app.get('/jobs', {

@@ -13,7 +13,16 @@ const Links = Type.Object({
   model: Type.Optional(Type.String()),
 });
 
-export const SubmitResponse = Type.Object({ id: Type.String(), status: JobStatus, links: Links });
+export const JobWarning = Type.Object({
+  code: Type.String({ description: 'Stable code, e.g. BN_WITH_DROPOUT, BN_STATS_LAG' }),
+  message: Type.String(),
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const SubmitResponse = Type.Object({
+  id: Type.String(), status: JobStatus, links: Links,
+  warnings: Type.Array(JobWarning, { description: 'What the spec alone shows (the job also emits them as warning events when it starts)' }),
+});
 
 export const Job = Type.Object({
   id: Type.String(),
@@ -32,11 +41,7 @@ export const Job = Type.Object({
     epoch: Type.Integer(), train: Metrics, val: Nullable(Metrics), test: Nullable(Metrics), lr: Type.Number(),
   }, { description: 'The latest epoch' })),
   result: Nullable(Type.Object({ metrics: FinalMetrics, epochsToTarget: Nullable(Type.Integer()) })),
-  warnings: Type.Array(Type.Object({
-    code: Type.String({ description: 'Stable code, e.g. BN_WITH_DROPOUT, BN_STATS_LAG' }),
-    message: Type.String(),
-    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  })),
+  warnings: Type.Array(JobWarning),
   modelId: Nullable(Type.String()),
   error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), details: Type.Record(Type.String(), Type.Unknown()) })),
   spec: Type.Ref(JobSpecSchema),
