@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { loadConfig } from './config.js';
 import type { TrainEvent } from './core/events.js';
 import { kernelsInfo } from './core/kernels/index.js';
 import { resolveSpec, SpecError } from './core/spec.js';
@@ -56,7 +57,8 @@ async function main(argv: string[]): Promise<number> {
           label: values.label === undefined ? undefined : /^\d+$/.test(values.label) ? Number(values.label) : values.label,
         })
       : await loadBuiltinDataset(spec.dataset, spec.training.seed);
-    const result = await train(spec, dataset, { onEvent: print });
+    const config = loadConfig();
+    const result = await train(spec, dataset, { onEvent: print, statsLag: { accuracy: config.bnStatsLagAccuracy, loss: config.bnStatsLagLoss } });
     let modelId = 'unsaved';
     if (values.out) {
       mkdirSync(values.out, { recursive: true });
@@ -103,6 +105,8 @@ function humanPrinter(): (e: TrainEvent) => void {
         const parts = [`epoch ${e.epoch}`, `loss ${e.train.loss.toFixed(4)}`, `acc ${pct(e.train.accuracy)}`];
         if (e.val) parts.push(`val_loss ${e.val.loss.toFixed(4)}`, `val_acc ${pct(e.val.accuracy)}`);
         if (e.test) parts.push(`test_acc ${pct(e.test.accuracy)}`);
+        // The train/inference gap: accuracy with batch statistics minus accuracy with the frozen ones.
+        if (e.gap) parts.push(`gap ${e.gap.accuracy >= 0 ? '+' : ''}${pct(e.gap.accuracy)} (${e.gap.split}: batch ${pct(e.gap.batch.accuracy)}, frozen ${pct(e.gap.frozen.accuracy)})`);
         parts.push(`${e.seconds.toFixed(2)}s`);
         console.log(parts.join('  '));
         return;
@@ -113,7 +117,8 @@ function humanPrinter(): (e: TrainEvent) => void {
       case 'completed': {
         const m = e.metrics;
         console.log(`done: ${m.epochs} epochs, ${m.samplesPerSec} samples/s` + (m.test ? `, test accuracy ${pct(m.test.accuracy)}` : '') +
-          (m.val ? `, validation accuracy ${pct(m.val.accuracy)}` : '') + (e.modelId !== 'unsaved' ? `; model in ${e.modelId}` : ''));
+          (m.val ? `, validation accuracy ${pct(m.val.accuracy)}` : '') + (m.inferenceStats ? `, ${m.inferenceStats} statistics` : '') +
+          (e.modelId !== 'unsaved' ? `; model in ${e.modelId}` : ''));
         return;
       }
       default:

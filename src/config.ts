@@ -4,6 +4,7 @@
  * `loadConfig` turns an environment into a typed `Config`.
  */
 import os from 'node:os';
+import { DEFAULT_STATS_LAG } from './core/diagnostics.js';
 
 interface Setting<T> {
   env: string;
@@ -27,6 +28,17 @@ function int(env: string, def: number, description: string, min = 0, max = Numbe
       if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
         throw new ConfigError(`${env}=${raw}: expected an integer from ${min} to ${max}`);
       }
+      return n;
+    },
+  };
+}
+
+function num(env: string, def: number, description: string, min = 0, max = Number.MAX_VALUE): Setting<number> {
+  return {
+    env, default: def, description,
+    parse: (raw) => {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new ConfigError(`${env}=${raw}: expected a number from ${min} to ${max}`);
       return n;
     },
   };
@@ -104,6 +116,12 @@ export const SETTINGS = {
   maxBatchSize: int('MAX_BATCH_SIZE', 8192, 'Largest batch size of a job', 2),
   maxExperimentJobs: int('MAX_EXPERIMENT_JOBS', 64, 'Most jobs (variants × seeds) in one experiment (400 LIMIT_EXCEEDED beyond)', 1),
   predictMaxRows: int('PREDICT_MAX_ROWS', 1000, 'Most instances in one prediction request', 1),
+  bnHistoryMaxBytes: int('BN_HISTORY_MAX_BYTES', 8 * 1024 * 1024,
+    'Most bytes of per-channel batch-norm history kept per job (GET /v1/jobs/:id/batchnorm); beyond it the oldest epochs go first', 1024),
+  bnStatsLagAccuracy: num('BN_STATS_LAG_ACCURACY', DEFAULT_STATS_LAG.accuracy,
+    'BN_STATS_LAG fires when the moving averages lose more than this validation accuracy against the population statistics', 0, 1),
+  bnStatsLagLoss: num('BN_STATS_LAG_LOSS', DEFAULT_STATS_LAG.loss,
+    '… or when their validation loss is more than this fraction above the population statistics\' loss', 0),
   logLevel: str('LOG_LEVEL', 'info', 'pino log level (fatal, error, warn, info, debug, trace, silent)', /^(fatal|error|warn|info|debug|trace|silent)$/),
 } satisfies Record<string, Setting<unknown>>;
 

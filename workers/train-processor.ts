@@ -49,9 +49,10 @@ export default async function trainProcessor(
   // `flush` waits for the last one and surfaces the first write error.
   let lastWrite: Promise<unknown> = Promise.resolve();
   let writeError: unknown = null;
-  const emit = (event: TrainEvent) => {
-    lastWrite = jobs.append(id, event).catch((err: unknown) => { writeError ??= err; });
+  const write = (op: () => Promise<unknown>) => {
+    lastWrite = op().catch((err: unknown) => { writeError ??= err; });
   };
+  const emit = (event: TrainEvent) => write(() => jobs.append(id, event));
   const flush = async () => {
     await lastWrite;
     if (writeError) throw writeError;
@@ -93,6 +94,9 @@ export default async function trainProcessor(
         emit(event);
       },
       onCheckpoint: (checkpoint) => jobs.saveCheckpoint(id, encodeCheckpoint(checkpoint)),
+      // On the event connection after the epoch event, so the history never runs ahead of the metrics.
+      onBatchNormEpoch: (epoch, layers) => write(() => jobs.appendBatchNorm(id, epoch, layers)),
+      statsLag: { accuracy: config.bnStatsLagAccuracy, loss: config.bnStatsLagLoss },
       isCancelled: () => cancelled,
       shouldPause: () => signal?.aborted === true,
     });

@@ -63,8 +63,9 @@ function shorthandLayers(model: ModelSpec): LayerSpec[] {
 /**
  * The full layer list for inputs of `inputShape` ([features] or [C, H, W]):
  * the hidden stack plus the output dense layer with one unit per class. A
- * dense or conv layer directly followed by batch norm gets no bias unless the
- * explicit list asks for one. Throws SpecError when a layer does not fit the
+ * dense or conv layer directly followed by batch norm gets no bias, even when
+ * the explicit list asks for one (the batch mean subtracts it; β replaces it;
+ * BN_REDUNDANT_BIAS says so). Throws SpecError when a layer does not fit the
  * shape it receives (a conv on tabular data, a pool larger than its input).
  */
 export function expandLayers(model: ModelSpec, inputShape: number[], classes: number): LayerInfo[] {
@@ -79,10 +80,10 @@ export function expandLayers(model: ModelSpec, inputShape: number[], classes: nu
     return shape as [number, number, number];
   };
   return drafts.map((d, index): LayerInfo => {
-    const biasDefault = drafts[index + 1]?.type !== 'batchnorm';
+    const biasAllowed = drafts[index + 1]?.type !== 'batchnorm';
     switch (d.type) {
       case 'dense': {
-        const info: LayerInfo = { index, type: 'dense', in: size(), out: d.units, bias: d.bias ?? biasDefault };
+        const info: LayerInfo = { index, type: 'dense', in: size(), out: d.units, bias: biasAllowed && (d.bias ?? true) };
         shape = [d.units];
         return info;
       }
@@ -98,7 +99,7 @@ export function expandLayers(model: ModelSpec, inputShape: number[], classes: nu
         shape = [d.filters, outHeight, outWidth];
         return {
           index, type: 'conv2d', inChannels: c, inHeight: h, inWidth: w, filters: d.filters, kernelSize: d.kernelSize,
-          stride, padding, outHeight, outWidth, bias: d.bias ?? biasDefault,
+          stride, padding, outHeight, outWidth, bias: biasAllowed && (d.bias ?? true),
         };
       }
       case 'maxpool2d':

@@ -140,6 +140,13 @@ export class BatchNorm implements RuntimeLayer {
   private x: Float32Array | null = null;
   private chunks = 1;
   private trainedFrozen = false;
+  /** Sums over the epoch's training batches of the per-channel batch mean and unbiased variance (diagnostics). */
+  private readonly epochMeanSum: Float64Array;
+  private readonly epochVarSum: Float64Array;
+  private epochBatches = 0;
+  /** Scratch statistics of forwardBatchStatistics (so the training caches stay as they are). */
+  private readonly probeMean: Float32Array;
+  private readonly probeRstd: Float32Array;
 
   constructor(readonly info: Extract<LayerInfo, { type: 'batchnorm' }>, private readonly k: Kernels, maxBatch: number,
     readonly cfg: BatchNormSpec, private readonly act: Fused, private readonly clock: BatchNormClock) {
@@ -156,6 +163,10 @@ export class BatchNorm implements RuntimeLayer {
     this.saveR = new Float32Array(cfg.renorm ? maxChunks * c : 0);
     this.saveD = new Float32Array(cfg.renorm ? maxChunks * c : 0);
     this.chunkGrads = new Float32Array(maxChunks > 1 ? 2 * c : 0);
+    this.epochMeanSum = new Float64Array(c);
+    this.epochVarSum = new Float64Array(c);
+    this.probeMean = new Float32Array(c);
+    this.probeRstd = new Float32Array(c);
     this.y = new Float32Array(maxBatch * this.outputSize);
     this.dx = new Float32Array(maxBatch * this.outputSize);
   }
@@ -176,6 +187,7 @@ export class BatchNorm implements RuntimeLayer {
     this.chunks = vbs && n >= 2 * vbs ? Math.floor(n / vbs) : 1;
     if (this.chunks === 1) {
       this.normalize(x, this.y, n, this.saveMean, this.saveRstd, this.saveR, this.saveD, true, momentum);
+      this.accumulateEpochStatistics(n);
       return this.y;
     }
     // Ghost batch norm: virtual batches of vbs rows, the last one taking any remainder.
@@ -188,7 +200,64 @@ export class BatchNorm implements RuntimeLayer {
         stats(this.saveMean), stats(this.saveRstd), stats(this.saveR), stats(this.saveD), false, momentum);
     }
     this.updateRunningFromChunks(momentum, n);
+    this.accumulateEpochStatistics(n);
     return this.y;
+  }
+
+  /**
+   * Training-mode output with batch statistics (virtual batches as in
+   * training), without touching the running statistics or the training
+   * caches: how the layer behaves on these rows in training, for the
+   * train/inference gap. Renormalization's correction is left out (it pulls
+   * towards the running statistics); a frozen layer uses batch statistics here too.
+   */
+  forwardBatchStatistics(x: Float32Array, n: number): Float32Array {
+    const { channels: c, spatial: s } = this.info;
+    const vbs = this.cfg.virtualBatchSize;
+    const chunks = vbs && n >= 2 * vbs ? Math.floor(n / vbs) : 1;
+    const per = c * s;
+    for (let i = 0; i < chunks; i++) {
+      const first = chunks === 1 ? 0 : i * vbs!;
+      const rows = chunks === 1 ? n : i === chunks - 1 ? n - i * vbs! : vbs!;
+      this.k.batchNormForwardTrain(x.subarray(first * per, (first + rows) * per), this.y.subarray(first * per, (first + rows) * per),
+        rows, c, s, this.gamma?.value ?? null, this.beta?.value ?? null, this.runningMean, this.runningVar, 0, this.cfg.epsilon,
+        false, this.probeMean, this.probeRstd, this.act.code, this.act.alpha);
+    }
+    return this.y;
+  }
+
+  /** Start a new epoch of batch-statistics sums. */
+  resetEpochStatistics(): void {
+    this.epochMeanSum.fill(0);
+    this.epochVarSum.fill(0);
+    this.epochBatches = 0;
+  }
+
+  /**
+   * Per channel, the batch mean and unbiased batch variance averaged over the
+   * training batches since resetEpochStatistics (virtual batches averaged
+   * within their batch, as the running update does); null when no batch
+   * used batch statistics (the layer was frozen).
+   */
+  epochStatistics(): { mean: Float64Array; variance: Float64Array } | null {
+    if (this.epochBatches === 0) return null;
+    const mean = this.epochMeanSum.map((v) => v / this.epochBatches);
+    const variance = this.epochVarSum.map((v) => v / this.epochBatches);
+    return { mean, variance };
+  }
+
+  private accumulateEpochStatistics(n: number): void {
+    const c = this.info.channels;
+    for (let i = 0; i < this.chunks; i++) {
+      const count = (this.chunks === 1 ? n : this.chunkRows(i, n)) * this.info.spatial;
+      const unbiased = count / Math.max(1, count - 1);
+      for (let j = 0; j < c; j++) {
+        const rstd = this.saveRstd[i * c + j]!;
+        this.epochMeanSum[j] += this.saveMean[i * c + j]! / this.chunks;
+        this.epochVarSum[j] += ((1 / (rstd * rstd) - this.cfg.epsilon) * unbiased) / this.chunks;
+      }
+    }
+    this.epochBatches++;
   }
 
   backward(dy: Float32Array, n: number): Float32Array {
@@ -512,6 +581,17 @@ export class Sequential {
         for (let i = 0; i < w.length; i++) w[i] = nextNormal(rng) * std;
       }
     }
+  }
+
+  /**
+   * Forward in training mode for batch norm (batch statistics, running
+   * statistics untouched) and inference mode for everything else (no
+   * dropout): the "batch" side of the train/inference gap.
+   */
+  forwardBatchStatistics(x: Float32Array, n: number): Float32Array {
+    let h = x;
+    for (const layer of this.layers) h = layer instanceof BatchNorm ? layer.forwardBatchStatistics(h, n) : layer.forward(h, n, false);
+    return h;
   }
 
   /** Switch every batch-norm layer to its frozen running statistics, in training too. */

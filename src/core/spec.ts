@@ -6,6 +6,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { explainErrors, type SchemaIssue } from './schema-errors.js';
 
 // Optional-by-default fields are null when absent.
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
@@ -19,7 +20,7 @@ export const LayerSpec = Type.Union([
   Type.Object({
     type: Type.Literal('dense'),
     units: Type.Integer({ minimum: 1, maximum: 65536 }),
-    bias: Type.Optional(Type.Boolean({ description: 'Default: true, except when a batchnorm layer follows' })),
+    bias: Type.Optional(Type.Boolean({ description: 'Default true; none directly before a batchnorm layer, whose β replaces it (BN_REDUNDANT_BIAS)' })),
   }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('batchnorm') }, { additionalProperties: false }),
   Type.Object({
@@ -36,7 +37,7 @@ export const LayerSpec = Type.Union([
     kernelSize: Type.Integer({ minimum: 1, maximum: 15 }),
     stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, description: 'Default 1' })),
     padding: Type.Optional(Type.Union([Type.Literal('same'), Type.Literal('valid')], { description: "Default 'same' (odd kernel sizes, stride 1)" })),
-    bias: Type.Optional(Type.Boolean({ description: 'Default: true, except when a batchnorm layer follows' })),
+    bias: Type.Optional(Type.Boolean({ description: 'Default true; none directly before a batchnorm layer, whose β replaces it (BN_REDUNDANT_BIAS)' })),
   }, { additionalProperties: false }),
   Type.Object({
     type: Type.Union([Type.Literal('maxpool2d'), Type.Literal('avgpool2d')]),
@@ -100,9 +101,10 @@ export const BatchNormSpec = Type.Object({
   epsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1e-3 }),
   center: Type.Boolean({ default: true, description: 'Learn β' }),
   scale: Type.Boolean({ default: true, description: 'Learn γ' }),
-  inferenceStats: Type.Union([Type.Literal('moving'), Type.Literal('population')], {
-    default: 'moving',
-    description: 'moving: the running averages; population: exact statistics recomputed over the training split after training',
+  inferenceStats: Type.Union([Type.Literal('moving'), Type.Literal('population'), Type.Literal('auto')], {
+    default: 'auto', // measured: README "Which statistics a model keeps"
+    description: 'moving: the running averages; population: exact statistics recomputed over the training split after training; ' +
+      'auto: whichever of the two does better on the validation split (the training split when there is none)',
   }),
   renorm: Nullable(RenormSpec),
   virtualBatchSize: Nullable(Type.Integer({ minimum: 2, maximum: 65_536, description: 'Ghost batch norm: statistics per sub-batch of this many rows' })),
@@ -112,7 +114,7 @@ export const OptimizerSpec = Type.Union([
   Type.Object({
     type: Type.Literal('sgd'),
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1e3, default: 0.1 }),
-    momentum: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 }),
+    momentum: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0, description: 'Default 0, as Keras and PyTorch (the default optimizer object sets 0.9)' }),
     nesterov: Type.Boolean({ default: false }),
     weightDecay: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
   }, { additionalProperties: false }),
@@ -153,7 +155,11 @@ export const TrainingSpec = Type.Object({
   epochs: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
   batchSize: Type.Integer({ minimum: 1, maximum: 65_536, default: 128 }),
   seed: Type.Integer({ minimum: 0, maximum: 4294967295, default: 42 }),
-  optimizer: Type.Union([OptimizerSpec], { default: { type: 'sgd' } }),
+  // TypeBox merges a union's default object into the client's object, so only `type` may be in it; resolveSpec fills DEFAULT_OPTIMIZER.
+  optimizer: Type.Union([OptimizerSpec], {
+    default: { type: 'sgd' },
+    description: 'Omitted: sgd with learningRate 0.1 and momentum 0.9. Inside an optimizer object omitted fields follow Keras/PyTorch: sgd without momentum has momentum 0',
+  }),
   schedule: Type.Union([ScheduleSpec], { default: { type: 'constant' } }),
   targetAccuracy: Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Record the first epoch whose validation accuracy reaches this' })),
   earlyStopping: Nullable(EarlyStoppingSpec),
@@ -181,8 +187,8 @@ export type InitSpec = Static<typeof InitSpec>;
 export type DatasetSpec = Static<typeof DatasetSpec>;
 export type RenormSpec = Static<typeof RenormSpec>;
 
-/** A validation failure: the JSON path of the offending field and the rule it broke. */
-export interface SpecIssue { path: string; message: string }
+/** A validation failure: the JSON path of the offending field and the rule it broke (or the allowed values). */
+export type SpecIssue = SchemaIssue;
 
 export class SpecError extends Error {
   constructor(readonly issues: SpecIssue[]) {
@@ -196,13 +202,9 @@ export class SpecError extends Error {
  * cannot express. Throws SpecError naming every offending field.
  */
 export function resolveSpec(input: unknown): JobSpec {
-  const withDefaults = Value.Default(JobSpecSchema, Value.Clone(input)) as unknown;
-  const issues: SpecIssue[] = [];
-  for (const e of Value.Errors(JobSpecSchema, withDefaults)) {
-    issues.push({ path: e.path, message: e.message });
-    if (issues.length >= 20) break;
-  }
-  if (issues.length > 0) throw new SpecError(dedupe(issues));
+  const withDefaults = Value.Default(JobSpecSchema, withDefaultOptimizer(Value.Clone(input))) as unknown;
+  const issues = explainErrors(Value.Errors(JobSpecSchema, withDefaults));
+  if (issues.length > 0) throw new SpecError(issues);
   const spec = withDefaults as JobSpec;
   const rules: SpecIssue[] = [];
   if (spec.training.batchSize < 2 && usesBatchNorm(spec.model)) {
@@ -216,10 +218,15 @@ export function resolveSpec(input: unknown): JobSpec {
   return spec;
 }
 
-/** Union errors repeat one path per branch; keep the first message per path. */
-function dedupe(issues: SpecIssue[]): SpecIssue[] {
-  const seen = new Set<string>();
-  return issues.filter((i) => (seen.has(i.path) ? false : (seen.add(i.path), true)));
+/** The optimizer of a spec that names none: SGD with momentum 0.9 (an sgd object without momentum has 0). */
+export const DEFAULT_OPTIMIZER = { type: 'sgd', learningRate: 0.1, momentum: 0.9 } as const;
+
+function withDefaultOptimizer(input: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(input) || !(input.training === undefined || isObject(input.training))) return input;
+  const training = input.training ?? {};
+  if (training.optimizer !== undefined) return input;
+  return { ...input, training: { ...training, optimizer: { ...DEFAULT_OPTIMIZER } } };
 }
 
 function usesBatchNorm(model: ModelSpec): boolean {

@@ -9,7 +9,11 @@ import { applyPreprocess, fitPreprocess } from '../datasets/preprocess.js';
 import type { Dataset, Preprocess } from '../datasets/types.js';
 import { buildArtifact, MANIFEST_FORMAT, type Artifact } from './artifact.js';
 import type { Checkpoint, LoopState } from './checkpoint.js';
-import type { BatchNormSnapshot, FinalMetrics, Metrics, TrainEvent } from './events.js';
+import {
+  batchNormEpoch, DEFAULT_STATS_LAG, measureGap, restoreRunningStatistics, saveRunningStatistics, statisticsDistance, statsLagWarning,
+  type StatsLagThresholds,
+} from './diagnostics.js';
+import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, TrainInferenceGap } from './events.js';
 import { getKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import { expandLayers, outputSize, parameterCount, type LayerInfo } from './layers.js';
@@ -18,6 +22,7 @@ import { learningRateAt, Optimizer } from './optimizer.js';
 import { createRng, shuffle, type RngState } from './rng.js';
 import type { NamedTensor } from './safetensors.js';
 import type { JobSpec } from './spec.js';
+import { inputSkewWarning, specWarnings } from './warnings.js';
 
 export type EpochEvent = Extract<TrainEvent, { type: 'epoch' }>;
 
@@ -39,6 +44,10 @@ export interface TrainOptions {
   shouldPause?: () => boolean;
   /** Continue from this checkpoint (made with the same spec and dataset). */
   resumeFrom?: Checkpoint | null;
+  /** Called after every epoch event with the per-channel statistics of every BN layer. */
+  onBatchNormEpoch?: (epoch: number, layers: BatchNormChannels[]) => void;
+  /** When BN_STATS_LAG fires (default DEFAULT_STATS_LAG). */
+  statsLag?: StatsLagThresholds;
 }
 
 export interface TrainResult {
@@ -71,7 +80,7 @@ function evalBatch(layers: LayerInfo[], inputSize: number, batchSize: number): n
 const YIELD_EVERY_MS = 50;
 
 /** Preprocessed rows of one split with their labels. */
-interface Rows { x: Float32Array; y: Int32Array; n: number }
+export interface Rows { x: Float32Array; y: Int32Array; n: number }
 
 export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptions = {}): Promise<TrainResult> {
   const k = options.kernels ?? getKernels();
@@ -139,6 +148,14 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   if (training.earlyStopping && !val) {
     emit({ type: 'warning', code: 'NO_VALIDATION', message: 'earlyStopping needs a validation split (dataset.validationSplit > 0); it is ignored' });
   }
+  if (!options.resumeFrom) {
+    for (const w of startWarnings(spec, layers, all, trainIdx, f)) emit({ type: 'warning', ...w });
+  }
+  /** The gap on the validation rows, or on (at most GAP_TRAIN_ROWS of) the training rows when there are none. */
+  const gapRows = val ? null : gapSample(trainIdx);
+  const gapNow = (valMetrics: Metrics | null): TrainInferenceGap | null => (val
+    ? measureGap(model, 'val', val, null, batchSize, dataset.classes, valMetrics)
+    : measureGap(model, 'train', all, gapRows, batchSize, dataset.classes, null));
 
   let stopped = false;
   for (; st.epoch <= training.epochs && !stopped; st.epoch++, st.step = 0) {
@@ -155,6 +172,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
       if (step === 0) {
         shuffle(rng, trainIdx);
+        for (const bn of model.batchNorms()) bn.resetEpochStatistics();
         st.lossSum = 0;
         st.correctSum = 0;
         st.epochSeconds = 0;
@@ -197,15 +215,18 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     }
     st.trainingSeconds += st.epochSeconds;
 
+    const valMetrics = val ? evaluate(model, val, dataset.classes) : null;
+    const bn = batchNormEpoch(model);
     const event: EpochEvent = {
       type: 'epoch', epoch,
       train: { loss: st.lossSum / trainCount, accuracy: st.correctSum / trainCount },
-      val: val ? evaluate(model, val, dataset.classes) : null,
+      val: valMetrics,
       test: test ? evaluate(model, test, dataset.classes) : null,
-      lr, seconds: round(st.epochSeconds, 4), bn: snapshot(model),
+      lr, seconds: round(st.epochSeconds, 4), bn: bn.summary, gap: gapNow(valMetrics),
     };
     st.history.push(event);
     emit(event);
+    if (hasBatchNorm) options.onBatchNormEpoch?.(epoch, bn.channels);
 
     const watched = event.val ?? event.train;
     if (training.targetAccuracy !== null && st.epochsToTarget === null && watched.accuracy >= training.targetAccuracy) {
@@ -226,21 +247,24 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   }
   const { history, epochsToTarget, trainingSeconds } = st;
 
-  if (bnSpec.inferenceStats === 'population' && hasBatchNorm) {
-    populationStatistics(model, gather(all, trainIdx, f));
-  }
+  const inferenceStats = hasBatchNorm
+    ? chooseInferenceStatistics(spec, model, all, trainIdx, val ?? gather(all, gapRows!, f), !val, dataset.classes, optimizer.step, options, emit)
+    : 'moving';
   const last = history[history.length - 1]!;
+  const finalVal = val ? evaluate(model, val, dataset.classes) : null;
   const metrics: FinalMetrics = {
     epochs: history.length,
     train: last.train,
-    val: val ? evaluate(model, val, dataset.classes) : null,
+    val: finalVal,
     test: test ? evaluate(model, test, dataset.classes) : null,
     trainingSeconds: round(trainingSeconds, 3),
     samplesPerSec: Math.round((trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
+    gap: gapNow(finalVal),
+    inferenceStats,
   };
   const artifact = buildArtifact({
     format: MANIFEST_FORMAT, spec, layers, inputShape: dataset.inputShape, features: f, classes: dataset.classes,
-    classNames: dataset.classNames, preprocess, inferenceStats: bnSpec.inferenceStats, epsilon: bnSpec.epsilon,
+    classNames: dataset.classNames, preprocess, inferenceStats, epsilon: bnSpec.epsilon,
     parameters: parameterCount(layers), metrics, createdAt: new Date().toISOString(),
   }, model.namedTensors());
   return { artifact, metrics, epochsToTarget, history };
@@ -314,17 +338,22 @@ function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
  * order: layer i's input is computed with layers before it already frozen to
  * their population statistics.
  */
-function populationStatistics(model: Sequential, rows: Rows): void {
+function populationStatistics(model: Sequential, src: Rows, idx: Int32Array): void {
   const f = model.inputSize;
+  // Batches are gathered into one buffer: no copy of the whole training split.
+  const xb = new Float32Array(model.maxBatch * f);
+  const yb = new Int32Array(model.maxBatch);
+  const total = idx.length;
   model.layers.forEach((layer, li) => {
     if (!(layer instanceof BatchNorm)) return;
     const { channels: c, spatial: s } = layer.info;
     const sum = new Float64Array(c);
     const sumSq = new Float64Array(c);
     const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
-    for (let start = 0; start < rows.n; start += model.maxBatch) {
-      const n = Math.min(model.maxBatch, rows.n - start);
-      const h = model.forward(rows.x.subarray(start * f, (start + n) * f), n, false, li);
+    for (let start = 0; start < total; start += model.maxBatch) {
+      const n = Math.min(model.maxBatch, total - start);
+      model.kernels.gatherRows(src.x, src.y, idx, start, n, f, xb, yb);
+      const h = model.forward(xb, n, false, li);
       if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
       for (let r = 0; r < n; r++) {
         for (let j = 0; j < c; j++) {
@@ -337,7 +366,7 @@ function populationStatistics(model: Sequential, rows: Rows): void {
         }
       }
     }
-    const m = rows.n * s;
+    const m = total * s;
     for (let j = 0; j < c; j++) {
       const meanShifted = sum[j]! / m;
       layer.runningMean[j] = shift[j]! + meanShifted;
@@ -346,24 +375,50 @@ function populationStatistics(model: Sequential, rows: Rows): void {
   });
 }
 
-/** Per BN layer: channel-averaged batch and running statistics and ‖γ‖. */
-function snapshot(model: Sequential): BatchNormSnapshot[] {
-  const eps = model.batchNorms()[0]?.cfg.epsilon ?? 0;
-  return model.batchNorms().map((bn) => {
-    const c = bn.info.channels;
-    let batchMean = 0, batchVar = 0, runningMean = 0, runningVar = 0, gammaSq = 0;
-    for (let j = 0; j < c; j++) {
-      batchMean += bn.saveMean[j]!;
-      batchVar += 1 / (bn.saveRstd[j]! * bn.saveRstd[j]!) - eps;
-      runningMean += bn.runningMean[j]!;
-      runningVar += bn.runningVar[j]!;
-      gammaSq += bn.gamma ? bn.gamma.value[j]! ** 2 : 1;
-    }
-    return {
-      layer: bn.info.index, batchMean: round(batchMean / c, 6), batchVar: round(batchVar / c, 6),
-      runningMean: round(runningMean / c, 6), runningVar: round(runningVar / c, 6), gammaNorm: round(Math.sqrt(gammaSq), 6),
-    };
-  });
+/** Training rows the gap is measured on without a validation split: the same every epoch and after a resume. */
+const GAP_TRAIN_ROWS = 10_000;
+
+/** An even sample of the training rows, in row order (the training order changes every epoch). */
+function gapSample(trainIdx: Int32Array): Int32Array {
+  const sorted = trainIdx.slice().sort();
+  const stride = Math.max(1, Math.ceil(sorted.length / GAP_TRAIN_ROWS));
+  return sorted.filter((_, i) => i % stride === 0);
+}
+
+/** The warnings of the spec (and, for input batch norm, of the training rows), emitted before the first epoch. */
+function startWarnings(spec: JobSpec, layers: LayerInfo[], all: Rows, trainIdx: Int32Array, f: number) {
+  const warnings = specWarnings(spec, layers);
+  if (layers[0]?.type === 'batchnorm') {
+    const sample = gather(all, trainIdx.subarray(0, Math.min(trainIdx.length, 5000)), f);
+    const skewed = inputSkewWarning(layers, sample.x, sample.n, f);
+    if (skewed) warnings.push(skewed);
+  }
+  return warnings;
+}
+
+/**
+ * End of training: compute the population statistics (one pass over the
+ * training rows), compare them with the moving averages on the validation
+ * rows (the training rows when there are none), warn BN_STATS_LAG when the
+ * moving averages cost more than the thresholds, and keep the statistics
+ * inferenceStats asks for (auto: the better of the two on that split; a tie
+ * keeps the moving averages). Returns which ones the model keeps.
+ */
+function chooseInferenceStatistics(spec: JobSpec, model: Sequential, all: Rows, trainIdx: Int32Array, rows: Rows, onTrain: boolean,
+  classes: number, steps: number, options: TrainOptions, emit: (e: TrainEvent) => void): 'moving' | 'population' {
+  const moving = saveRunningStatistics(model);
+  const movingMetrics = evaluate(model, rows, classes);
+  populationStatistics(model, all, trainIdx);
+  const populationMetrics = evaluate(model, rows, classes);
+  const wanted = spec.batchNorm.inferenceStats;
+  const populationBetter = populationMetrics.accuracy > movingMetrics.accuracy ||
+    (populationMetrics.accuracy === movingMetrics.accuracy && populationMetrics.loss < movingMetrics.loss);
+  const kept = wanted === 'auto' ? (populationBetter ? 'population' : 'moving') : wanted;
+  const lag = statsLagWarning(onTrain ? 'train' : 'val', movingMetrics, populationMetrics, statisticsDistance(model, moving), kept,
+    { steps, momentum: spec.batchNorm.momentum }, options.statsLag ?? DEFAULT_STATS_LAG);
+  if (lag) emit({ type: 'warning', ...lag });
+  if (kept === 'moving') restoreRunningStatistics(model, moving);
+  return kept;
 }
 
 function round(x: number, digits: number): number {

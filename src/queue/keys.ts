@@ -19,6 +19,8 @@ export interface Keys {
   cancel(id: string): string;
   /** The latest training checkpoint (encodeCheckpoint bytes). */
   checkpoint(id: string): string;
+  /** List of per-epoch per-channel batch-norm statistics (JSON), bounded by BN_HISTORY_MAX_BYTES. */
+  batchnorm(id: string): string;
   /** Sorted set (all scores 0, ordered by id = by creation time) of the tenant's job ids. */
   jobIndex(tenant: string): string;
   /** Set of the tenant's job ids that were queued or running when last looked at (the active-jobs quota). */
@@ -48,6 +50,7 @@ export function keysFor(prefix: string): Keys {
     history: (id) => `${prefix}:job:${id}:history`,
     cancel: (id) => `${prefix}:job:${id}:cancel`,
     checkpoint: (id) => `${prefix}:job:${id}:checkpoint`,
+    batchnorm: (id) => `${prefix}:job:${id}:batchnorm`,
     jobIndex: (t) => `${tenant(t)}:jobs`,
     activeJobs: (t) => `${tenant(t)}:active`,
     model: (id) => `${prefix}:model:${id}`,

@@ -16,7 +16,7 @@ export function notFound(kind: 'job' | 'model' | 'dataset', id: string): HttpErr
 }
 
 /** One offending field: where it is, what rule it broke. */
-export interface Issue { path: string; message: string; [extra: string]: unknown }
+export interface Issue { path: string; message: string; allowed?: unknown[]; [extra: string]: unknown }
 
 /** A request that failed schema validation (body, query string, path parameters). */
 export class ValidationError extends Error {

@@ -9,8 +9,9 @@ import { TypeGuard, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { FastifySchemaCompiler, FastifyTypeProvider } from 'fastify';
+import { explainErrors } from '../core/schema-errors.js';
 import { resolveSpec } from '../core/spec.js';
-import { ValidationError, type Issue } from './errors.js';
+import { ValidationError } from './errors.js';
 
 const MAX_ISSUES = 20;
 
@@ -22,13 +23,7 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     const input = part === 'body' ? data : Value.Convert(schema, data);
     const value = Value.Default(schema, input);
     if (checker.Check(value)) return { value };
-    const issues: Issue[] = [];
-    for (const e of checker.Errors(value)) {
-      if (issues.some((i) => i.path === e.path)) continue;
-      issues.push({ path: e.path, message: e.message });
-      if (issues.length >= MAX_ISSUES) break;
-    }
-    return { error: new ValidationError(part, issues) };
+    return { error: new ValidationError(part, explainErrors(checker.Errors(value), MAX_ISSUES)) };
   };
 };
 

@@ -9,7 +9,7 @@
  * epoch and terminal events copied to the experiment's stream by the same
  * script, tagged with the job id, variant and seed.
  */
-import type { FinalMetrics, Metrics, TrainEvent } from '../core/events.js';
+import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, Warning } from '../core/events.js';
 import type { JobSpec } from '../core/spec.js';
 import type { Keys } from '../queue/keys.js';
 import type { Redis } from './redis.js';
@@ -45,7 +45,7 @@ export interface JobRecord {
   metrics: LatestMetrics | null;
   finalMetrics: FinalMetrics | null;
   epochsToTarget: number | null;
-  warnings: Array<{ code: string; message: string }>;
+  warnings: Warning[];
   modelId: string | null;
   error: JobError | null;
   /** Set for a child of an experiment. */
@@ -101,8 +101,32 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'queued', 'data
 return 1
 `;
 
+/**
+ * KEYS: batchnorm list, job. ARGV: epoch, entry JSON, maxBytes, ttl.
+ * Appends one epoch's per-channel statistics once (a resumed attempt may
+ * train an epoch again), while the job is not finished, and drops the oldest
+ * epochs beyond maxBytes (the newest is always kept).
+ */
+export const APPEND_BATCHNORM_LUA = `
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status or status == 'succeeded' or status == 'failed' or status == 'cancelled' then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[2], 'batchnormEpoch') or '0')
+if tonumber(ARGV[1]) <= last then return 0 end
+redis.call('HSET', KEYS[2], 'batchnormEpoch', ARGV[1])
+redis.call('RPUSH', KEYS[1], ARGV[2])
+local bytes = redis.call('HINCRBY', KEYS[2], 'batchnormBytes', #ARGV[2])
+while bytes > tonumber(ARGV[3]) and redis.call('LLEN', KEYS[1]) > 1 do
+  bytes = redis.call('HINCRBY', KEYS[2], 'batchnormBytes', -#redis.call('LPOP', KEYS[1]))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
+
+/** One stored epoch of GET /v1/jobs/:id/batchnorm. */
+export interface BatchNormEpochEntry { epoch: number; layers: BatchNormChannels[] }
+
 export interface JobStoreOptions {
-  eventsMaxLen: number; retainSucceededSeconds: number; retainFailedSeconds: number; tenantMaxActiveJobs: number;
+  eventsMaxLen: number; bnHistoryMaxBytes: number; retainSucceededSeconds: number; retainFailedSeconds: number; tenantMaxActiveJobs: number;
 }
 
 export class ActiveJobsLimitError extends Error {
@@ -156,7 +180,7 @@ export class JobStore {
   async remove(tenant: string, id: string): Promise<void> {
     const k = this.keys;
     await this.redis.multi()
-      .unlink(k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id))
+      .unlink(k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id), k.batchnorm(id))
       .zrem(k.jobIndex(tenant), id)
       .srem(k.activeJobs(tenant), id)
       .exec();
@@ -172,10 +196,26 @@ export class JobStore {
     const ttl = terminal === undefined ? 0
       : terminal === 'succeeded' ? this.options.retainSucceededSeconds : this.options.retainFailedSeconds;
     const fields = Object.entries(hashUpdate(event, terminal)).flat();
-    return this.redis.appendJobEvent(
+    const appended = this.redis.appendJobEvent(
       k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id),
       this.options.eventsMaxLen, event.type, JSON.stringify(event), ttl, ...fields,
     );
+    // The batch-norm history goes with the job (its writes stop at the terminal event).
+    if (terminal !== undefined) return appended.then(async (streamId) => { await this.redis.expire(k.batchnorm(id), ttl); return streamId; });
+    return appended;
+  }
+
+  /** Record one epoch's per-channel batch-norm statistics (see APPEND_BATCHNORM_LUA). */
+  async appendBatchNorm(id: string, epoch: number, layers: BatchNormChannels[]): Promise<void> {
+    const entry: BatchNormEpochEntry = { epoch, layers };
+    await this.redis.appendBatchNorm(this.keys.batchnorm(id), this.keys.job(id), epoch, JSON.stringify(entry),
+      this.options.bnHistoryMaxBytes, this.options.retainFailedSeconds);
+  }
+
+  /** The stored per-channel history, oldest epoch first. */
+  async batchNormHistory(id: string): Promise<BatchNormEpochEntry[]> {
+    const items = await this.redis.lrange(this.keys.batchnorm(id), 0, -1);
+    return items.map((s) => JSON.parse(s) as BatchNormEpochEntry);
   }
 
   async get(id: string): Promise<JobRecord | null> {
@@ -305,9 +345,24 @@ function parseRecord(h: Record<string, string>): JobRecord | null {
     metrics: json<LatestMetrics>(h.metrics),
     finalMetrics: json<FinalMetrics>(h.finalMetrics),
     epochsToTarget: json<number>(h.epochsToTarget),
-    warnings: h.warnings ? h.warnings.split('\n').map((w) => JSON.parse(w) as { type: string; code: string; message: string }).map(({ code, message }) => ({ code, message })) : [],
+    warnings: parseWarnings(h.warnings),
     modelId: h.modelId ?? null,
     error: json<JobError>(h.error),
     experiment: h.experimentId ? { id: h.experimentId, variant: Number(h.experimentVariant), seed: Number(h.experimentSeed) } : null,
   };
+}
+
+/** The job's warning events as {code, message, details?}, each once (an attempt that starts over repeats its start warnings). */
+function parseWarnings(raw: string | undefined): Warning[] {
+  if (!raw) return [];
+  const seen = new Set<string>();
+  const out: Warning[] = [];
+  for (const line of raw.split('\n')) {
+    const { code, message, details } = JSON.parse(line) as Warning;
+    const key = `${code}\n${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(details === undefined ? { code, message } : { code, message, details });
+  }
+  return out;
 }

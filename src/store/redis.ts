@@ -6,7 +6,7 @@
 import { Redis, type RedisOptions, type Result } from 'ioredis';
 import { DELETE_DATASET_LUA, SAVE_DATASET_LUA } from './datasets.js';
 import { FINISH_EXPERIMENT_LUA } from './experiments.js';
-import { APPEND_JOB_EVENT_LUA, CREATE_JOB_LUA } from './jobs.js';
+import { APPEND_BATCHNORM_LUA, APPEND_JOB_EVENT_LUA, CREATE_JOB_LUA } from './jobs.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -14,6 +14,8 @@ declare module 'ioredis' {
     appendJobEvent(...args: Array<string | number>): Result<string | null, Context>;
     /** See CREATE_JOB_LUA. */
     createJob(...args: Array<string | number>): Result<number, Context>;
+    /** See APPEND_BATCHNORM_LUA. */
+    appendBatchNorm(...args: Array<string | number>): Result<number, Context>;
     saveDataset(...args: Array<string | number | Buffer>): Result<number, Context>;
     deleteDataset(...args: Array<string | number>): Result<number, Context>;
     /** See FINISH_EXPERIMENT_LUA. */
@@ -45,6 +47,7 @@ export function createRedis(url: string, name: string, options: RedisOptions = {
     scripts: {
       appendJobEvent: { numberOfKeys: 5, lua: APPEND_JOB_EVENT_LUA },
       createJob: { numberOfKeys: 4, lua: CREATE_JOB_LUA },
+      appendBatchNorm: { numberOfKeys: 2, lua: APPEND_BATCHNORM_LUA },
       saveDataset: { numberOfKeys: 3, lua: SAVE_DATASET_LUA },
       deleteDataset: { numberOfKeys: 3, lua: DELETE_DATASET_LUA },
       finishExperiment: { numberOfKeys: 2, lua: FINISH_EXPERIMENT_LUA },

@@ -33,7 +33,7 @@ it('keeps the last good checkpoint of a diverged job and serves it', async () =>
   const spec = {
     dataset: { id: 'spirals', size: 300 },
     model: { hidden: [64, 64, 64, 64, 64, 64], batchNorm: 'none' },
-    training: { epochs: 5, batchSize: 32, optimizer: { type: 'sgd', learningRate: 1000 } },
+    training: { epochs: 5, batchSize: 32, optimizer: { type: 'sgd', learningRate: 1000, momentum: 0.9 } },
   };
   const id = await submit(base, spec);
   const failed = (await readEvents(base, id)).at(-1)!;

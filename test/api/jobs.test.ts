@@ -67,7 +67,8 @@ describe('a job on spirals', () => {
     const csv = await api(base, 'GET', `/jobs/${id}/metrics?format=csv`);
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
     const lines = csv.body.trim().split('\n');
-    expect(lines[0]).toBe('epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,lr,seconds');
+    expect(lines[0]).toBe('epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,lr,seconds,' +
+      'gap_split,gap_frozen_loss,gap_frozen_accuracy,gap_batch_loss,gap_batch_accuracy,gap_loss,gap_accuracy');
     expect(lines).toHaveLength(4);
   });
 
@@ -79,11 +80,14 @@ describe('a job on spirals', () => {
   it('describes the model, its batch-norm statistics and weights', async () => {
     const model = await api(base, 'GET', `/models/${id}`);
     expect(model.status).toBe(200);
-    expect(model.body).toMatchObject({ id, jobId: id, dataset: 'spirals', features: 2, classes: 3, inferenceStats: 'moving', inputShape: [2] });
+    expect(model.body).toMatchObject({ id, jobId: id, dataset: 'spirals', features: 2, classes: 3, inputShape: [2] });
+    // inferenceStats auto: the model records the statistics it kept.
+    expect(['moving', 'population']).toContain(model.body.inferenceStats);
+    expect(model.body.inferenceStats).toBe(model.body.metrics.inferenceStats);
     expect(model.body.layers.at(-1)).toMatchObject({ type: 'dense', out: 3 });
     const bn = await api(base, 'GET', `/models/${id}/batchnorm`);
     expect(bn.body.layers).toHaveLength(2);
-    expect(bn.body.layers[0]).toMatchObject({ channels: 16, source: 'moving' });
+    expect(bn.body.layers[0]).toMatchObject({ channels: 16, source: model.body.inferenceStats });
     expect(bn.body.layers[0].mean).toHaveLength(16);
     const weights = await fetch(`${base}/models/${id}/weights`);
     expect(weights.headers.get('content-type')).toBe('application/octet-stream');
@@ -182,7 +186,7 @@ it('fails a diverging job with DIVERGED, without retrying', async () => {
   const id = await submit(base, {
     dataset: { id: 'spirals', size: 300 },
     model: { hidden: [64, 64, 64, 64, 64, 64], batchNorm: 'none' },
-    training: { epochs: 5, optimizer: { type: 'sgd', learningRate: 1000 } },
+    training: { epochs: 5, optimizer: { type: 'sgd', learningRate: 1000, momentum: 0.9 } },
   });
   const events = await readEvents(base, id);
   const last = events.at(-1)!;

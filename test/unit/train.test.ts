@@ -33,9 +33,18 @@ describe('job spec', () => {
   it('fills every default', () => {
     const spec = resolveSpec({ dataset: { id: 'spirals' } });
     expect(spec.model).toMatchObject({ architecture: 'mlp', hidden: [256, 256], batchNorm: 'before', activation: 'relu', init: 'he' });
-    expect(spec.batchNorm).toEqual({ momentum: 0.99, epsilon: 1e-3, center: true, scale: true, inferenceStats: 'moving', renorm: null, virtualBatchSize: null });
+    expect(spec.batchNorm).toEqual({ momentum: 0.99, epsilon: 1e-3, center: true, scale: true, inferenceStats: 'auto', renorm: null, virtualBatchSize: null });
     expect(spec.training.freezeBatchNormAfterEpoch).toBeNull();
     expect(spec.training.optimizer).toEqual({ type: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: false, weightDecay: 0 });
+  });
+
+  it('fills an optimizer object as Keras and PyTorch do: sgd without momentum has none', () => {
+    const sgd = resolveSpec({ dataset: { id: 'spirals' }, training: { optimizer: { type: 'sgd', learningRate: 0.01 } } });
+    expect(sgd.training.optimizer).toEqual({ type: 'sgd', learningRate: 0.01, momentum: 0, nesterov: false, weightDecay: 0 });
+    const typeOnly = resolveSpec({ dataset: { id: 'spirals' }, training: { optimizer: { type: 'sgd' } } });
+    expect(typeOnly.training.optimizer).toMatchObject({ learningRate: 0.1, momentum: 0 });
+    const adam = resolveSpec({ dataset: { id: 'spirals' }, training: { optimizer: { type: 'adam' } } });
+    expect(adam.training.optimizer).toEqual({ type: 'adam', learningRate: 0.001, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 });
   });
 
   it('names the offending field and the rule', () => {

@@ -1,12 +1,17 @@
 /** /v1/jobs: submit, list, look up, follow (SSE), metrics history, checkpoint, cancel; each the requesting tenant's. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { expandLayers } from '../../core/layers.js';
 import { JobSpecSchema, type JobSpec } from '../../core/spec.js';
+import { specWarnings } from '../../core/warnings.js';
 import { JobFinishedError } from '../../queue/train-queue.js';
 import type { EpochEvent, JobRecord } from '../../store/jobs.js';
 import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams } from '../schemas/common.js';
-import { EventsHeaders, EventsQuery, Job, JobList, JobListQuery, MetricsQuery, MetricsResponse, SubmitResponse } from '../schemas/jobs.js';
+import {
+  BatchNormHistory, EventsHeaders, EventsQuery, Job, JobList, JobListQuery, MetricsQuery, MetricsResponse, SubmitResponse,
+} from '../schemas/jobs.js';
+import type { BatchNormEpochEntry } from '../../store/jobs.js';
 import { EventStreams } from '../sse.js';
 import { checkLimits, datasetShape } from '../submit-checks.js';
 import { jobSpecValidatorCompiler, type TypeBoxTypeProvider } from '../validation.js';
@@ -15,6 +20,7 @@ const links = (job: JobRecord) => ({
   self: `/v1/jobs/${job.id}`,
   events: `/v1/jobs/${job.id}/events`,
   metrics: `/v1/jobs/${job.id}/metrics`,
+  batchnorm: `/v1/jobs/${job.id}/batchnorm`,
   ...(job.modelId ? { model: `/v1/models/${job.modelId}` } : {}),
 });
 
@@ -29,12 +35,26 @@ function view(job: JobRecord) {
   };
 }
 
-const CSV_COLUMNS = ['epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss', 'test_accuracy', 'lr', 'seconds'];
+const CSV_COLUMNS = ['epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss', 'test_accuracy', 'lr', 'seconds',
+  'gap_split', 'gap_frozen_loss', 'gap_frozen_accuracy', 'gap_batch_loss', 'gap_batch_accuracy', 'gap_loss', 'gap_accuracy'];
 
 function toCsv(history: EpochEvent[]): string {
-  const rows = history.map((e) => [e.epoch, e.train.loss, e.train.accuracy, e.val?.loss, e.val?.accuracy, e.test?.loss, e.test?.accuracy, e.lr, e.seconds]
+  const rows = history.map((e) => [e.epoch, e.train.loss, e.train.accuracy, e.val?.loss, e.val?.accuracy, e.test?.loss, e.test?.accuracy, e.lr, e.seconds,
+    e.gap?.split, e.gap?.frozen.loss, e.gap?.frozen.accuracy, e.gap?.batch.loss, e.gap?.batch.accuracy, e.gap?.loss, e.gap?.accuracy]
     .map((v) => (v === undefined ? '' : String(v))).join(','));
   return [CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
+}
+
+/** Stored per epoch, served per layer. */
+function byLayer(entries: BatchNormEpochEntry[]) {
+  const layers = new Map<number, { layer: number; kind: string; channels: number; epochs: unknown[] }>();
+  for (const { epoch, layers: stats } of entries) {
+    for (const { layer, kind, channels, ...values } of stats) {
+      if (!layers.has(layer)) layers.set(layer, { layer, kind, channels, epochs: [] });
+      layers.get(layer)!.epochs.push({ epoch, ...values });
+    }
+  }
+  return { layers: [...layers.values()] };
 }
 
 const jobsRoutes: FastifyPluginAsync = async (fastify) => {
@@ -61,9 +81,11 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
     validatorCompiler: jobSpecValidatorCompiler,
   }, async (request, reply) => {
     const spec = request.body as JobSpec;
-    checkLimits(spec, await datasetShape(spec.dataset.id, request.tenant, services.datasets), services.config);
+    const shape = await datasetShape(spec.dataset.id, request.tenant, services.datasets);
+    checkLimits(spec, shape, services.config);
+    const warnings = specWarnings(spec, expandLayers(spec.model, shape.inputShape, shape.classes));
     const job = await services.jobs.submit(request.tenant, spec);
-    return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status, links: links(job) });
+    return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status, links: links(job), warnings });
   });
 
   app.get('/jobs', {
@@ -131,6 +153,22 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${id}-metrics.csv"`).send(toCsv(history));
     }
     return reply.type('application/json; charset=utf-8').send({ jobId: id, epochs: history });
+  });
+
+  app.get('/jobs/:id/batchnorm', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Per-channel batch-norm statistics per layer and epoch',
+      description: "Per BN layer and finished epoch: the per-channel batch mean and unbiased variance averaged over the epoch's " +
+        'training batches (null when the layer was frozen all epoch), the running mean and variance, γ and β (null when ' +
+        'batchNorm.scale / center is false). A model without BN has no layers.',
+      params: IdParams,
+      response: { 200: BatchNormHistory, ...errors(400, 404) },
+    },
+  }, async (request) => {
+    const { id } = request.params;
+    await find(request.tenant, id);
+    return byLayer(await services.jobStore.batchNormHistory(id));
   });
 
   app.get('/jobs/:id/checkpoint', {

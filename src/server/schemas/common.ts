@@ -1,7 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { ID_PATTERN } from '../../store/ids.js';
 
-export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+export const Nullable = <T extends TSchema>(t: T, options: { description?: string } = {}) => Type.Union([t, Type.Null()], options);
 
 export const ErrorResponse = Type.Object({
   error: Type.Object({
@@ -27,6 +27,14 @@ export const PageQuery = {
 
 export const Metrics = Type.Object({ loss: Type.Number(), accuracy: Type.Number() });
 
+export const TrainInferenceGap = Type.Object({
+  split: Type.Union([Type.Literal('val'), Type.Literal('train')], { description: 'Rows it was measured on (train when there is no validation split)' }),
+  frozen: Metrics,
+  batch: Metrics,
+  accuracy: Type.Number({ description: 'batch.accuracy − frozen.accuracy (positive: the frozen statistics lose accuracy)' }),
+  loss: Type.Number({ description: 'frozen.loss − batch.loss' }),
+}, { description: 'The same rows with the frozen inference statistics and with batch statistics (BN in training mode, no dropout, mini-batches of batchSize)' });
+
 export const FinalMetrics = Type.Object({
   epochs: Type.Integer(),
   train: Metrics,
@@ -34,4 +42,6 @@ export const FinalMetrics = Type.Object({
   test: Nullable(Metrics),
   trainingSeconds: Type.Number(),
   samplesPerSec: Type.Number(),
+  gap: Type.Optional(Nullable(TrainInferenceGap)),
+  inferenceStats: Type.Optional(Type.Union([Type.Literal('moving'), Type.Literal('population')], { description: 'The frozen statistics the model keeps' })),
 });

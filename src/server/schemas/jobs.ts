@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { JobSpecSchema } from '../../core/spec.js';
 import { JOB_STATUSES } from '../../store/jobs.js';
-import { FinalMetrics, Metrics, Nullable, PageQuery } from './common.js';
+import { FinalMetrics, Metrics, Nullable, PageQuery, TrainInferenceGap } from './common.js';
 
 export const JobStatus = Type.Union(JOB_STATUSES.map((s) => Type.Literal(s)));
 
@@ -9,10 +9,20 @@ const Links = Type.Object({
   self: Type.String(),
   events: Type.String(),
   metrics: Type.String(),
+  batchnorm: Type.String(),
   model: Type.Optional(Type.String()),
 });
 
-export const SubmitResponse = Type.Object({ id: Type.String(), status: JobStatus, links: Links });
+export const JobWarning = Type.Object({
+  code: Type.String({ description: 'Stable code, e.g. BN_WITH_DROPOUT, BN_STATS_LAG' }),
+  message: Type.String(),
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const SubmitResponse = Type.Object({
+  id: Type.String(), status: JobStatus, links: Links,
+  warnings: Type.Array(JobWarning, { description: 'What the spec alone shows (the job also emits them as warning events when it starts)' }),
+});
 
 export const Job = Type.Object({
   id: Type.String(),
@@ -31,7 +41,7 @@ export const Job = Type.Object({
     epoch: Type.Integer(), train: Metrics, val: Nullable(Metrics), test: Nullable(Metrics), lr: Type.Number(),
   }, { description: 'The latest epoch' })),
   result: Nullable(Type.Object({ metrics: FinalMetrics, epochsToTarget: Nullable(Type.Integer()) })),
-  warnings: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+  warnings: Type.Array(JobWarning),
   modelId: Nullable(Type.String()),
   error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), details: Type.Record(Type.String(), Type.Unknown()) })),
   experiment: Nullable(Type.Object({ id: Type.String(), variant: Type.Integer(), seed: Type.Integer() }, {
@@ -56,9 +66,16 @@ export const EpochMetrics = Type.Object({
   lr: Type.Number(),
   seconds: Type.Number({ description: 'Training time of the epoch' }),
   bn: Type.Array(Type.Object({
-    layer: Type.Integer(), batchMean: Type.Number(), batchVar: Type.Number(),
+    layer: Type.Integer(),
+    batchMean: Nullable(Type.Number({ description: 'Channel average of the batch mean, averaged over the epoch\'s batches; null when frozen all epoch' })),
+    batchVar: Nullable(Type.Number()),
     runningMean: Type.Number(), runningVar: Type.Number(), gammaNorm: Type.Number(),
+    batchMeanSpread: Type.Optional(Nullable(Type.Number({ description: 'Standard deviation across channels of the batch mean' }))),
+    batchVarSpread: Type.Optional(Nullable(Type.Number())),
+    meanDistance: Type.Optional(Nullable(Type.Number({ description: 'Channel average of |running mean − batch mean| / batch std' }))),
+    varLogRatio: Type.Optional(Nullable(Type.Number({ description: 'Channel average of |ln(running var / batch var)|' }))),
   })),
+  gap: Type.Optional(Nullable(TrainInferenceGap)),
 });
 export const MetricsResponse = Type.Object({ jobId: Type.String(), epochs: Type.Array(EpochMetrics) });
 
@@ -68,3 +85,22 @@ export const EventsQuery = Type.Object({
 export const EventsHeaders = Type.Object({
   'last-event-id': Type.Optional(Type.String({ pattern: '^\\d+-\\d+$', description: 'Stream id of the last event received; the stream resumes after it' })),
 });
+
+const Channels = Type.Array(Type.Number());
+export const BatchNormHistory = Type.Object({
+  layers: Type.Array(Type.Object({
+    layer: Type.Integer({ description: 'Index of the BN layer in the expanded layer list' }),
+    kind: Type.String({ description: 'batchnorm1d (per unit or input feature) or batchnorm2d (per conv channel over H·W)' }),
+    channels: Type.Integer(),
+    epochs: Type.Array(Type.Object({
+      epoch: Type.Integer(),
+      frozen: Type.Boolean({ description: 'Frozen for the whole epoch: no batch statistics' }),
+      batchMean: Nullable(Channels, { description: "Per channel, the batch mean averaged over the epoch's training batches" }),
+      batchVar: Nullable(Channels, { description: 'Per channel, the unbiased batch variance averaged over the epoch\'s training batches' }),
+      runningMean: Channels,
+      runningVar: Channels,
+      gamma: Nullable(Channels),
+      beta: Nullable(Channels),
+    })),
+  })),
+}, { description: 'Per BN layer and epoch, per-channel statistics; the oldest epochs are dropped beyond BN_HISTORY_MAX_BYTES' });
