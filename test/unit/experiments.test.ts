@@ -78,8 +78,8 @@ group('grid expansion', () => {
     expect(bad[0]!.message).toMatch(/^variant 1 \(model\.dropout=1\.5\): \/model\/dropout: /);
     expect(issuesOf({ base: BASE, grid: { 'model.dropout': [] } })[0]).toEqual({ path: '/grid/model.dropout', message: 'needs at least one value' });
     expect(issuesOf({ base: BASE, grid: { 'model.dropout': [0.1, 0.1] } })[0]!.path).toBe('/grid/model.dropout/1');
-    // Different grid values, same job: sgd momentum 0.9 is the default.
-    expect(issuesOf({ base: BASE, grid: { 'training.optimizer': [{ type: 'sgd' }, { type: 'sgd', momentum: 0.9 }] } })[0]!.message)
+    // Different grid values, same job: sgd without momentum has momentum 0.
+    expect(issuesOf({ base: BASE, grid: { 'training.optimizer': [{ type: 'sgd' }, { type: 'sgd', momentum: 0 }] } })[0]!.message)
       .toMatch(/^variants 0 \(.*\) and 1 \(.*\) are the same job spec$/);
     expect(issuesOf({ base: BASE, grid: {}, seeds: [1, 2.5] })[0]!.path).toBe('/seeds/1');
     expect(issuesOf({ base: BASE, grid: {}, seeds: [1, 1] })[0]).toEqual({ path: '/seeds/1', message: 'duplicates seed 1 (seeds/0)' });
