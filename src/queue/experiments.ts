@@ -53,7 +53,7 @@ export async function runInputs(jobStore: JobStore, runs: RunRef[]): Promise<Arr
 
 export class ExperimentService {
   constructor(
-    private readonly flows: FlowProducer,
+    private readonly flows: () => FlowProducer,
     private readonly store: ExperimentStore,
     private readonly jobStore: JobStore,
     private readonly jobs: JobService,
@@ -80,7 +80,7 @@ export class ExperimentService {
         runs: runs.map(({ jobId, variant, seed }) => ({ jobId, variant, seed })),
       });
       const retain = { removeOnComplete: { age: this.config.retainSucceededSeconds }, removeOnFail: { age: this.config.retainFailedSeconds } };
-      await this.flows.add({
+      await this.flows().add({
         name: 'experiment', queueName: EXPERIMENT_QUEUE_NAME, data: { experimentId: id, tenant } satisfies ExperimentJobData,
         opts: { jobId: id, attempts: this.config.jobAttempts, ...retain },
         children: runs.map((r) => ({

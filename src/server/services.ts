@@ -43,8 +43,15 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
   const jobStore = new JobStore(redis, keys, config);
   const models = new ModelStore(redis, keys);
   const jobs = new JobService(queue, jobStore);
-  const flows = new FlowProducer({ connection: redisOptions(config.redisUrl, 'normlab:api:flows'), prefix: config.prefix });
-  flows.on('error', (err) => logger.error({ err }, 'flow producer connection error'));
+  // Connected on the first experiment, so an API process that never gets one holds no connection for it.
+  let flows: FlowProducer | null = null;
+  const flowProducer = () => {
+    if (!flows) {
+      flows = new FlowProducer({ connection: redisOptions(config.redisUrl, 'normlab:api:flows'), prefix: config.prefix });
+      flows.on('error', (err) => logger.error({ err }, 'flow producer connection error'));
+    }
+    return flows;
+  };
   const experimentStore = new ExperimentStore(redis, keys, config.retainSucceededSeconds);
   return {
     config,
@@ -53,7 +60,7 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     queue,
     jobs,
     jobStore,
-    experiments: new ExperimentService(flows, experimentStore, jobStore, jobs, config),
+    experiments: new ExperimentService(flowProducer, experimentStore, jobStore, jobs, config),
     experimentStore,
     models,
     datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes),
@@ -62,7 +69,7 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     blockingConnection: () => createRedis(config.redisUrl, 'normlab:api:events', { maxRetriesPerRequest: null }),
     async close() {
       await queue.close();
-      await flows.close();
+      await flows?.close();
       await redis.quit();
     },
   };
