@@ -37,7 +37,7 @@ export interface ExperimentRecord {
   summary: Summary | null;
 }
 
-/** An experiment stream entry: the child's event tagged with where it came from, or the experiment's own. */
+/** An experiment stream entry (fields type and data, like a job's): a child's event tagged with where it came from, or the experiment's own. */
 export interface ExperimentEvent { type: string; jobId?: string; variant?: number; seed?: number; [field: string]: unknown }
 export interface StoredExperimentEvent { id: string; event: ExperimentEvent }
 
@@ -135,14 +135,7 @@ export class ExperimentStore {
 }
 
 function parseEntry([id, fields]: [string, string[]]): StoredExperimentEvent {
-  const field = (name: string) => {
-    const i = fields.indexOf(name);
-    return i >= 0 ? fields[i + 1] : undefined;
-  };
-  const event = JSON.parse(field('data')!) as ExperimentEvent;
-  const jobId = field('jobId');
-  if (jobId !== undefined) Object.assign(event, { jobId, variant: Number(field('variant')), seed: Number(field('seed')) });
-  return { id, event };
+  return { id, event: JSON.parse(fields[fields.indexOf('data') + 1]!) as ExperimentEvent };
 }
 
 function parseRecord(h: Record<string, string>): ExperimentRecord | null {

@@ -78,7 +78,9 @@ if ARGV[2] == 'warning' then
 end
 local exp = redis.call('HMGET', KEYS[1], 'experimentEvents', 'id', 'experimentVariant', 'experimentSeed')
 if exp[1] and (ARGV[2] == 'epoch' or ARGV[2] == 'completed' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled') then
-  redis.call('XADD', exp[1], '*', 'type', ARGV[2], 'data', ARGV[3], 'jobId', exp[2], 'variant', exp[3], 'seed', exp[4])
+  -- The event's JSON object with the tags in front (the id is [a-z0-9_], variant and seed are integers).
+  local tagged = '{"jobId":"' .. exp[2] .. '","variant":' .. exp[3] .. ',"seed":' .. exp[4] .. ',' .. string.sub(ARGV[3], 2)
+  redis.call('XADD', exp[1], '*', 'type', ARGV[2], 'data', tagged)
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
