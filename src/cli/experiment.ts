@@ -61,7 +61,7 @@ export async function experimentCommand(args: string[]): Promise<number> {
   let next = 0;
   let finished = 0;
   const pool = Array.from({ length: Math.min(threads, runs.length) }, () => new Worker(THREAD_FILE));
-  await new Promise<void>((resolve, reject) => {
+  const done = new Promise<void>((resolve, reject) => {
     const feed = (worker: Worker) => {
       if (next >= runs.length) return;
       const index = next++;
@@ -89,7 +89,15 @@ export async function experimentCommand(args: string[]): Promise<number> {
       });
       feed(worker);
     }
-  }).finally(() => Promise.all(pool.map((w) => w.terminate())));
+  });
+  try {
+    await done;
+  } catch (err) {
+    console.error(`normlab: a worker thread failed: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
 
   const summary = summarize(experiment.variants, runs, experiment.target);
   if (json) out({ type: 'completed', summary });
