@@ -158,6 +158,10 @@ describe('an experiment end to end', () => {
       rmSync(dir, { recursive: true, force: true });
     }
 
+    // A child's model is an ordinary model, with its predict route.
+    const predict = await api(stack.base, 'POST', `/models/${jobIds[0]}/predict`, { instances: [[0.5, 0.2]] });
+    expect(predict.status).toBe(200);
+
     const list = (await api(stack.base, 'GET', '/experiments?limit=10')).body;
     expect(list.items.map((e: any) => e.id)).toContain(id);
     expect((await api(stack.base, 'DELETE', `/experiments/${id}`)).status).toBe(409);
