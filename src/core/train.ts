@@ -215,13 +215,13 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     }
     st.trainingSeconds += st.epochSeconds;
 
-    const valMetrics = val ? evaluate(model, val, dataset.classes) : null;
+    const valMetrics = val ? finite(evaluate(model, val, dataset.classes), 'validation', epoch, hasBatchNorm) : null;
     const bn = batchNormEpoch(model);
     const event: EpochEvent = {
       type: 'epoch', epoch,
       train: { loss: st.lossSum / trainCount, accuracy: st.correctSum / trainCount },
       val: valMetrics,
-      test: test ? evaluate(model, test, dataset.classes) : null,
+      test: test ? finite(evaluate(model, test, dataset.classes), 'test', epoch, hasBatchNorm) : null,
       lr, seconds: round(st.epochSeconds, 4), bn: bn.summary, gap: gapNow(valMetrics),
     };
     st.history.push(event);
@@ -251,12 +251,12 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     ? chooseInferenceStatistics(spec, model, all, trainIdx, val ?? gather(all, gapRows!, f), !val, dataset.classes, optimizer.step, options, emit)
     : 'moving';
   const last = history[history.length - 1]!;
-  const finalVal = val ? evaluate(model, val, dataset.classes) : null;
+  const finalVal = val ? finite(evaluate(model, val, dataset.classes), 'validation', history.length, hasBatchNorm) : null;
   const metrics: FinalMetrics = {
     epochs: history.length,
     train: last.train,
     val: finalVal,
-    test: test ? evaluate(model, test, dataset.classes) : null,
+    test: test ? finite(evaluate(model, test, dataset.classes), 'test', history.length, hasBatchNorm) : null,
     trainingSeconds: round(trainingSeconds, 3),
     samplesPerSec: Math.round((trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
     gap: gapNow(finalVal),
@@ -330,6 +330,19 @@ function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
     correctSum += correct[0]!;
   }
   return { loss: lossSum / rows.n, accuracy: correctSum / rows.n };
+}
+
+/**
+ * Metrics with the frozen statistics must be finite like the training loss:
+ * a model whose inference form overflows has diverged (its last good
+ * checkpoint stays with the failed job).
+ */
+function finite(m: Metrics, split: 'validation' | 'test', epoch: number, hasBatchNorm: boolean): Metrics {
+  if (Number.isFinite(m.loss) && Number.isFinite(m.accuracy)) return m;
+  throw new TrainingError('DIVERGED', `the ${split} loss with the frozen statistics became ${m.loss} at epoch ${epoch}`, {
+    epoch, split,
+    hint: hasBatchNorm ? 'lower the learning rate, the initial weight scale or batchNorm.momentum' : 'lower the learning rate or enable batch norm (model.batchNorm: "before")',
+  });
 }
 
 /**

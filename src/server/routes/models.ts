@@ -62,6 +62,22 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     };
   });
 
+  app.delete('/models/:id', {
+    schema: {
+      tags: ['models'],
+      summary: 'Delete a model',
+      description: 'Its weights and manifest are gone from Redis at once; the job that trained it stays. ' +
+        'Other API processes may answer predictions from their cache (MODEL_CACHE_SIZE) until it evicts the model.',
+      params: IdParams,
+      response: { 204: { description: 'Deleted', type: 'null' }, ...errors(400, 404) },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    if (!(await services.models.delete(request.tenant, id))) throw notFound('model', id);
+    services.modelCache.evict(id);
+    return reply.code(204).send();
+  });
+
   app.get('/models/:id/batchnorm', {
     schema: {
       tags: ['models'],
