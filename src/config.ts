@@ -122,6 +122,9 @@ export const SETTINGS = {
     'BN_STATS_LAG fires when the moving averages lose more than this validation accuracy against the population statistics', 0, 1),
   bnStatsLagLoss: num('BN_STATS_LAG_LOSS', DEFAULT_STATS_LAG.loss,
     '… or when their validation loss is more than this fraction above the population statistics\' loss', 0),
+  predictMaxWork: int('PREDICT_MAX_WORK', 2_000_000_000, 'Most multiply-adds one prediction request may cost (rows × the model\'s multiply-adds per row; 400 LIMIT_EXCEEDED beyond)', 1),
+  predictMaxOutputValues: int('PREDICT_MAX_OUTPUT_VALUES', 100_000, 'Most probabilities in one prediction response (rows × classes; 400 LIMIT_EXCEEDED beyond)', 1),
+  maxClasses: int('MAX_CLASSES', 1000, 'Most distinct labels (classes) of an uploaded dataset', 2),
   logLevel: str('LOG_LEVEL', 'info', 'pino log level (fatal, error, warn, info, debug, trace, silent)', /^(fatal|error|warn|info|debug|trace|silent)$/),
 } satisfies Record<string, Setting<unknown>>;
 

@@ -14,6 +14,8 @@ export interface CsvOptions {
   label?: string | number;
   maxRows?: number;
   maxFeatures?: number;
+  /** Most distinct labels. */
+  maxClasses?: number;
 }
 
 interface CsvRecord {
@@ -83,6 +85,11 @@ export function parseCsvDataset(text: string, options: CsvOptions): Dataset {
   const n = labels.length;
   if (n < 2) throw invalid(`the CSV has ${n} data row${n === 1 ? '' : 's'}; at least 2 are required`);
   const { classNames, y } = encodeLabels(labels);
+  if (options.maxClasses !== undefined && classNames.length > options.maxClasses) {
+    throw new DatasetError('CSV_TOO_LARGE', `column "${columns[labelColumn]}" has ${classNames.length} distinct labels; the limit is ${options.maxClasses} classes (MAX_CLASSES)`, {
+      column: columns[labelColumn], classes: classNames.length, limit: options.maxClasses, setting: 'MAX_CLASSES',
+    });
+  }
   if (classNames.length < 2) {
     throw invalid(`column "${columns[labelColumn]}" has a single class ("${classNames[0]}"); at least 2 are required`);
   }

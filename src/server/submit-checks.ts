@@ -54,6 +54,7 @@ export function checkLimits(spec: JobSpec, shape: DatasetShape, config: Config):
   over('/training/epochs', training.epochs, 'maxEpochs', 'epochs');
   over('/training/batchSize', training.batchSize, 'maxBatchSize', 'rows per batch');
   if (shape.synthetic) over('/dataset/size', dataset.size, 'datasetMaxRows', 'rows');
+  over('/dataset/id', shape.classes, 'maxClasses', 'classes');
   if (issues.length > 0) {
     throw new HttpError(400, 'LIMIT_EXCEEDED', issues.map((i) => `${i.path}: ${i.message}`).join('; '), { issues });
   }

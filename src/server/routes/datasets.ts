@@ -48,6 +48,7 @@ const datasetsRoutes: FastifyPluginAsync = async (fastify) => {
       label: label !== undefined && /^\d+$/.test(label) ? Number(label) : label,
       maxRows: config.datasetMaxRows,
       maxFeatures: config.datasetMaxFeatures,
+      maxClasses: config.maxClasses,
     });
     const saved = await services.datasets.save(request.tenant, ds, Buffer.byteLength(request.body));
     return reply.code(201).header('location', `/v1/datasets/${saved.id}`).send({
