@@ -48,7 +48,7 @@ export interface TrainWorker {
 }
 
 export function startWorker(config: Config, logger: Logger): TrainWorker {
-  const store = createRedis(config.redisUrl, 'normlab:worker:store', { maxRetriesPerRequest: null });
+  const store = createRedis(config.redisUrl, 'normlab:worker:store', { maxRetriesPerRequest: null }, logger);
   const jobs = new JobStore(store, keysFor(config.prefix), config);
   const worker = new Worker<TrainJobData, TrainJobResult>(QUEUE_NAME, PROCESSOR_FILE, {
     connection: redisOptions(config.redisUrl, 'normlab:worker'),

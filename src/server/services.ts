@@ -15,6 +15,7 @@ import { JobStore } from '../store/jobs.js';
 import { ModelStore } from '../store/models.js';
 import { createRedis, redisOptions, type Redis } from '../store/redis.js';
 import { ModelCache } from './model-cache.js';
+import { EventStreams, StreamReader } from './sse.js';
 
 export interface Services {
   config: Config;
@@ -29,15 +30,16 @@ export interface Services {
   datasets: DatasetStore;
   modelCache: ModelCache;
   kernels: KernelsInfo;
-  /** A connection of its own, for a blocking read (one per event stream client). */
-  blockingConnection(): Redis;
+  /** Every event stream of this process (jobs, and any other Redis stream a route serves), over one blocking reader. */
+  streams: EventStreams;
   close(): Promise<void>;
 }
 
 export function createServices(config: Config, logger: FastifyBaseLogger): Services {
   const keys = keysFor(config.prefix);
   // Requests fail fast (and answer 503) rather than queue up while Redis is away.
-  const redis = createRedis(config.redisUrl, 'normlab:api', { maxRetriesPerRequest: 2 });
+  const redis = createRedis(config.redisUrl, 'normlab:api', { maxRetriesPerRequest: 2 }, logger);
+  const reader = new StreamReader(config.redisUrl, redis, logger);
   const queue = createTrainQueue(redisOptions(config.redisUrl, 'normlab:api:queue'), config);
   queue.on('error', (err) => logger.error({ err }, 'queue connection error'));
   const jobStore = new JobStore(redis, keys, config);
@@ -59,8 +61,11 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes),
     modelCache: new ModelCache(models, getKernels(), config.modelCacheSize),
     kernels: kernelsInfo(),
-    blockingConnection: () => createRedis(config.redisUrl, 'normlab:api:events', { maxRetriesPerRequest: null }),
+    streams: new EventStreams(redis, reader, {
+      perTenant: config.sseMaxStreamsPerTenant, perProcess: config.sseMaxStreams, heartbeatMs: config.sseHeartbeatMs,
+    }),
     async close() {
+      await reader.close();
       await queue.close();
       await flows.close();
       await redis.quit();

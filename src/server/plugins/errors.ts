@@ -72,7 +72,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const bodyLimit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0;
     const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES');
-    if (a.status >= 500) request.log.error({ err }, 'request failed');
+    // Deliberate answers (503 REDIS_UNAVAILABLE, SHUTTING_DOWN) are not failures of the server.
+    if (a.status >= 500 && !(err instanceof HttpError)) request.log.error({ err }, 'request failed');
     return reply.code(a.status).type('application/json; charset=utf-8').send({ error: { code: a.code, message: a.message, details: a.details } });
   });
 
