@@ -7,12 +7,14 @@ import { SpecError } from '../../core/spec.js';
 import { DatasetError } from '../../datasets/index.js';
 import { DatasetQuotaError } from '../../store/datasets.js';
 import { ActiveJobsLimitError } from '../../store/jobs.js';
-import { HttpError, ValidationError } from '../errors.js';
+import { contentEncoding, HttpError, ValidationError } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The setting that sets the route's body limit, named in its 413 (default BODY_LIMIT_BYTES). */
     bodyLimitSetting?: string;
+    /** Content-Encodings the route decodes itself besides identity (others: 415). */
+    contentEncodings?: string[];
   }
 }
 
@@ -69,6 +71,18 @@ function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer
 }
 
 export function installErrorHandling(app: FastifyInstance): void {
+  // A body in an encoding the route does not decode would be read as garbage: 415 before parsing.
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = contentEncoding(request.headers['content-encoding']);
+    const accepted = request.routeOptions.config?.contentEncodings ?? [];
+    if (encoding !== 'identity' && !accepted.includes(encoding)) {
+      throw new HttpError(415, 'UNSUPPORTED_CONTENT_ENCODING',
+        `Content-Encoding ${encoding.slice(0, 40)} is not supported here; send the body uncompressed${accepted.length ? ` or as ${accepted.join(', ')}` : ''}`,
+        { header: 'content-encoding', supported: ['identity', ...accepted] });
+    }
+    return payload;
+  });
+
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const bodyLimit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0;
     const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES');
