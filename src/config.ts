@@ -98,6 +98,8 @@ export const SETTINGS = {
   progressIntervalMs: int('PROGRESS_INTERVAL_MS', 500, 'Minimum interval between progress events of a job', 10, 60_000),
   cancelPollMs: int('CANCEL_POLL_MS', 200, 'How often a running job checks whether it was cancelled', 10, 10_000),
   sseHeartbeatMs: int('SSE_HEARTBEAT_MS', 15_000, 'Interval of the heartbeat comments on event streams', 100, 300_000),
+  redisCommandTimeoutMs: int('REDIS_COMMAND_TIMEOUT_MS', 2000, 'A Redis command of the API that gets no answer within this fails (503 REDIS_UNAVAILABLE); while Redis is disconnected commands fail at once', 10, 600_000),
+  shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 30_000, 'Longest graceful stop after SIGTERM/SIGINT (running jobs checkpoint, requests finish); the process then exits 1 whatever Redis does. A second signal exits at once', 100, 3_600_000),
   sseMaxStreamsPerTenant: int('SSE_MAX_STREAMS_PER_TENANT', 20, 'Most open event streams of one tenant on one API process (429 TOO_MANY_STREAMS beyond)', 1),
   sseMaxStreams: int('SSE_MAX_STREAMS', 2000, 'Most open event streams of one API process, all tenants (429 TOO_MANY_STREAMS beyond); all of them share one Redis connection', 1),
   modelCacheSize: int('MODEL_CACHE_SIZE', 32, 'Models kept loaded (inference form) in each API process', 1, 100_000),

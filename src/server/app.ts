@@ -21,7 +21,7 @@ import { JobSpecSchema } from '../core/spec.js';
 import { ExperimentSpecSchema, TemplateRequestSchema } from '../experiments/spec.js';
 import { Summary as ExperimentSummary } from './schemas/experiments.js';
 import { HttpError } from './errors.js';
-import { createServices, type Services } from './services.js';
+import { createServices, whenReady, type Services } from './services.js';
 import { typeboxValidatorCompiler } from './validation.js';
 
 declare module 'fastify' {
@@ -29,6 +29,9 @@ declare module 'fastify' {
     services: Services;
   }
 }
+
+/** How long buildApp waits for Redis before starting without it. */
+const READY_WAIT_MS = 2000;
 
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const app = Fastify({
@@ -39,6 +42,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   const services = createServices(config, app.log);
   app.decorate('services', services);
+  await whenReady(services.redis, READY_WAIT_MS);
   app.addHook('onClose', async () => services.close());
 
   let closing = false;

@@ -13,7 +13,7 @@ import { ExperimentStore } from '../store/experiments.js';
 import { DatasetStore } from '../store/datasets.js';
 import { JobStore } from '../store/jobs.js';
 import { ModelStore } from '../store/models.js';
-import { createRedis, redisOptions, type Redis } from '../store/redis.js';
+import { createRedis, errorLogger, redisOptions, type Redis } from '../store/redis.js';
 import { ModelCache } from './model-cache.js';
 import { EventStreams, StreamReader } from './sse.js';
 
@@ -35,18 +35,42 @@ export interface Services {
   close(): Promise<void>;
 }
 
+/** How long closing waits for Redis to acknowledge before dropping the connections. */
+const CLOSE_WAIT_MS = 1000;
+
+async function bounded(work: Promise<unknown>, ms: number, otherwise: () => unknown): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms); });
+  const result = await Promise.race([work.then(() => 'done', () => 'failed'), late]);
+  clearTimeout(timer);
+  if (result !== 'done') await otherwise();
+}
+
+/** Resolves once the connection is ready, or after `ms` (Redis away: the API starts anyway and answers 503 until it is back). */
+export function whenReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); redis.off('ready', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+  });
+}
+
 export function createServices(config: Config, logger: FastifyBaseLogger): Services {
   const keys = keysFor(config.prefix);
-  // Requests fail fast (and answer 503) rather than queue up while Redis is away.
-  const redis = createRedis(config.redisUrl, 'normlab:api', { maxRetriesPerRequest: 2 }, logger);
+  // While Redis is away a command fails at once (the request answers 503 REDIS_UNAVAILABLE) instead of
+  // waiting in the offline queue; one that gets no answer fails after REDIS_COMMAND_TIMEOUT_MS.
+  const redis = createRedis(config.redisUrl, 'normlab:api', {
+    enableOfflineQueue: false, commandTimeout: config.redisCommandTimeoutMs, lazyConnect: false,
+  }, logger);
   const reader = new StreamReader(config.redisUrl, redis, logger);
   const queue = createTrainQueue(redisOptions(config.redisUrl, 'normlab:api:queue'), config);
-  queue.on('error', (err) => logger.error({ err }, 'queue connection error'));
+  queue.on('error', errorLogger(logger, 'normlab:api:queue'));
   const jobStore = new JobStore(redis, keys, config);
   const models = new ModelStore(redis, keys);
   const jobs = new JobService(queue, jobStore);
   const flows = new FlowProducer({ connection: redisOptions(config.redisUrl, 'normlab:api:flows'), prefix: config.prefix });
-  flows.on('error', (err) => logger.error({ err }, 'flow producer connection error'));
+  flows.on('error', errorLogger(logger, 'normlab:api:flows'));
   const experimentStore = new ExperimentStore(redis, keys, config.retainSucceededSeconds);
   return {
     config,
@@ -66,9 +90,10 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     }),
     async close() {
       await reader.close();
-      await queue.close();
-      await flows.close();
-      await redis.quit();
+      // Redis away: closing the queue would wait for it, so its connections are dropped after a short wait.
+      await bounded(queue.close(), CLOSE_WAIT_MS, () => queue.disconnect());
+      await bounded(flows.close(), CLOSE_WAIT_MS, () => flows.disconnect());
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }

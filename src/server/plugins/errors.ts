@@ -32,7 +32,12 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
 };
 
-function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer {
+/** ioredis's errors for a command that could not reach Redis (disconnected with no offline queue, no answer in time, retries used up). */
+function isRedisUnreachable(err: Error): boolean {
+  return err.name === 'MaxRetriesPerRequestError' || /enableOfflineQueue|Command timed out|Connection is closed/.test(err.message);
+}
+
+function answer(err: Error, bodyLimit: number, bodyLimitSetting: string, redisReady: boolean): Answer {
   if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message, details: err.details };
   if (err instanceof ValidationError) {
     return { status: 400, code: 'INVALID_REQUEST', message: err.message, details: { in: err.part, issues: err.issues } };
@@ -59,7 +64,7 @@ function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer
       details: { limit: bodyLimit, setting: bodyLimitSetting },
     };
   }
-  if (err.name === 'MaxRetriesPerRequestError') {
+  if (isRedisUnreachable(err) || (!redisReady && statusCode >= 500)) {
     return { status: 503, code: 'REDIS_UNAVAILABLE', message: 'the service cannot reach Redis; retry shortly', details: {} };
   }
   if (statusCode >= 400 && statusCode < 500) {
@@ -85,9 +90,9 @@ export function installErrorHandling(app: FastifyInstance): void {
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const bodyLimit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0;
-    const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES');
-    // Deliberate answers (503 REDIS_UNAVAILABLE, SHUTTING_DOWN) are not failures of the server.
-    if (a.status >= 500 && !(err instanceof HttpError)) request.log.error({ err }, 'request failed');
+    const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES', app.services.redis.status === 'ready');
+    // 503s (Redis away, shutting down) are not failures of the server; the Redis connection logs the outage itself, rate-limited.
+    if (a.code === 'INTERNAL') request.log.error({ err }, 'request failed');
     return reply.code(a.status).type('application/json; charset=utf-8').send({ error: { code: a.code, message: a.message, details: a.details } });
   });
 
