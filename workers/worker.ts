@@ -21,7 +21,7 @@ import { keysFor, QUEUE_NAME } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
 import type { TrainEvent } from '../src/core/events.js';
 import { JobStore } from '../src/store/jobs.js';
-import { createRedis, redisOptions } from '../src/store/redis.js';
+import { createRedis, errorLogger, redisOptions } from '../src/store/redis.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The compiled processor: next to this file in dist/, or in dist/ when this file runs from source (tests). */
@@ -80,7 +80,7 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
   // Experiments' parent jobs: summaries once every child has finished.
   const experiments = startExperimentWorker(config, logger, store, redisOptions(config.redisUrl, 'normlab:worker:experiments'));
   worker.on('stalled', (jobId) => logger.warn({ jobId }, 'job lost its worker; back in the queue, it resumes from its checkpoint'));
-  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+  worker.on('error', errorLogger(logger, 'normlab:worker'));
   logger.info({
     concurrency: config.workerConcurrency, prefix: config.prefix,
     lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, checkpointEverySteps: config.checkpointEverySteps,
@@ -114,12 +114,16 @@ async function main(): Promise<void> {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
+      // At once, whatever Redis does: running jobs are left to the stalled check of other workers.
       logger.warn({ signal }, 'second signal: stopping now');
-      close(true).finally(() => process.exit(1));
-      return;
+      process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: running jobs checkpoint and go back to the queue (signal again to stop now)');
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'stopping: running jobs checkpoint and go back to the queue (signal again to stop now)');
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs, setting: 'SHUTDOWN_TIMEOUT_MS' }, 'could not stop gracefully in time: stopping now');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     close().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error while stopping');
       process.exit(1);
