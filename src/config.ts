@@ -106,6 +106,8 @@ export const SETTINGS = {
   apiKeys: apiKeys('NORMLAB_API_KEYS', 'API keys as KEY:TENANT,KEY:TENANT (sent as Authorization: Bearer KEY); unset: the API is open (one tenant, "default") and says so at start'),
   rateLimitMax: int('RATE_LIMIT_MAX', 1200, 'Requests per API key (per client address when open) per RATE_LIMIT_WINDOW_MS; 0: no limit', 0),
   rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', 60_000, 'Window of RATE_LIMIT_MAX', 1000),
+  authFailMax: int('AUTH_FAIL_MAX', 30, 'Failed authentications (401) per client address per AUTH_FAIL_WINDOW_MS; beyond, the address gets 429 RATE_LIMITED, even with a valid key, until the window ends; 0: no limit', 0),
+  authFailWindowMs: int('AUTH_FAIL_WINDOW_MS', 60_000, 'Window of AUTH_FAIL_MAX', 1000),
   tenantMaxActiveJobs: int('TENANT_MAX_ACTIVE_JOBS', 100, 'Most queued and running jobs of one tenant (429 beyond)', 1),
   tenantMaxDatasetBytes: int('TENANT_MAX_DATASET_BYTES', 256 * 1024 * 1024, 'Most bytes of CSV uploads one tenant keeps (413 beyond)', 1024),
   maxJsonDepth: int('MAX_JSON_DEPTH', 32, 'Deepest nesting of arrays and objects in a JSON body (400 beyond)', 2, 1000),
