@@ -121,6 +121,8 @@ export const SETTINGS = {
   maxEpochs: int('MAX_EPOCHS', 1000, 'Most epochs of a job', 1),
   maxBatchSize: int('MAX_BATCH_SIZE', 8192, 'Largest batch size of a job', 2),
   maxExperimentJobs: int('MAX_EXPERIMENT_JOBS', 64, 'Most jobs (variants × seeds) in one experiment (400 LIMIT_EXCEEDED beyond)', 1),
+  maxJobMemoryBytes: int('MAX_JOB_MEMORY_BYTES', 1024 * 1024 * 1024, 'Largest estimated peak memory of a training job (activations × batch, parameters, optimizer state, data; 400 LIMIT_EXCEEDED beyond); also the heap limit of its training thread', 64 * 1024 * 1024),
+  maxJobSeconds: int('MAX_JOB_SECONDS', 86_400, 'Longest training of a job: refused at submit when the estimate is longer (400 LIMIT_EXCEEDED), ended TIMEOUT (checkpoint kept) when it runs longer', 1),
   predictMaxRows: int('PREDICT_MAX_ROWS', 1000, 'Most instances in one prediction request', 1),
   bnHistoryMaxBytes: int('BN_HISTORY_MAX_BYTES', 8 * 1024 * 1024,
     'Most bytes of per-channel batch-norm history kept per job (GET /v1/jobs/:id/batchnorm); beyond it the oldest epochs go first', 1024),

@@ -92,6 +92,7 @@ export default async function trainProcessor(
       progressIntervalMs: config.progressIntervalMs,
       checkpointEverySteps: config.checkpointEverySteps,
       resumeFrom: from,
+      maxSeconds: config.maxJobSeconds,
       onEvent: (event) => {
         if (event.type === 'checkpoint') lastCheckpoint = { epoch: event.epoch, step: event.step };
         emit(event);
@@ -121,6 +122,12 @@ export default async function trainProcessor(
       emit({ type: 'cancelled' });
       await flush();
       return { outcome: 'cancelled' };
+    }
+    if (err instanceof RangeError && /array length|allocation failed|Array buffer/i.test(err.message)) {
+      // Memory the estimate did not foresee: deterministic, so never retried; the thread and the worker live on.
+      emit({ type: 'failed', code: 'RESOURCE_LIMIT', message: `training needs more memory than this worker can give it (${err.message}); use a smaller batch or model`, details: lastCheckpoint ? { checkpoint: lastCheckpoint } : {} });
+      await flush();
+      throw new UnrecoverableError(`RESOURCE_LIMIT: ${err.message}`);
     }
     if (err instanceof TrainingError || err instanceof DatasetError) {
       // Deterministic: another attempt would fail the same way. The checkpoint

@@ -55,7 +55,8 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
     prefix: config.prefix,
     concurrency: config.workerConcurrency,
     useWorkerThreads: true,
-    workerThreadsOptions: { workerData: config },
+    // The JS heap of a training thread; its tensors (typed arrays) are bounded by the submit-time estimate (MAX_JOB_MEMORY_BYTES).
+    workerThreadsOptions: { workerData: config, resourceLimits: { maxOldGenerationSizeMb: Math.ceil(config.maxJobMemoryBytes / 2 ** 20) } },
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
     maxStalledCount: config.maxStalledCount,

@@ -48,6 +48,8 @@ export interface TrainOptions {
   onBatchNormEpoch?: (epoch: number, layers: BatchNormChannels[]) => void;
   /** When BN_STATS_LAG fires (default DEFAULT_STATS_LAG). */
   statsLag?: StatsLagThresholds;
+  /** Training time (all attempts) after which a checkpoint is saved and training stops with TrainingError TIMEOUT. */
+  maxSeconds?: number;
 }
 
 export interface TrainResult {
@@ -57,7 +59,7 @@ export interface TrainResult {
   history: EpochEvent[];
 }
 
-export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'PAUSED' | 'DATASET_MISMATCH' | 'BAD_CHECKPOINT';
+export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'PAUSED' | 'DATASET_MISMATCH' | 'BAD_CHECKPOINT' | 'TIMEOUT';
 
 export class TrainingError extends Error {
   constructor(readonly code: TrainingErrorCode, message: string, readonly details: Record<string, unknown> = {}) {
@@ -143,6 +145,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     emit({ type: 'checkpoint', epoch, step });
   };
   const everySteps = options.checkpointEverySteps ?? 0;
+  const maxSeconds = Math.min(options.maxSeconds ?? Infinity, training.maxSeconds ?? Infinity);
   let lastProgress = -Infinity;
   let lastYield = performance.now();
   if (training.earlyStopping && !val) {
@@ -168,6 +171,12 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       if (options.shouldPause?.()) {
         await checkpoint(epoch, step);
         throw new TrainingError('PAUSED', `training paused at epoch ${epoch}, step ${step}`, { epoch, step });
+      }
+      if (st.trainingSeconds + st.epochSeconds > maxSeconds) {
+        await checkpoint(epoch, step);
+        throw new TrainingError('TIMEOUT', `training time passed the limit of ${maxSeconds} s at epoch ${epoch}, step ${step}`, {
+          epoch, step, maxSeconds, hint: 'raise training.maxSeconds (up to the server\'s MAX_JOB_SECONDS), or train fewer epochs or a smaller model',
+        });
       }
       // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
       if (step === 0) {
