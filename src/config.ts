@@ -109,7 +109,7 @@ export const SETTINGS = {
   authFailMax: int('AUTH_FAIL_MAX', 30, 'Failed authentications (401) per client address per AUTH_FAIL_WINDOW_MS; beyond, the address gets 429 RATE_LIMITED, even with a valid key, until the window ends; 0: no limit', 0),
   authFailWindowMs: int('AUTH_FAIL_WINDOW_MS', 60_000, 'Window of AUTH_FAIL_MAX', 1000),
   tenantMaxActiveJobs: int('TENANT_MAX_ACTIVE_JOBS', 100, 'Most queued and running jobs of one tenant (429 beyond)', 1),
-  tenantMaxDatasetBytes: int('TENANT_MAX_DATASET_BYTES', 256 * 1024 * 1024, 'Most bytes of CSV uploads one tenant keeps (413 beyond)', 1024),
+  tenantMaxDatasetBytes: int('TENANT_MAX_DATASET_BYTES', 256 * 1024 * 1024, 'Most bytes the uploads of one tenant take in storage (the parsed datasets; 413 beyond)', 1024),
   maxJsonDepth: int('MAX_JSON_DEPTH', 32, 'Deepest nesting of arrays and objects in a JSON body (400 beyond)', 2, 1000),
   bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 'Largest JSON request body (413 beyond)', 1024),
   datasetMaxBytes: int('DATASET_MAX_BYTES', 32 * 1024 * 1024, 'Largest CSV upload (413 beyond)', 1024),
