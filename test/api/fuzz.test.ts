@@ -13,8 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobSpecSchema, resolveSpec } from '../../src/core/spec.js';
 import { ErrorResponse } from '../../src/server/schemas/common.js';
 import { DatasetInfo, DatasetList, UploadResponse } from '../../src/server/schemas/datasets.js';
-import { Job, JobList, MetricsResponse, SubmitResponse } from '../../src/server/schemas/jobs.js';
+import { BatchNormHistory, Job, JobList, MetricsResponse, SubmitResponse } from '../../src/server/schemas/jobs.js';
 import { BatchNormResponse, ModelDetail, ModelList, PredictResponse } from '../../src/server/schemas/models.js';
+import { Experiment, ExperimentList, ExperimentMetrics, SubmitExperimentResponse, Summary, TemplateList } from '../../src/server/schemas/experiments.js';
+import { ExperimentSpecSchema, TemplateRequestSchema } from '../../src/experiments/spec.js';
 import { train } from '../../src/core/train.js';
 import { loadBuiltinDataset } from '../../src/datasets/index.js';
 import { OPEN_TENANT } from '../../src/server/plugins/auth.js';
@@ -197,8 +199,10 @@ describe('every route, headers and query strings', () => {
   const KEY_A = 'fuzz-a-key-0123456789abcdef';
   const KEY_B = 'fuzz-b-key-0123456789abcdef';
   let multi: Stack;
-  const own: Record<'job' | 'model' | 'ds', string> = { job: '', model: '', ds: '' };
-  const theirs: Record<'job' | 'model' | 'ds', string> = { job: '', model: '', ds: '' };
+  type Kind = 'job' | 'model' | 'ds' | 'exp';
+  const own: Record<Kind, string> = { job: '', model: '', ds: '', exp: '' };
+  const theirs: Record<Kind, string> = { job: '', model: '', ds: '', exp: '' };
+  const EXPERIMENT = { base: { dataset: { id: 'moons', size: 200 }, training: { epochs: 1 } }, grid: { 'model.batchNorm': ['none', 'before'] }, seeds: [1] };
 
   beforeAll(async () => {
     multi = await startStack('fuzz-routes', {
@@ -216,6 +220,8 @@ describe('every route, headers and query strings', () => {
       await multi.app.services.models.save(tenant, ids.model, result.artifact);
       const ds = await fetch(`${multi.base}/datasets?name=${tenant}`, { method: 'POST', headers: { 'content-type': 'text/csv', authorization: `Bearer ${key}` }, body: 'a,b,label\n1,2,x\n3,4,y\n' });
       ids.ds = ((await ds.json()) as { id: string }).id;
+      const exp = await fetch(`${multi.base}/experiments`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(EXPERIMENT) });
+      ids.exp = ((await exp.json()) as { id: string }).id;
     }
   });
   afterAll(async () => multi?.close());
@@ -223,12 +229,14 @@ describe('every route, headers and query strings', () => {
   const schemas = {
     submit: SubmitResponse, job: Job, jobs: JobList, metrics: MetricsResponse, models: ModelList, model: ModelDetail,
     batchnorm: BatchNormResponse, predict: PredictResponse, datasets: DatasetList, dataset: DatasetInfo, upload: UploadResponse,
+    bnHistory: BatchNormHistory, experimentSubmit: SubmitExperimentResponse, experiments: ExperimentList, experiment: Experiment,
+    templates: TemplateList, experimentMetrics: ExperimentMetrics,
   };
   if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v)));
-  const checkers = Object.fromEntries(Object.entries(schemas).map(([k, s]) => [k, TypeCompiler.Compile(s as TSchema, [JobSpecSchema, ErrorResponse])]));
+  const checkers = Object.fromEntries(Object.entries(schemas).map(([k, s]) => [k, TypeCompiler.Compile(s as TSchema, [JobSpecSchema, ErrorResponse, ExperimentSpecSchema, TemplateRequestSchema, Summary])]));
   const errorChecker = TypeCompiler.Compile(ErrorResponse);
 
-  type Route = { method: string; path: (id: string) => string; kind: 'job' | 'model' | 'ds' | null; ok?: keyof typeof schemas; body?: 'spec' | 'predict' | 'csv' };
+  type Route = { method: string; path: (id: string) => string; kind: Kind | null; ok?: keyof typeof schemas; body?: 'spec' | 'predict' | 'csv' | 'experiment' };
   const routes: Route[] = [
     { method: 'POST', path: () => '/jobs', kind: null, ok: 'submit', body: 'spec' },
     { method: 'GET', path: () => '/jobs', kind: null, ok: 'jobs' },
@@ -247,11 +255,19 @@ describe('every route, headers and query strings', () => {
     { method: 'GET', path: () => '/datasets', kind: null, ok: 'datasets' },
     { method: 'GET', path: (id) => `/datasets/${id}`, kind: 'ds', ok: 'dataset' },
     { method: 'DELETE', path: (id) => `/datasets/${id}`, kind: 'ds' },
+    { method: 'GET', path: (id) => `/jobs/${id}/batchnorm`, kind: 'job', ok: 'bnHistory' },
+    { method: 'POST', path: () => '/experiments', kind: null, ok: 'experimentSubmit', body: 'experiment' },
+    { method: 'GET', path: () => '/experiments', kind: null, ok: 'experiments' },
+    { method: 'GET', path: () => '/experiments/templates', kind: null, ok: 'templates' },
+    { method: 'GET', path: (id) => `/experiments/${id}`, kind: 'exp', ok: 'experiment' },
+    { method: 'DELETE', path: (id) => `/experiments/${id}`, kind: 'exp', ok: 'experiment' },
+    { method: 'GET', path: (id) => `/experiments/${id}/events`, kind: 'exp' },
+    { method: 'GET', path: (id) => `/experiments/${id}/metrics`, kind: 'exp', ok: 'experimentMetrics' },
     { method: 'GET', path: () => '/healthz', kind: null },
     { method: 'GET', path: () => '/readyz', kind: null },
   ];
 
-  const idFor = (kind: 'job' | 'model' | 'ds' | null) => fc.oneof(
+  const idFor = (kind: Kind | null) => fc.oneof(
     fc.constant('own'), fc.constant('theirs'),
     fc.constantFrom(`job_${'z'.repeat(21)}`, 'ds_000000000000000000000', '..%2F..', '%00', 'spirals', 'fashion-mnist', `job_${'0'.repeat(21)}`),
     fc.string({ maxLength: 30 }).map((s) => encodeURIComponent(s) || 'x'),
@@ -272,7 +288,7 @@ describe('every route, headers and query strings', () => {
   }, { requiredKeys: [] });
 
   const body = (kind: Route['body']) => fc.oneof(
-    kind === 'spec' ? mutatedSpec : kind === 'predict' ? fc.array(fc.array(fc.oneof(fc.double(), nasty), { maxLength: 3 }), { maxLength: 4 }).map((rows) => JSON.stringify({ instances: rows })) : kind === 'csv' ? fc.constantFrom('a,b,label\n1,2,x\n3,4,y\n', 'a,label\n1\n', '') : fc.constant(undefined),
+    kind === 'spec' ? mutatedSpec : kind === 'experiment' ? mutatedSpec.map((spec) => JSON.stringify({ base: JSON.parse(spec), grid: { 'model.batchNorm': ['none', 'before'] }, seeds: [1] })) : kind === 'predict' ? fc.array(fc.array(fc.oneof(fc.double(), nasty), { maxLength: 3 }), { maxLength: 4 }).map((rows) => JSON.stringify({ instances: rows })) : kind === 'csv' ? fc.constantFrom('a,b,label\n1,2,x\n3,4,y\n', 'a,label\n1\n', '') : fc.constant(undefined),
     rawJson,
     fc.constant(undefined),
   );

@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 async function upload(body: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${stack.base}/datasets`, { method: 'POST', headers: { 'content-type': 'text/csv', ...headers }, body });
+  const res = await fetch(`${stack.base}/datasets`, { method: 'POST', headers: { 'content-type': 'text/csv', ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
   return { status: res.status, body: await res.json() };
 }
 
