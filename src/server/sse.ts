@@ -19,7 +19,7 @@
  */
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { TERMINAL_EVENTS } from '../core/events.js';
-import { parseEntry, type StoredEvent } from '../store/jobs.js';
+import { parseEntry } from '../store/jobs.js';
 import { createRedis, errorLogger, type Redis } from '../store/redis.js';
 import { HttpError } from './errors.js';
 
@@ -63,7 +63,12 @@ function compareIds(a: string, b: string): number {
   return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
-interface Subscriber { last: string; deliver: (events: StoredEvent[]) => void }
+type Entry = [string, string[]];
+
+/** One event of a stream: its stream id (the SSE id) and the event, whose `type` is the SSE event name. */
+export interface StreamEvent { id: string; event: { type: string } }
+
+interface Subscriber { last: string; deliver: (entries: Entry[]) => void }
 
 export class StreamReader {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
@@ -84,7 +89,7 @@ export class StreamReader {
   }
 
   /** Entries of `key` after `after`, as they arrive, until the returned function is called. */
-  subscribe(key: string, after: string, deliver: (events: StoredEvent[]) => void): () => void {
+  subscribe(key: string, after: string, deliver: (entries: Entry[]) => void): () => void {
     const sub: Subscriber = { last: after, deliver };
     let set = this.subscribers.get(key);
     if (!set) this.subscribers.set(key, (set = new Set()));
@@ -136,7 +141,7 @@ export class StreamReader {
         const keys = [...this.subscribers.keys()];
         // Each stream from its furthest-behind subscriber; the others skip what they already have.
         const ids = keys.map((k) => [...this.subscribers.get(k)!].reduce((min, s) => (compareIds(s.last, min) < 0 ? s.last : min), MAX_ID));
-        let result: Array<[string, Array<[string, string[]]>]> | null;
+        let result: Array<[string, Entry[]]> | null;
         const read = ++this.reads;
         try {
           const id = Number(await this.conn.client('ID'));
@@ -151,11 +156,10 @@ export class StreamReader {
           this.blockedId = null;
         }
         for (const [key, entries] of result ?? []) {
-          const events = entries.map(parseEntry);
           for (const sub of this.subscribers.get(key) ?? []) {
-            const fresh = events.filter((e) => compareIds(e.id, sub.last) > 0);
+            const fresh = entries.filter(([id]) => compareIds(id, sub.last) > 0);
             if (fresh.length === 0) continue;
-            sub.last = fresh[fresh.length - 1]!.id;
+            sub.last = fresh[fresh.length - 1]![0];
             sub.deliver(fresh);
           }
         }
@@ -179,7 +183,9 @@ export interface ServeOptions {
   /** True when the source ended and no more entries will come (checked when the stream is idle). */
   finished: () => Promise<boolean>;
   /** An event after which the response ends (default: completed, failed, cancelled). */
-  isTerminal?: (event: StoredEvent['event']) => boolean;
+  isTerminal?: (event: StreamEvent['event']) => boolean;
+  /** A stream entry as an event (default: a job stream's, its `data` field). */
+  parse?: (entry: [string, string[]]) => StreamEvent;
 }
 
 export class EventStreams {
@@ -195,6 +201,7 @@ export class EventStreams {
 
   async serve(request: FastifyRequest, reply: FastifyReply, options: ServeOptions): Promise<void> {
     const { key, tenant, finished } = options;
+    const parse = options.parse ?? parseEntry;
     const isTerminal = options.isTerminal ?? ((e) => TERMINAL_EVENTS.has(e.type));
     const mine = this.perTenant.get(tenant) ?? 0;
     if (mine >= this.limits.perTenant || this.open.size >= this.limits.perProcess) {
@@ -245,7 +252,7 @@ export class EventStreams {
 
     let last = options.after;
     /** Send events; true after a terminal one. */
-    const send = (events: StoredEvent[]): boolean => {
+    const send = (events: StreamEvent[]): boolean => {
       for (const e of events) {
         if (!live) return true;
         write(`id: ${e.id}\nevent: ${e.event.type}\ndata: ${JSON.stringify(e.event)}\n\n`);
@@ -254,8 +261,8 @@ export class EventStreams {
       }
       return false;
     };
-    const range = async (): Promise<StoredEvent[]> => (last === MAX_ID ? []
-      : (await this.shared.xrange(key, `(${last}`, '+', 'COUNT', 1000)).map(parseEntry));
+    const range = async (): Promise<StreamEvent[]> => (last === MAX_ID ? []
+      : (await this.shared.xrange(key, `(${last}`, '+', 'COUNT', 1000)).map(parse));
 
     // Nothing new for a while: a source that ended (a job that expired, say) has at most its last entries left.
     let checking = false;
@@ -277,7 +284,7 @@ export class EventStreams {
         if (events.length < 1000) break;
       }
       if (!live) return;
-      unsubscribe = this.reader.subscribe(key, last, (events) => { if (send(events)) end(); });
+      unsubscribe = this.reader.subscribe(key, last, (entries) => { if (send(entries.map(parse))) end(); });
       await ended;
     } catch (err) {
       if (live) request.log.error({ err, key }, 'event stream failed');

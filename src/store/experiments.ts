@@ -128,7 +128,8 @@ export class ExperimentStore {
   }
 }
 
-function parseEntry([id, fields]: [string, string[]]): StoredExperimentEvent {
+/** A stream entry as an event, a child's events tagged with its jobId, variant and seed. */
+export function parseEntry([id, fields]: [string, string[]]): StoredExperimentEvent {
   const field = (name: string) => {
     const i = fields.indexOf(name);
     return i >= 0 ? fields[i + 1] : undefined;

@@ -4,7 +4,7 @@ import { resolveExperiment, type ResolvedExperiment } from '../../experiments/gr
 import { ExperimentError, ExperimentTooLargeError } from '../../experiments/spec.js';
 import { TEMPLATES } from '../../experiments/templates.js';
 import { displayStatus, ExperimentFinishedError, runInputs } from '../../queue/experiments.js';
-import { isExperimentFinished, type ExperimentRecord } from '../../store/experiments.js';
+import { isExperimentFinished, parseEntry as parseExperimentEntry, type ExperimentRecord } from '../../store/experiments.js';
 import { countStatuses } from '../../experiments/summary.js';
 import { HttpError } from '../errors.js';
 import { errors, IdParams } from '../schemas/common.js';
@@ -192,6 +192,7 @@ const experimentsRoutes: FastifyPluginAsync = async (fastify) => {
       key: services.keys.experimentEvents(id),
       after,
       tenant: request.tenant,
+      parse: parseExperimentEntry,
       finished: async () => {
         const status = await services.experimentStore.status(id);
         return !status || isExperimentFinished(status);
