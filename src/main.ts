@@ -52,13 +52,19 @@ async function main(): Promise<void> {
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
+      // At once, whatever Redis does: running jobs are left to the stalled check of other workers.
       logger.warn({ signal }, 'second signal: stopping now');
-      await worker?.close(true).catch(() => {});
-      await stopRedis();
+      void stopRedis();
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: the API finishes in-flight requests, running jobs checkpoint and go back to the queue (signal again to stop now)');
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'stopping: the API finishes in-flight requests, running jobs checkpoint and go back to the queue (signal again to stop now)');
+    // Redis away, a job that cannot checkpoint: the stop is bounded all the same.
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs, setting: 'SHUTDOWN_TIMEOUT_MS' }, 'could not stop gracefully in time: stopping now');
+      void stopRedis();
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     try {
       await Promise.all([app?.close(), worker?.close()]);
       await stopRedis();

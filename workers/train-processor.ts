@@ -17,6 +17,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import { UnrecoverableError, WaitingError, type SandboxedJob } from 'bullmq';
+import { pino } from 'pino';
 import type { Config } from '../src/config.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../src/core/checkpoint.js';
 import { getKernels } from '../src/core/kernels/index.js';
@@ -33,6 +34,8 @@ import { createRedis } from '../src/store/redis.js';
 
 const config = workerData as Config;
 const keys = keysFor(config.prefix);
+/** Connection errors only (rate-limited); the job's own story is in its events. */
+const logger = pino({ level: config.logLevel, name: 'normlab-train' });
 
 type Position = { epoch: number; step: number };
 
@@ -42,7 +45,7 @@ export default async function trainProcessor(
   const id = job.id;
   const { spec, tenant } = job.data;
   // Commands wait for Redis through a restart instead of failing the attempt.
-  const redis = createRedis(config.redisUrl, `normlab:train:${id}`, { maxRetriesPerRequest: null });
+  const redis = createRedis(config.redisUrl, `normlab:train:${id}`, { maxRetriesPerRequest: null }, logger);
   const jobs = new JobStore(redis, keys, config);
 
   // Events are written in order on one connection without waiting for each;
@@ -89,6 +92,7 @@ export default async function trainProcessor(
       progressIntervalMs: config.progressIntervalMs,
       checkpointEverySteps: config.checkpointEverySteps,
       resumeFrom: from,
+      maxSeconds: config.maxJobSeconds,
       onEvent: (event) => {
         if (event.type === 'checkpoint') lastCheckpoint = { epoch: event.epoch, step: event.step };
         emit(event);
@@ -118,6 +122,12 @@ export default async function trainProcessor(
       emit({ type: 'cancelled' });
       await flush();
       return { outcome: 'cancelled' };
+    }
+    if (err instanceof RangeError && /array length|allocation failed|Array buffer/i.test(err.message)) {
+      // Memory the estimate did not foresee: deterministic, so never retried; the thread and the worker live on.
+      emit({ type: 'failed', code: 'RESOURCE_LIMIT', message: `training needs more memory than this worker can give it (${err.message}); use a smaller batch or model`, details: lastCheckpoint ? { checkpoint: lastCheckpoint } : {} });
+      await flush();
+      throw new UnrecoverableError(`RESOURCE_LIMIT: ${err.message}`);
     }
     if (err instanceof TrainingError || err instanceof DatasetError) {
       // Deterministic: another attempt would fail the same way. The checkpoint

@@ -21,7 +21,7 @@ import { keysFor, QUEUE_NAME } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
 import type { TrainEvent } from '../src/core/events.js';
 import { JobStore } from '../src/store/jobs.js';
-import { createRedis, redisOptions } from '../src/store/redis.js';
+import { createRedis, errorLogger, redisOptions } from '../src/store/redis.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The compiled processor: next to this file in dist/, or in dist/ when this file runs from source (tests). */
@@ -48,14 +48,15 @@ export interface TrainWorker {
 }
 
 export function startWorker(config: Config, logger: Logger): TrainWorker {
-  const store = createRedis(config.redisUrl, 'normlab:worker:store', { maxRetriesPerRequest: null });
+  const store = createRedis(config.redisUrl, 'normlab:worker:store', { maxRetriesPerRequest: null }, logger);
   const jobs = new JobStore(store, keysFor(config.prefix), config);
   const worker = new Worker<TrainJobData, TrainJobResult>(QUEUE_NAME, PROCESSOR_FILE, {
     connection: redisOptions(config.redisUrl, 'normlab:worker'),
     prefix: config.prefix,
     concurrency: config.workerConcurrency,
     useWorkerThreads: true,
-    workerThreadsOptions: { workerData: config },
+    // The JS heap of a training thread; its tensors (typed arrays) are bounded by the submit-time estimate (MAX_JOB_MEMORY_BYTES).
+    workerThreadsOptions: { workerData: config, resourceLimits: { maxOldGenerationSizeMb: Math.ceil(config.maxJobMemoryBytes / 2 ** 20) } },
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
     maxStalledCount: config.maxStalledCount,
@@ -80,7 +81,7 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
   // Experiments' parent jobs: summaries once every child has finished.
   const experiments = startExperimentWorker(config, logger, store, redisOptions(config.redisUrl, 'normlab:worker:experiments'));
   worker.on('stalled', (jobId) => logger.warn({ jobId }, 'job lost its worker; back in the queue, it resumes from its checkpoint'));
-  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+  worker.on('error', errorLogger(logger, 'normlab:worker'));
   logger.info({
     concurrency: config.workerConcurrency, prefix: config.prefix,
     lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, checkpointEverySteps: config.checkpointEverySteps,
@@ -114,12 +115,16 @@ async function main(): Promise<void> {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
+      // At once, whatever Redis does: running jobs are left to the stalled check of other workers.
       logger.warn({ signal }, 'second signal: stopping now');
-      close(true).finally(() => process.exit(1));
-      return;
+      process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: running jobs checkpoint and go back to the queue (signal again to stop now)');
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'stopping: running jobs checkpoint and go back to the queue (signal again to stop now)');
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs, setting: 'SHUTDOWN_TIMEOUT_MS' }, 'could not stop gracefully in time: stopping now');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     close().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error while stopping');
       process.exit(1);

@@ -167,6 +167,10 @@ export const TrainingSpec = Type.Object({
     minimum: 0, maximum: 10_000,
     description: 'After this epoch, batch norm normalizes with its frozen running statistics in training too (and stops updating them)',
   })),
+  maxSeconds: Nullable(Type.Number({
+    exclusiveMinimum: 0, maximum: 31_536_000,
+    description: 'Training time after which the job ends TIMEOUT, its checkpoint kept (the server\'s MAX_JOB_SECONDS applies too)',
+  })),
 }, { additionalProperties: false });
 
 export const JobSpecSchema = Type.Object({

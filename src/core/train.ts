@@ -48,6 +48,8 @@ export interface TrainOptions {
   onBatchNormEpoch?: (epoch: number, layers: BatchNormChannels[]) => void;
   /** When BN_STATS_LAG fires (default DEFAULT_STATS_LAG). */
   statsLag?: StatsLagThresholds;
+  /** Training time (all attempts) after which a checkpoint is saved and training stops with TrainingError TIMEOUT. */
+  maxSeconds?: number;
 }
 
 export interface TrainResult {
@@ -57,7 +59,7 @@ export interface TrainResult {
   history: EpochEvent[];
 }
 
-export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'PAUSED' | 'DATASET_MISMATCH' | 'BAD_CHECKPOINT';
+export type TrainingErrorCode = 'DIVERGED' | 'CANCELLED' | 'PAUSED' | 'DATASET_MISMATCH' | 'BAD_CHECKPOINT' | 'TIMEOUT';
 
 export class TrainingError extends Error {
   constructor(readonly code: TrainingErrorCode, message: string, readonly details: Record<string, unknown> = {}) {
@@ -143,6 +145,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     emit({ type: 'checkpoint', epoch, step });
   };
   const everySteps = options.checkpointEverySteps ?? 0;
+  const maxSeconds = Math.min(options.maxSeconds ?? Infinity, training.maxSeconds ?? Infinity);
   let lastProgress = -Infinity;
   let lastYield = performance.now();
   if (training.earlyStopping && !val) {
@@ -168,6 +171,12 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       if (options.shouldPause?.()) {
         await checkpoint(epoch, step);
         throw new TrainingError('PAUSED', `training paused at epoch ${epoch}, step ${step}`, { epoch, step });
+      }
+      if (st.trainingSeconds + st.epochSeconds > maxSeconds) {
+        await checkpoint(epoch, step);
+        throw new TrainingError('TIMEOUT', `training time passed the limit of ${maxSeconds} s at epoch ${epoch}, step ${step}`, {
+          epoch, step, maxSeconds, hint: 'raise training.maxSeconds (up to the server\'s MAX_JOB_SECONDS), or train fewer epochs or a smaller model',
+        });
       }
       // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
       if (step === 0) {
@@ -215,13 +224,13 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     }
     st.trainingSeconds += st.epochSeconds;
 
-    const valMetrics = val ? evaluate(model, val, dataset.classes) : null;
+    const valMetrics = val ? finite(evaluate(model, val, dataset.classes), 'validation', epoch, hasBatchNorm) : null;
     const bn = batchNormEpoch(model);
     const event: EpochEvent = {
       type: 'epoch', epoch,
       train: { loss: st.lossSum / trainCount, accuracy: st.correctSum / trainCount },
       val: valMetrics,
-      test: test ? evaluate(model, test, dataset.classes) : null,
+      test: test ? finite(evaluate(model, test, dataset.classes), 'test', epoch, hasBatchNorm) : null,
       lr, seconds: round(st.epochSeconds, 4), bn: bn.summary, gap: gapNow(valMetrics),
     };
     st.history.push(event);
@@ -251,12 +260,12 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
     ? chooseInferenceStatistics(spec, model, all, trainIdx, val ?? gather(all, gapRows!, f), !val, dataset.classes, optimizer.step, options, emit)
     : 'moving';
   const last = history[history.length - 1]!;
-  const finalVal = val ? evaluate(model, val, dataset.classes) : null;
+  const finalVal = val ? finite(evaluate(model, val, dataset.classes), 'validation', history.length, hasBatchNorm) : null;
   const metrics: FinalMetrics = {
     epochs: history.length,
     train: last.train,
     val: finalVal,
-    test: test ? evaluate(model, test, dataset.classes) : null,
+    test: test ? finite(evaluate(model, test, dataset.classes), 'test', history.length, hasBatchNorm) : null,
     trainingSeconds: round(trainingSeconds, 3),
     samplesPerSec: Math.round((trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
     gap: gapNow(finalVal),
@@ -330,6 +339,19 @@ function evaluate(model: Sequential, rows: Rows, classes: number): Metrics {
     correctSum += correct[0]!;
   }
   return { loss: lossSum / rows.n, accuracy: correctSum / rows.n };
+}
+
+/**
+ * Metrics with the frozen statistics must be finite like the training loss:
+ * a model whose inference form overflows has diverged (its last good
+ * checkpoint stays with the failed job).
+ */
+function finite(m: Metrics, split: 'validation' | 'test', epoch: number, hasBatchNorm: boolean): Metrics {
+  if (Number.isFinite(m.loss) && Number.isFinite(m.accuracy)) return m;
+  throw new TrainingError('DIVERGED', `the ${split} loss with the frozen statistics became ${m.loss} at epoch ${epoch}`, {
+    epoch, split,
+    hint: hasBatchNorm ? 'lower the learning rate, the initial weight scale or batchNorm.momentum' : 'lower the learning rate or enable batch norm (model.batchNorm: "before")',
+  });
 }
 
 /**

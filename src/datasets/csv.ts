@@ -1,9 +1,16 @@
 /**
  * Uploaded CSV datasets: a header row, one label column, every other column a
- * numeric feature. Quoted fields ("a,b", "say ""hi""") and CRLF line ends are
- * accepted; blank lines are skipped. Line numbers in errors are the physical
- * line (1 = the header) where the offending record starts.
+ * numeric feature. Parsing is csv-parse's: quoted fields ("a,b", "say ""hi""")
+ * and CRLF or CR line ends are accepted; blank lines are skipped. Line
+ * numbers in errors are the physical line (1 = the header) where the
+ * offending record starts. `parseCsvStream` reads a stream chunk by chunk
+ * (the API's uploads, so a large one never holds the event loop);
+ * `parseCsvDataset` parses text at once (the CLI). Both build the dataset
+ * with the same code.
  */
+import { parse as parseStream, CsvError, type Options as CsvParseOptions } from 'csv-parse';
+import { parse as parseSync } from 'csv-parse/sync';
+import type { Readable } from 'node:stream';
 import { DatasetError } from './errors.js';
 import type { Dataset } from './types.js';
 
@@ -14,56 +21,85 @@ export interface CsvOptions {
   label?: string | number;
   maxRows?: number;
   maxFeatures?: number;
-}
-
-interface CsvRecord {
-  line: number;
-  fields: string[];
+  /** Most distinct labels. */
+  maxClasses?: number;
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const INTEGER = /^[+-]?\d+$/;
 
+const PARSE_OPTIONS: CsvParseOptions = {
+  bom: true, info: true, relax_column_count: true, relax_quotes: true, skip_empty_lines: true,
+};
+
+/** Bytes handed to the parser at once; the event loop is free between two slices. */
+const SLICE_BYTES = 16 * 1024;
+
+interface Parsed { record: string[]; info: { lines: number } }
+
 function invalid(message: string, details?: Record<string, unknown>): DatasetError {
   return new DatasetError('CSV_INVALID', message, details);
 }
 
-export function parseCsvDataset(text: string, options: CsvOptions): Dataset {
-  const records = csvRecords(text);
-  const header = records.next();
-  if (header.done) throw invalid('the CSV is empty; a header row is required');
-  const columns = header.value.fields.map((f) => f.trim());
-  if (columns.length < 2) throw invalid('line 1: the header needs at least two columns (features and a label)', { line: 1 });
+/** The line a record starts on: csv-parse counts lines up to its end, so take off the line breaks inside its (quoted) fields. */
+function startLine({ record, info }: Parsed): number {
+  let breaks = 0;
+  for (const field of record) if (field.includes('\n') || field.includes('\r')) breaks += field.match(/\r\n|\r|\n/g)!.length;
+  return info.lines - breaks;
+}
 
-  const labelColumn = resolveLabelColumn(columns, options.label);
-  const features = columns.length - 1;
-  if (options.maxFeatures !== undefined && features > options.maxFeatures) {
-    throw new DatasetError('CSV_TOO_LARGE', `the CSV has ${features} feature columns; the limit is ${options.maxFeatures}`, {
-      features, limit: options.maxFeatures,
-    });
-  }
-  const featureColumns = columns.map((_, j) => j).filter((j) => j !== labelColumn);
+/** csv-parse's own errors (an unclosed quote, …) as CSV_INVALID naming the line after the last good record. */
+function fromParser(err: unknown, lastLine: number): unknown {
+  if (!(err instanceof CsvError)) return err;
+  const line = lastLine + 1;
+  const what = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quoted field is never closed' : err.message.replace(/ at line \d+.*$/, '').toLowerCase();
+  return invalid(`line ${line}: ${what}`, { line });
+}
 
-  let x = new Float32Array(features * 1024);
-  const labels: string[] = [];
-  for (const { line, fields } of records) {
-    if (options.maxRows !== undefined && labels.length >= options.maxRows) {
+/** Builds a dataset from records as they come: header first, then rows. */
+class DatasetBuilder {
+  private columns: string[] | null = null;
+  private labelColumn = 0;
+  private featureColumns: number[] = [];
+  private features = 0;
+  private x = new Float32Array(0);
+  /** Each row's label as an index into `distinct` (sorted into classes at the end). */
+  private labelIds = new Int32Array(0);
+  private rows = 0;
+  private readonly distinct = new Map<string, number>();
+  /** End line of the last record (for errors of the parser itself). */
+  lastLine = 0;
+
+  constructor(private readonly options: CsvOptions) {}
+
+  add(parsed: Parsed): void {
+    const { record } = parsed;
+    this.lastLine = parsed.info.lines;
+    if (!this.columns) return this.header(record);
+    const line = startLine(parsed);
+    const { options, columns } = this;
+    if (options.maxRows !== undefined && this.rows >= options.maxRows) {
       throw new DatasetError('CSV_TOO_LARGE', `the CSV has more than ${options.maxRows} data rows; the limit is ${options.maxRows}`, {
         line, limit: options.maxRows,
       });
     }
-    if (fields.length !== columns.length) {
-      throw invalid(`line ${line}: expected ${columns.length} fields like the header, found ${fields.length}`, { line });
+    if (record.length !== columns.length) {
+      throw invalid(`line ${line}: expected ${columns.length} fields like the header, found ${record.length}`, { line });
     }
-    const row = labels.length;
-    if ((row + 1) * features > x.length) {
-      const grown = new Float32Array(x.length * 2);
-      grown.set(x);
-      x = grown;
+    const f = this.features;
+    const row = this.rows;
+    if (row >= this.labelIds.length) {
+      const capacity = Math.max(1024, this.labelIds.length * 2);
+      const x = new Float32Array(capacity * f);
+      x.set(this.x);
+      this.x = x;
+      const ids = new Int32Array(capacity);
+      ids.set(this.labelIds);
+      this.labelIds = ids;
     }
-    for (let j = 0; j < features; j++) {
-      const col = featureColumns[j]!;
-      const value = fields[col]!.trim();
+    for (let j = 0; j < f; j++) {
+      const col = this.featureColumns[j]!;
+      const value = record[col]!.trim();
       if (!NUMBER.test(value)) {
         const shown = value === '' ? 'an empty value' : `"${value.slice(0, 40)}"`;
         throw invalid(`line ${line}, column "${columns[col]}": ${shown} is not a number`, { line, column: columns[col] });
@@ -73,30 +109,112 @@ export function parseCsvDataset(text: string, options: CsvOptions): Dataset {
       if (!Number.isFinite(number)) {
         throw invalid(`line ${line}, column "${columns[col]}": ${value} is outside the float32 range`, { line, column: columns[col] });
       }
-      x[row * features + j] = number;
+      this.x[row * f + j] = number;
     }
-    const label = fields[labelColumn]!.trim();
-    if (label === '') throw invalid(`line ${line}, column "${columns[labelColumn]}": the label is empty`, { line, column: columns[labelColumn] });
-    labels.push(label);
+    const label = record[this.labelColumn]!.trim();
+    if (label === '') throw invalid(`line ${line}, column "${columns[this.labelColumn]}": the label is empty`, { line, column: columns[this.labelColumn] });
+    let id = this.distinct.get(label);
+    if (id === undefined) this.distinct.set(label, (id = this.distinct.size));
+    this.labelIds[row] = id;
+    this.rows++;
   }
 
-  const n = labels.length;
-  if (n < 2) throw invalid(`the CSV has ${n} data row${n === 1 ? '' : 's'}; at least 2 are required`);
-  const { classNames, y } = encodeLabels(labels);
-  if (classNames.length < 2) {
-    throw invalid(`column "${columns[labelColumn]}" has a single class ("${classNames[0]}"); at least 2 are required`);
+  private header(record: string[]): void {
+    const columns = record.map((f) => f.trim());
+    if (columns.length < 2) throw invalid('line 1: the header needs at least two columns (features and a label)', { line: 1 });
+    this.labelColumn = resolveLabelColumn(columns, this.options.label);
+    this.features = columns.length - 1;
+    const { maxFeatures } = this.options;
+    if (maxFeatures !== undefined && this.features > maxFeatures) {
+      throw new DatasetError('CSV_TOO_LARGE', `the CSV has ${this.features} feature columns; the limit is ${maxFeatures}`, {
+        features: this.features, limit: maxFeatures,
+      });
+    }
+    this.featureColumns = columns.map((_, j) => j).filter((j) => j !== this.labelColumn);
+    this.columns = columns;
   }
-  return {
-    id: options.id,
-    name: options.name,
-    inputShape: [features],
-    features,
-    classes: classNames.length,
-    classNames,
-    valueRange: null,
-    train: { x: x.slice(0, n * features), y, n },
-    test: null,
-  };
+
+  finish(): Dataset {
+    const { columns, options, labelColumn, features } = this;
+    if (!columns) throw invalid('the CSV is empty; a header row is required');
+    const n = this.rows;
+    if (n < 2) throw invalid(`the CSV has ${n} data row${n === 1 ? '' : 's'}; at least 2 are required`);
+    const { classNames, classOf } = encodeLabels([...this.distinct.keys()]);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) y[i] = classOf[this.labelIds[i]!]!;
+    if (options.maxClasses !== undefined && classNames.length > options.maxClasses) {
+      throw new DatasetError('CSV_TOO_LARGE', `column "${columns[labelColumn]}" has ${classNames.length} distinct labels; the limit is ${options.maxClasses} classes (MAX_CLASSES)`, {
+        column: columns[labelColumn], classes: classNames.length, limit: options.maxClasses, setting: 'MAX_CLASSES',
+      });
+    }
+    if (classNames.length < 2) {
+      throw invalid(`column "${columns[labelColumn]}" has a single class ("${classNames[0]}"); at least 2 are required`);
+    }
+    return {
+      id: options.id,
+      name: options.name,
+      inputShape: [features],
+      features,
+      classes: classNames.length,
+      classNames,
+      valueRange: null,
+      train: { x: this.x.slice(0, n * features), y, n },
+      test: null,
+    };
+  }
+}
+
+/** Parse CSV text at once. */
+export function parseCsvDataset(text: string, options: CsvOptions): Dataset {
+  const builder = new DatasetBuilder(options);
+  try {
+    // Each record goes straight to the builder; none is kept.
+    parseSync(text, { ...PARSE_OPTIONS, info: false, on_record: (record: string[], info: { lines: number }) => { builder.add({ record, info }); return null; } });
+  } catch (err) {
+    throw fromParser(err, builder.lastLine);
+  }
+  return builder.finish();
+}
+
+/**
+ * Parse CSV from a stream of bytes (UTF-8), record by record as the chunks
+ * arrive, in slices of SLICE_BYTES with the event loop free in between. On an
+ * error the rest of the stream is drained, not destroyed (an HTTP request
+ * still gets its answer).
+ */
+export async function parseCsvStream(source: Readable, options: CsvOptions): Promise<Dataset> {
+  const builder = new DatasetBuilder(options);
+  const parser = parseStream(PARSE_OPTIONS);
+  const drained = () => new Promise<void>((resolve) => {
+    const done = () => { parser.off('drain', done); parser.off('close', done); resolve(); };
+    parser.on('drain', done);
+    parser.on('close', done);
+  });
+  const feeding = (async () => {
+    try {
+      for await (const chunk of source) {
+        for (let i = 0; i < (chunk as Buffer).length && !parser.destroyed; i += SLICE_BYTES) {
+          parser.write((chunk as Buffer).subarray(i, i + SLICE_BYTES));
+          await new Promise((resolve) => setImmediate(resolve));
+          if (parser.writableNeedDrain && !parser.destroyed) await drained();
+        }
+        if (parser.destroyed) break;
+      }
+      if (!parser.destroyed) parser.end();
+    } catch (err) {
+      parser.destroy(err as Error);
+    }
+    source.resume();
+  })();
+  try {
+    for await (const record of parser) builder.add(record as Parsed);
+  } catch (err) {
+    parser.destroy();
+    throw fromParser(err, builder.lastLine);
+  } finally {
+    await feeding;
+  }
+  return builder.finish();
 }
 
 function resolveLabelColumn(columns: string[], label: string | number | undefined): number {
@@ -114,59 +232,16 @@ function resolveLabelColumn(columns: string[], label: string | number | undefine
   return index;
 }
 
-/** Distinct labels → class indices in sorted order; numeric order when every label is an integer. */
-function encodeLabels(labels: string[]): { classNames: string[]; y: Int32Array } {
+/**
+ * Distinct labels → sorted class names and, per distinct label, its class;
+ * numeric order when every label is an integer. Integer labels are keyed by
+ * value, so "01" and "1" are one class named "1".
+ */
+function encodeLabels(labels: string[]): { classNames: string[]; classOf: Int32Array } {
   const numeric = labels.every((l) => INTEGER.test(l));
-  // Integer labels are keyed by value, so "01" and "1" are one class named "1".
   const keys = numeric ? labels.map((l) => String(Number(l))) : labels;
   const classNames = [...new Set(keys)].sort(numeric ? (a, b) => Number(a) - Number(b) : undefined);
   const index = new Map(classNames.map((name, i) => [name, i]));
-  return { classNames, y: Int32Array.from(keys, (k) => index.get(k)!) };
+  return { classNames, classOf: Int32Array.from(keys, (k) => index.get(k)!) };
 }
 
-/** Split CSV text into records, yielding each with the line it starts on. */
-function* csvRecords(text: string): Generator<CsvRecord> {
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // a UTF-8 byte order mark is not part of the first column name
-  let line = 1;
-  while (i < text.length) {
-    const start = line;
-    const fields: string[] = [];
-    for (;;) {
-      let field = '';
-      if (text[i] === '"') {
-        // Quoted: runs to the closing quote; "" is a literal quote; commas and newlines are data.
-        i++;
-        for (;;) {
-          const q = text.indexOf('"', i);
-          if (q < 0) throw invalid(`line ${line}: a quoted field is never closed`, { line });
-          field += text.slice(i, q);
-          line += countNewlines(text, i, q);
-          if (text[q + 1] === '"') {
-            field += '"';
-            i = q + 2;
-          } else {
-            i = q + 1;
-            break;
-          }
-        }
-      }
-      let end = i;
-      while (end < text.length && text[end] !== ',' && text[end] !== '\n' && text[end] !== '\r') end++;
-      field += text.slice(i, end);
-      fields.push(field);
-      i = end;
-      if (text[i] !== ',') break;
-      i++;
-    }
-    if (text[i] === '\r') i++;
-    if (text[i] === '\n') i++;
-    line++;
-    if (fields.length > 1 || fields[0]!.trim() !== '') yield { line: start, fields };
-  }
-}
-
-function countNewlines(text: string, from: number, to: number): number {
-  let count = 0;
-  for (let k = text.indexOf('\n', from); k >= 0 && k < to; k = text.indexOf('\n', k + 1)) count++;
-  return count;
-}

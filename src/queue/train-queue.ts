@@ -83,11 +83,14 @@ export class JobService {
     if (isFinished(record.status)) throw new JobFinishedError(record);
     await this.store.requestCancel(id);
     const removed = (await this.queue.remove(id)) === 1;
-    if (removed || (await this.queue.getJobState(id)) === 'unknown') {
+    const state = removed ? 'removed' : await this.queue.getJobState(id);
+    if (removed || state === 'unknown') {
       await this.store.append(id, { type: 'cancelled' });
     }
     const after = (await this.store.get(id))!;
     if (isFinished(after.status) && after.status !== 'cancelled') throw new JobFinishedError(after);
+    // A worker took it but has not recorded its start yet: it is running, and stops at its first step.
+    if (after.status === 'queued' && state === 'active') return { ...after, status: 'running' };
     return after;
   }
 }

@@ -4,6 +4,7 @@
  * and one route plugin per resource under /v1. It does not listen; main.ts
  * and the tests do.
  */
+import type { Duplex } from 'node:stream';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
@@ -21,7 +22,7 @@ import { JobSpecSchema } from '../core/spec.js';
 import { ExperimentSpecSchema, TemplateRequestSchema } from '../experiments/spec.js';
 import { Summary as ExperimentSummary } from './schemas/experiments.js';
 import { HttpError } from './errors.js';
-import { createServices, type Services } from './services.js';
+import { createServices, whenReady, type Services } from './services.js';
 import { typeboxValidatorCompiler } from './validation.js';
 
 declare module 'fastify' {
@@ -30,19 +31,45 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a garbage
+ * request line, a bad Content-Length, headers too large) get the project's
+ * error body too, then the connection is closed.
+ */
+function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HEADERS_TOO_LARGE', 'Request Header Fields Too Large']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'Request Timeout']
+      : [400, 'BAD_REQUEST', 'Bad Request'];
+  const reason = err.reason ?? err.message;
+  const body = JSON.stringify({ error: { code, message: `the request is not valid HTTP: ${reason}`, details: { reason } } });
+  socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** How long buildApp waits for Redis before starting without it. */
+const READY_WAIT_MS = 2000;
+
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: config.logLevel, name: 'normlab-api' },
     bodyLimit: config.bodyLimitBytes,
     // Requests that arrive while the server closes get the usual error body (below).
     return503OnClosing: false,
+    clientErrorHandler: answerClientError,
   });
   const services = createServices(config, app.log);
   app.decorate('services', services);
+  await whenReady(services.redis, READY_WAIT_MS);
   app.addHook('onClose', async () => services.close());
 
   let closing = false;
-  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('preClose', async () => {
+    closing = true;
+    services.streams.closeAll();
+  });
   app.addHook('onRequest', async (_request, reply) => {
     if (!closing) return;
     reply.header('connection', 'close');
@@ -52,7 +79,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   app.setValidatorCompiler(typeboxValidatorCompiler);
   installErrorHandling(app);
   installJsonParser(app, config.maxJsonDepth);
-  installAuth(app, config.apiKeys);
+  installAuth(app, config.apiKeys, config.authFailMax > 0
+    ? { redis: services.redis, prefix: config.prefix, max: config.authFailMax, windowMs: config.authFailWindowMs } : undefined);
   if (config.rateLimitMax > 0) {
     await app.register(rateLimit, {
       max: config.rateLimitMax,

@@ -25,3 +25,9 @@ export class ValidationError extends Error {
     this.name = 'ValidationError';
   }
 }
+
+/** The Content-Encoding of a request, lower case ('identity' when absent; 'x-gzip' is 'gzip'). */
+export function contentEncoding(header: string | string[] | undefined): string {
+  const value = (Array.isArray(header) ? header.join(',') : header ?? '').trim().toLowerCase();
+  return value === '' ? 'identity' : value === 'x-gzip' ? 'gzip' : value;
+}

@@ -21,6 +21,11 @@ export class ModelCache {
     return entry?.tenant === tenant ? entry.model : null;
   }
 
+  /** Forget a model (deleted): the next request loads it again, or finds it gone. */
+  evict(id: string): void {
+    this.entries.delete(id);
+  }
+
   private entry(id: string): Promise<Entry> {
     const entry = this.entries.get(id);
     if (entry) {

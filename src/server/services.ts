@@ -13,8 +13,9 @@ import { ExperimentStore } from '../store/experiments.js';
 import { DatasetStore } from '../store/datasets.js';
 import { JobStore } from '../store/jobs.js';
 import { ModelStore } from '../store/models.js';
-import { createRedis, redisOptions, type Redis } from '../store/redis.js';
+import { createRedis, errorLogger, redisOptions, type Redis } from '../store/redis.js';
 import { ModelCache } from './model-cache.js';
+import { EventStreams, StreamReader } from './sse.js';
 
 export interface Services {
   config: Config;
@@ -29,17 +30,42 @@ export interface Services {
   datasets: DatasetStore;
   modelCache: ModelCache;
   kernels: KernelsInfo;
-  /** A connection of its own, for a blocking read (one per event stream client). */
-  blockingConnection(): Redis;
+  /** Every event stream of this process (jobs, and any other Redis stream a route serves), over one blocking reader. */
+  streams: EventStreams;
   close(): Promise<void>;
+}
+
+/** How long closing waits for Redis to acknowledge before dropping the connections. */
+const CLOSE_WAIT_MS = 1000;
+
+async function bounded(work: Promise<unknown>, ms: number, otherwise: () => unknown): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms); });
+  const result = await Promise.race([work.then(() => 'done', () => 'failed'), late]);
+  clearTimeout(timer);
+  if (result !== 'done') await otherwise();
+}
+
+/** Resolves once the connection is ready, or after `ms` (Redis away: the API starts anyway and answers 503 until it is back). */
+export function whenReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); redis.off('ready', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+  });
 }
 
 export function createServices(config: Config, logger: FastifyBaseLogger): Services {
   const keys = keysFor(config.prefix);
-  // Requests fail fast (and answer 503) rather than queue up while Redis is away.
-  const redis = createRedis(config.redisUrl, 'normlab:api', { maxRetriesPerRequest: 2 });
+  // While Redis is away a command fails at once (the request answers 503 REDIS_UNAVAILABLE) instead of
+  // waiting in the offline queue; one that gets no answer fails after REDIS_COMMAND_TIMEOUT_MS.
+  const redis = createRedis(config.redisUrl, 'normlab:api', {
+    enableOfflineQueue: false, commandTimeout: config.redisCommandTimeoutMs, lazyConnect: false,
+  }, logger);
+  const reader = new StreamReader(config.redisUrl, redis, logger);
   const queue = createTrainQueue(redisOptions(config.redisUrl, 'normlab:api:queue'), config);
-  queue.on('error', (err) => logger.error({ err }, 'queue connection error'));
+  queue.on('error', errorLogger(logger, 'normlab:api:queue'));
   const jobStore = new JobStore(redis, keys, config);
   const models = new ModelStore(redis, keys);
   const jobs = new JobService(queue, jobStore);
@@ -48,7 +74,7 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
   const flowProducer = () => {
     if (!flows) {
       flows = new FlowProducer({ connection: redisOptions(config.redisUrl, 'normlab:api:flows'), prefix: config.prefix });
-      flows.on('error', (err) => logger.error({ err }, 'flow producer connection error'));
+      flows.on('error', errorLogger(logger, 'normlab:api:flows'));
     }
     return flows;
   };
@@ -66,11 +92,18 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes),
     modelCache: new ModelCache(models, getKernels(), config.modelCacheSize),
     kernels: kernelsInfo(),
-    blockingConnection: () => createRedis(config.redisUrl, 'normlab:api:events', { maxRetriesPerRequest: null }),
+    streams: new EventStreams(redis, reader, {
+      perTenant: config.sseMaxStreamsPerTenant, perProcess: config.sseMaxStreams, heartbeatMs: config.sseHeartbeatMs,
+    }),
     async close() {
-      await queue.close();
-      await flows?.close();
-      await redis.quit();
+      await reader.close();
+      // Redis away: closing the queue would wait for it, so its connections are dropped after a short wait.
+      await bounded(queue.close(), CLOSE_WAIT_MS, () => queue.disconnect());
+      if (flows) {
+        const f = flows;
+        await bounded(f.close(), CLOSE_WAIT_MS, () => f.disconnect());
+      }
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }

@@ -1,58 +1,221 @@
 /**
- * A job's events as server-sent events: the history after the client's
- * Last-Event-ID, then live events as the worker appends them (XREAD BLOCK on
- * a connection of the stream's own, so no other request waits behind it),
- * heartbeat comments in between, and the end of the response after the
- * terminal event. When the server closes, each open stream gets a last
- * comment and a clean end; the client reconnects (to any API process) with
- * its Last-Event-ID and misses nothing.
+ * Redis streams as server-sent events, for any number of clients over a
+ * fixed number of Redis connections per API process.
+ *
+ * `StreamReader` is the one blocking reader of a process: a single
+ * connection runs `XREAD BLOCK` over the streams of every open client at
+ * once and hands each client the entries after its own position. A client
+ * that joins while it blocks interrupts it (`CLIENT UNBLOCK` from the shared
+ * connection), so its live events are not delayed.
+ *
+ * `EventStreams.serve` is the one way a route answers with a stream: the
+ * history after the client's Last-Event-ID (XRANGE on the shared
+ * connection), then live entries from the reader, heartbeat comments in
+ * between, and the end of the response after a terminal event (or when
+ * `finished` says the source ended without one). Streams per tenant and per
+ * process are capped (429 TOO_MANY_STREAMS). When the server closes, each
+ * open stream gets a last comment and a clean end; the client reconnects (to
+ * any API process) with its Last-Event-ID and misses nothing.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { TERMINAL_EVENTS } from '../core/events.js';
-import { isFinished, JobStore } from '../store/jobs.js';
-import type { Redis } from '../store/redis.js';
-import type { Services } from './services.js';
+import { parseEntry } from '../store/jobs.js';
+import { createRedis, errorLogger, type Redis } from '../store/redis.js';
+import { HttpError } from './errors.js';
 
-/** One entry of an event stream: the stream id and the event. */
-interface StreamEntry { id: string; event: { type: string } }
+/** Longest single blocking read; `finished` is also checked this often. */
+const BLOCK_MS = 5000;
+/** Entries per stream per read. */
+const READ_COUNT = 500;
+/** Wait after a failed read (Redis away) before the next. */
+const RETRY_MS = 500;
 
-/** Where a stream's events come from: a job's stream by default; an experiment's (routes/experiments.ts). */
-export interface EventSource {
-  events(after: string): Promise<StreamEntry[]>;
-  readBlocking(conn: Redis, after: string, blockMs: number): Promise<StreamEntry[]>;
-  /** Whether the stream's owner has finished (or is gone): then at most its terminal event is left. */
-  finished(): Promise<boolean>;
-  isTerminal(event: StreamEntry['event']): boolean;
+const MAX_ID_PART = (1n << 64n) - 1n;
+const MAX_ID = `${MAX_ID_PART}-${MAX_ID_PART}`;
+
+/** A Redis stream id "ms-seq" as a pair of integers, or null when it is not one Redis accepts. */
+export function parseStreamId(id: string): [bigint, bigint] | null {
+  const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
+  if (!m) return null;
+  const ms = BigInt(m[1]!);
+  const seq = BigInt(m[2]!);
+  return ms <= MAX_ID_PART && seq <= MAX_ID_PART ? [ms, seq] : null;
 }
 
-/** Longest single blocking read; the loop also checks the job's status between reads. */
-const BLOCK_MS = 5000;
+/**
+ * Where a stream resumes: the Last-Event-ID header, else the lastEventId
+ * query parameter, else '0' (from the start). The schema checks their shape;
+ * this the range Redis accepts (400 naming the header or parameter).
+ */
+export function resumeAfter(header: string | undefined, query: string | undefined): string {
+  const after = header ?? query ?? '0';
+  if (after === '0' || parseStreamId(after)) return after;
+  const where = header !== undefined ? 'headers' : 'querystring';
+  const path = header !== undefined ? '/last-event-id' : '/lastEventId';
+  throw new HttpError(400, 'INVALID_REQUEST', `invalid ${where}: ${path} ${after.slice(0, 60)} is not a stream id (each part at most 2^64 - 1)`, {
+    in: where, issues: [{ path, message: 'each part of the id must be at most 18446744073709551615' }],
+  });
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = parseStreamId(a) ?? [0n, 0n];
+  const [bm, bs] = parseStreamId(b) ?? [0n, 0n];
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+type Entry = [string, string[]];
+
+/** One event of a stream: its stream id (the SSE id) and the event, whose `type` is the SSE event name. */
+export interface StreamEvent { id: string; event: { type: string } }
+
+interface Subscriber { last: string; deliver: (entries: Entry[]) => void }
+
+export class StreamReader {
+  private readonly subscribers = new Map<string, Set<Subscriber>>();
+  private readonly conn: Redis;
+  /** CLIENT ID of the blocking connection while it reads; null otherwise. */
+  private blockedId: number | null = null;
+  /** Counts the reads, so an interruption meant for one read never hits the next. */
+  private reads = 0;
+  private running = false;
+  private closed = false;
+  private readonly logError: (err: unknown) => void;
+
+  constructor(url: string, private readonly shared: Redis, logger: FastifyBaseLogger) {
+    this.logError = errorLogger(logger, 'normlab:api:events');
+    this.conn = createRedis(url, 'normlab:api:events', { maxRetriesPerRequest: null }, logger);
+    // Connected from the start, so the process holds the same connections with or without streams.
+    this.conn.connect().catch(() => {});
+  }
+
+  /** Entries of `key` after `after`, as they arrive, until the returned function is called. */
+  subscribe(key: string, after: string, deliver: (entries: Entry[]) => void): () => void {
+    const sub: Subscriber = { last: after, deliver };
+    let set = this.subscribers.get(key);
+    if (!set) this.subscribers.set(key, (set = new Set()));
+    set.add(sub);
+    this.wake();
+    return () => {
+      set.delete(sub);
+      if (set.size === 0 && this.subscribers.get(key) === set) this.subscribers.delete(key);
+    };
+  }
+
+  /** Open streams (subscriptions) of this process. */
+  get size(): number {
+    let n = 0;
+    for (const set of this.subscribers.values()) n += set.size;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.subscribers.clear();
+    this.conn.disconnect();
+  }
+
+  private wake(): void {
+    if (!this.running) {
+      this.running = true;
+      void this.loop();
+    } else {
+      this.interrupt(this.reads, 0);
+    }
+  }
+
+  /** End the current read so the next one includes the new subscriber; retried while the read has not started blocking yet. */
+  private interrupt(read: number, tries: number): void {
+    if (this.closed || read !== this.reads || tries > 50) return;
+    if (this.blockedId === null) {
+      setTimeout(() => this.interrupt(read, tries + 1), 5);
+      return;
+    }
+    this.shared.client('UNBLOCK', this.blockedId).then((unblocked) => {
+      if (Number(unblocked) === 0) setTimeout(() => this.interrupt(read, tries + 1), 5);
+    }, () => {});
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closed && this.subscribers.size > 0) {
+        const keys = [...this.subscribers.keys()];
+        // Each stream from its furthest-behind subscriber; the others skip what they already have.
+        const ids = keys.map((k) => [...this.subscribers.get(k)!].reduce((min, s) => (compareIds(s.last, min) < 0 ? s.last : min), MAX_ID));
+        let result: Array<[string, Entry[]]> | null;
+        const read = ++this.reads;
+        try {
+          const id = Number(await this.conn.client('ID'));
+          if (read === this.reads) this.blockedId = id;
+          result = await this.conn.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids) as typeof result;
+        } catch (err) {
+          if (this.closed) return;
+          this.logError(err);
+          await new Promise((r) => setTimeout(r, RETRY_MS));
+          continue;
+        } finally {
+          this.blockedId = null;
+        }
+        for (const [key, entries] of result ?? []) {
+          for (const sub of this.subscribers.get(key) ?? []) {
+            const fresh = entries.filter(([id]) => compareIds(id, sub.last) > 0);
+            if (fresh.length === 0) continue;
+            sub.last = fresh[fresh.length - 1]![0];
+            sub.deliver(fresh);
+          }
+        }
+      }
+    } finally {
+      this.running = false;
+      if (!this.closed && this.subscribers.size > 0) this.wake();
+    }
+  }
+}
+
+export interface StreamLimits { perTenant: number; perProcess: number; heartbeatMs: number }
+
+export interface ServeOptions {
+  /** The Redis stream to follow. */
+  key: string;
+  /** Stream id after which to start ('0': from the start); check it with parseStreamId first. */
+  after: string;
+  /** The tenant the stream counts against. */
+  tenant: string;
+  /** True when the source ended and no more entries will come (checked when the stream is idle). */
+  finished: () => Promise<boolean>;
+  /** An event after which the response ends (default: completed, failed, cancelled). */
+  isTerminal?: (event: StreamEvent['event']) => boolean;
+  /** A stream entry as an event (default: a job stream's, its `data` field). */
+  parse?: (entry: [string, string[]]) => StreamEvent;
+}
 
 export class EventStreams {
   /** The open streams, ended when the server closes. */
   private readonly open = new Set<(farewell?: string) => void>();
+  private readonly perTenant = new Map<string, number>();
 
-  constructor(private readonly services: Services) {}
+  constructor(private readonly shared: Redis, private readonly reader: StreamReader, private readonly limits: StreamLimits) {}
 
   closeAll(): void {
     for (const end of this.open) end(': the server is shutting down; reconnect with Last-Event-ID\n\n');
   }
 
-  private jobSource(jobId: string): EventSource {
-    const { services } = this;
-    return {
-      events: (after) => services.jobStore.events(jobId, after),
-      readBlocking: (conn, after, blockMs) => JobStore.readBlocking(conn, services.keys, jobId, after, blockMs),
-      finished: async () => {
-        const status = await services.jobStore.status(jobId);
-        return !status || isFinished(status);
-      },
-      isTerminal: (event) => TERMINAL_EVENTS.has(event.type),
-    };
-  }
+  async serve(request: FastifyRequest, reply: FastifyReply, options: ServeOptions): Promise<void> {
+    const { key, tenant, finished } = options;
+    const parse = options.parse ?? parseEntry;
+    const isTerminal = options.isTerminal ?? ((e) => TERMINAL_EVENTS.has(e.type));
+    const mine = this.perTenant.get(tenant) ?? 0;
+    if (mine >= this.limits.perTenant || this.open.size >= this.limits.perProcess) {
+      const perTenant = mine >= this.limits.perTenant;
+      const limit = perTenant ? this.limits.perTenant : this.limits.perProcess;
+      reply.header('retry-after', '5');
+      throw new HttpError(429, 'TOO_MANY_STREAMS', perTenant
+        ? `this tenant already has ${limit} open event streams on this API process; close one first`
+        : `this API process already serves ${limit} event streams; retry shortly or reach another API process`, {
+        limit, setting: perTenant ? 'SSE_MAX_STREAMS_PER_TENANT' : 'SSE_MAX_STREAMS',
+      });
+    }
+    this.perTenant.set(tenant, mine + 1);
 
-  async serve(request: FastifyRequest, reply: FastifyReply, jobId: string, after: string, source: EventSource = this.jobSource(jobId)): Promise<void> {
-    const { services } = this;
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -61,52 +224,70 @@ export class EventStreams {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    const conn = services.blockingConnection();
     let live = true;
+    let unsubscribe = () => {};
+    let idleCheck: NodeJS.Timeout | undefined;
+    let resolveEnded!: () => void;
+    const ended = new Promise<void>((resolve) => { resolveEnded = resolve; });
     const write = (chunk: string) => { if (live && !res.destroyed) res.write(chunk); };
-    const heartbeat = setInterval(() => write(': ping\n\n'), services.config.sseHeartbeatMs);
+    const heartbeat = setInterval(() => write(': ping\n\n'), this.limits.heartbeatMs);
     const end = (farewell?: string) => {
       if (!live) return;
       if (farewell) write(farewell);
       live = false;
       clearInterval(heartbeat);
+      clearInterval(idleCheck);
+      unsubscribe();
       this.open.delete(end);
-      conn.disconnect();
+      const left = (this.perTenant.get(tenant) ?? 1) - 1;
+      if (left > 0) this.perTenant.set(tenant, left);
+      else this.perTenant.delete(tenant);
       res.end();
+      resolveEnded();
     };
     this.open.add(end);
     res.on('close', () => end());
     res.on('error', () => end());
     write('retry: 2000\n\n');
 
-    const send = (events: StreamEntry[]): boolean => {
-      for (const { id, event } of events) {
-        write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-        if (source.isTerminal(event)) return true;
+    let last = options.after;
+    /** Send events; true after a terminal one. */
+    const send = (events: StreamEvent[]): boolean => {
+      for (const e of events) {
+        if (!live) return true;
+        write(`id: ${e.id}\nevent: ${e.event.type}\ndata: ${JSON.stringify(e.event)}\n\n`);
+        last = e.id;
+        if (isTerminal(e.event)) return true;
       }
       return false;
     };
+    const range = async (): Promise<StreamEvent[]> => (last === MAX_ID ? []
+      : (await this.shared.xrange(key, `(${last}`, '+', 'COUNT', 1000)).map(parse));
+
+    // Nothing new for a while: a source that ended (a job that expired, say) has at most its last entries left.
+    let checking = false;
+    idleCheck = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      finished().then(async (done) => {
+        if (done && live) {
+          send(await range());
+          end();
+        }
+      }).catch(() => {}).finally(() => { checking = false; });
+    }, BLOCK_MS);
 
     try {
-      let last = after;
-      let events = await source.events(last);
-      while (live) {
-        if (send(events)) break;
-        if (events.length > 0) {
-          last = events[events.length - 1].id;
-          events = await source.events(last);
-          continue;
-        }
-        // Nothing new. A job that finished meanwhile has at most its terminal event left to send.
-        if (await source.finished()) {
-          send(await source.events(last));
-          break;
-        }
-        events = await source.readBlocking(conn, last, BLOCK_MS);
+      for (;;) {
+        const events = await range();
+        if (send(events)) return end();
+        if (events.length < 1000) break;
       }
+      if (!live) return;
+      unsubscribe = this.reader.subscribe(key, last, (entries) => { if (send(entries.map(parse))) end(); });
+      await ended;
     } catch (err) {
-      if (live) request.log.error({ err, jobId }, 'event stream failed');
-    } finally {
+      if (live) request.log.error({ err, key }, 'event stream failed');
       end();
     }
   }

@@ -3,13 +3,16 @@
  * loaded, and that the job fits the limits of this server (config.ts).
  */
 import { SETTINGS, type Config } from '../config.js';
-import { expandLayers, parameterCount } from '../core/layers.js';
+import { expandLayers, outputSize, parameterCount, type LayerInfo } from '../core/layers.js';
+import { conv2dColSize } from '../core/kernels/types.js';
+import { multiplyAddsPerRow } from './predict.js';
 import type { JobSpec } from '../core/spec.js';
 import { listBuiltinDatasets } from '../datasets/index.js';
 import type { DatasetStore } from '../store/datasets.js';
 import { HttpError, type Issue } from './errors.js';
 
-export interface DatasetShape { inputShape: number[]; classes: number; synthetic: boolean }
+/** rows: training rows (null for a synthetic set, whose size the spec gives); testRows: rows of its test split. */
+export interface DatasetShape { inputShape: number[]; classes: number; synthetic: boolean; rows: number | null; testRows: number }
 
 /**
  * The shape of a built-in dataset or of the tenant's upload; 400
@@ -23,15 +26,65 @@ export async function datasetShape(id: string, tenant: string, uploads: DatasetS
     if (!builtin.available) {
       throw new HttpError(422, 'DATASET_UNAVAILABLE', `dataset ${id} is not installed on this server: ${builtin.installHint}`, { path: '/dataset/id', id, installHint: builtin.installHint });
     }
-    return { inputShape: builtin.inputShape, classes: builtin.classes, synthetic: builtin.kind === 'synthetic' };
+    return {
+      inputShape: builtin.inputShape, classes: builtin.classes, synthetic: builtin.kind === 'synthetic',
+      rows: builtin.trainRows, testRows: builtin.testRows ?? 0,
+    };
   }
   const upload = await uploads.summary(tenant, id);
-  if (upload) return { inputShape: upload.inputShape, classes: upload.classes, synthetic: false };
+  if (upload) return { inputShape: upload.inputShape, classes: upload.classes, synthetic: false, rows: upload.rows, testRows: 0 };
   const available = builtins.filter((d) => d.available).map((d) => d.id);
   throw new HttpError(400, 'UNKNOWN_DATASET',
     `/dataset/id: unknown dataset "${id}"; available built-in datasets: ${available.join(', ')}; uploaded datasets ("ds_…") are listed by GET /v1/datasets`,
     { path: '/dataset/id', id, available });
 }
+
+/**
+ * Multiply-adds per second a training thread sustains, on the low side: the
+ * fashion MLP 784-256-256-10 trains ~47 000 rows/s here, 3.8e10 multiply-adds/s
+ * (bench/compare.mjs); small layers and convolutions run slower.
+ */
+const TRAIN_MULTIPLY_ADDS_PER_SECOND = 1.5e10;
+
+export interface CostEstimate { memoryBytes: number; seconds: number }
+
+/**
+ * Peak memory and training time of a job, estimated from its layers: every
+ * layer keeps its output and its input gradient for the largest batch it
+ * runs (training batch or evaluation batch, as the trainer sizes them), the
+ * parameters their gradients and the optimizer's slots, the data its raw and
+ * preprocessed copies; compute is a forward and a backward pass (2×) per
+ * training row plus a forward pass per evaluated row, every epoch.
+ */
+export function estimateCost(spec: JobSpec, shape: DatasetShape, layers: LayerInfo[]): CostEstimate {
+  const features = shape.inputShape.reduce((a, b) => a * b, 1);
+  const available = shape.rows ?? spec.dataset.size;
+  const rows = spec.dataset.limit === null ? available : Math.min(available, spec.dataset.limit);
+  const valRows = Math.floor(rows * spec.dataset.validationSplit);
+  const trainRows = rows - valRows;
+  let width = features;
+  let widest = width;
+  let values = 0;
+  let col = 0;
+  for (const l of layers) {
+    const out = outputSize(l, width);
+    values += width + out;
+    widest = Math.max(widest, out);
+    if (l.type === 'conv2d') col = Math.max(col, conv2dColSize(l.inChannels, l.kernelSize, l.kernelSize, l.outHeight, l.outWidth));
+    width = out;
+  }
+  const batch = Math.min(spec.training.batchSize, Math.max(trainRows, 1));
+  const maxBatch = Math.max(batch, Math.min(1024, Math.floor(2 ** 22 / widest)));
+  const optimizer = spec.training.optimizer;
+  const slots = optimizer.type === 'adam' ? 2 : optimizer.type === 'sgd' && optimizer.momentum > 0 ? 1 : 0;
+  const parameters = parameterCount(layers);
+  const memoryBytes = 4 * (maxBatch * values + col + parameters * (2 + slots) + (rows + shape.testRows) * features * 2);
+  const perRow = multiplyAddsPerRow(layers);
+  const seconds = (perRow * (3 * trainRows + valRows + shape.testRows) * spec.training.epochs) / TRAIN_MULTIPLY_ADDS_PER_SECOND;
+  return { memoryBytes: Math.round(memoryBytes), seconds: Math.round(seconds) };
+}
+
+const mib = (bytes: number) => Math.ceil(bytes / 2 ** 20);
 
 /** 400 LIMIT_EXCEEDED naming every field over a limit, the limit and the setting that sets it. */
 export function checkLimits(spec: JobSpec, shape: DatasetShape, config: Config): void {
@@ -54,6 +107,23 @@ export function checkLimits(spec: JobSpec, shape: DatasetShape, config: Config):
   over('/training/epochs', training.epochs, 'maxEpochs', 'epochs');
   over('/training/batchSize', training.batchSize, 'maxBatchSize', 'rows per batch');
   if (shape.synthetic) over('/dataset/size', dataset.size, 'datasetMaxRows', 'rows');
+  over('/dataset/id', shape.classes, 'maxClasses', 'classes');
+  if (issues.length === 0) {
+    // Only for a job within the simple limits: the estimate assumes layers of sane sizes.
+    const estimate = estimateCost(spec, shape, layers);
+    if (estimate.memoryBytes > config.maxJobMemoryBytes) {
+      issues.push({
+        path: '/model', message: `the job would need about ${mib(estimate.memoryBytes)} MiB of memory (activations × batch, parameters, optimizer state, data), over the limit of ${mib(config.maxJobMemoryBytes)} MiB; use a smaller batch or model`,
+        value: estimate.memoryBytes, limit: config.maxJobMemoryBytes, setting: 'MAX_JOB_MEMORY_BYTES', estimate,
+      });
+    }
+    if (estimate.seconds > config.maxJobSeconds) {
+      issues.push({
+        path: '/training/epochs', message: `the job would train for about ${estimate.seconds} s, over the limit of ${config.maxJobSeconds} s; train fewer epochs, rows or units`,
+        value: estimate.seconds, limit: config.maxJobSeconds, setting: 'MAX_JOB_SECONDS', estimate,
+      });
+    }
+  }
   if (issues.length > 0) {
     throw new HttpError(400, 'LIMIT_EXCEEDED', issues.map((i) => `${i.path}: ${i.message}`).join('; '), { issues });
   }

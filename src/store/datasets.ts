@@ -1,8 +1,8 @@
 /**
  * Uploaded datasets: `dataset:{id}` holds the owning tenant, a summary
- * (JSON), the CSV size and the dataset in the binary form of the datasets
- * module. A tenant's uploads are listed in its own index and their CSV sizes
- * add up in its usage hash, which the upload quota checks atomically.
+ * (JSON), the stored size and the dataset in the binary form of the datasets
+ * module. A tenant's uploads are listed in its own index and their stored
+ * sizes add up in its usage hash, which the upload quota checks atomically.
  */
 import { decodeDataset, encodeDataset, type Dataset } from '../datasets/index.js';
 import type { Keys } from '../queue/keys.js';
@@ -41,9 +41,24 @@ redis.call('HINCRBY', KEYS[3], 'datasetBytes', -bytes)
 return 1
 `;
 
+function summaryOf(ds: Dataset, bytes: number): DatasetSummary {
+  return {
+    id: ds.id, name: ds.name, kind: 'upload', inputShape: ds.inputShape, features: ds.features,
+    classes: ds.classes, classNames: ds.classNames, rows: ds.train.n, bytes, createdAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * Bytes an upload takes in Redis, what the quota counts: the encoded dataset
+ * and its summary (whose `bytes` field gets 16 digits of room).
+ */
+export function storedSize(ds: Dataset, encoded: Buffer = encodeDataset(ds)): number {
+  return encoded.length + Buffer.byteLength(JSON.stringify(summaryOf(ds, 1e15)));
+}
+
 export class DatasetQuotaError extends Error {
   constructor(readonly bytes: number, readonly used: number, readonly limit: number) {
-    super(`the upload of ${bytes} bytes would exceed the tenant's dataset storage of ${limit} bytes (${used} in use)`);
+    super(`storing this upload takes ${bytes} bytes, over the tenant's dataset storage of ${limit} bytes (${used} in use)`);
     this.name = 'DatasetQuotaError';
   }
 }
@@ -51,16 +66,18 @@ export class DatasetQuotaError extends Error {
 export class DatasetStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly maxBytesPerTenant: number) {}
 
-  /** Store an upload of `bytes` CSV bytes; DatasetQuotaError when the tenant's storage would exceed its limit. */
-  async save(tenant: string, ds: Dataset, bytes: number): Promise<DatasetSummary> {
-    const summary: DatasetSummary = {
-      id: ds.id, name: ds.name, kind: 'upload', inputShape: ds.inputShape, features: ds.features,
-      classes: ds.classes, classNames: ds.classNames, rows: ds.train.n, bytes, createdAt: new Date().toISOString(),
-    };
+  /**
+   * Store an upload; it counts what Redis stores (see storedSize).
+   * DatasetQuotaError when the tenant's storage would exceed its limit.
+   */
+  async save(tenant: string, ds: Dataset): Promise<DatasetSummary> {
+    const data = encodeDataset(ds);
+    const bytes = storedSize(ds, data);
+    const summary = summaryOf(ds, bytes);
     const k = this.keys;
     const used = await this.redis.saveDataset(
       k.dataset(ds.id), k.datasetIndex(tenant), k.usage(tenant),
-      this.maxBytesPerTenant, bytes, ds.id, tenant, JSON.stringify(summary), encodeDataset(ds),
+      this.maxBytesPerTenant, bytes, ds.id, tenant, JSON.stringify(summary), data,
     );
     if (used >= 0) throw new DatasetQuotaError(bytes, used, this.maxBytesPerTenant);
     return summary;

@@ -123,18 +123,13 @@ export class ExperimentStore {
     return entries.map(parseEntry);
   }
 
-  /** Wait up to `blockMs` for events after `after`, on a connection of the caller's own. */
-  static async readBlocking(conn: Redis, keys: Keys, id: string, after: string, blockMs: number): Promise<StoredExperimentEvent[]> {
-    const res = await conn.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', keys.experimentEvents(id), after);
-    return res ? res[0]![1].map(parseEntry) : [];
-  }
-
   async status(id: string): Promise<ExperimentStatus | null> {
     return (await this.redis.hget(this.keys.experiment(id), 'status')) as ExperimentStatus | null;
   }
 }
 
-function parseEntry([id, fields]: [string, string[]]): StoredExperimentEvent {
+/** A stream entry as an event (a child's events carry their jobId, variant and seed in the data). */
+export function parseEntry([id, fields]: [string, string[]]): StoredExperimentEvent {
   return { id, event: JSON.parse(fields[fields.indexOf('data') + 1]!) as ExperimentEvent };
 }
 

@@ -291,14 +291,6 @@ export class JobStore {
     return this.redis.getBuffer(this.keys.checkpoint(id));
   }
 
-  /**
-   * Wait up to `blockMs` for events after `after`, on a connection of the
-   * caller's own (XREAD BLOCK holds the connection).
-   */
-  static async readBlocking(conn: Redis, keys: Keys, id: string, after: string, blockMs: number): Promise<StoredEvent[]> {
-    const res = await conn.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', keys.events(id), after);
-    return res ? res[0][1].map(parseEntry) : [];
-  }
 }
 
 export function parseEntry([id, fields]: [string, string[]]): StoredEvent {

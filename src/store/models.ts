@@ -8,6 +8,14 @@ import type { Artifact, ModelManifest } from '../core/artifact.js';
 import type { Keys } from '../queue/keys.js';
 import type { Redis } from './redis.js';
 
+/** KEYS: model, index. ARGV: tenant, id. One script, so the owner check and the delete are atomic. */
+const DELETE_MODEL_LUA = `
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
+redis.call('UNLINK', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+`;
+
 export class ModelStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys) {}
 
@@ -33,6 +41,11 @@ export class ModelStore {
     const [tenant, manifest, weights] = await this.redis.hmgetBuffer(this.keys.model(id), 'tenant', 'manifest', 'weights');
     if (!tenant || !manifest || !weights) return null;
     return { tenant: tenant.toString(), artifact: { manifest: JSON.parse(manifest.toString('utf8')) as ModelManifest, weights } };
+  }
+
+  /** Delete the tenant's model (true), or nothing when it has no such model (false, also for another tenant's). */
+  async delete(tenant: string, id: string): Promise<boolean> {
+    return (await this.redis.eval(DELETE_MODEL_LUA, 2, this.keys.model(id), this.keys.modelIndex(tenant), tenant, id)) === 1;
   }
 
   /** The tenant's models, newest first; the cursor is the last id of the previous page. */

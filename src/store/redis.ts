@@ -40,7 +40,36 @@ export function redisOptions(url: string, name: string): RedisOptions {
   };
 }
 
-export function createRedis(url: string, name: string, options: RedisOptions = {}): Redis {
+interface ErrorSink { error(obj: object, msg: string): void }
+
+/** How often one connection logs its errors at most (an outage would otherwise log every reconnect attempt). */
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * A logger of a connection's errors: the first at once, then at most one
+ * line per ERROR_LOG_INTERVAL_MS with the number of errors in between.
+ */
+export function errorLogger(logger: ErrorSink, name: string): (err: unknown) => void {
+  let lastLog = -Infinity;
+  let suppressed = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - lastLog < ERROR_LOG_INTERVAL_MS) {
+      suppressed++;
+      return;
+    }
+    logger.error({ connection: name, err: (err as Error)?.message ?? String(err), suppressed }, 'redis connection error');
+    lastLog = now;
+    suppressed = 0;
+  };
+}
+
+/**
+ * A connection. With a logger its errors (refused connections, max clients
+ * reached, lost connections) are logged, rate-limited; without one they
+ * surface only where a command is awaited.
+ */
+export function createRedis(url: string, name: string, options: RedisOptions = {}, logger?: ErrorSink): Redis {
   const client = new Redis({
     ...redisOptions(url, name),
     lazyConnect: true,
@@ -54,9 +83,8 @@ export function createRedis(url: string, name: string, options: RedisOptions = {
     },
     ...options,
   });
-  // ioredis reconnects by itself and a failed command surfaces where it is
-  // awaited (a 503 in the API); the BullMQ connections' error events log the outage.
-  client.on('error', () => {});
+  // ioredis reconnects by itself; a failed command also surfaces where it is awaited (a 503 in the API).
+  client.on('error', logger ? errorLogger(logger, name) : () => {});
   return client;
 }
 

@@ -80,7 +80,7 @@ describe('POST /jobs', () => {
 
   it('answers malformed JSON with 400', async () => {
     expectError(await api(base, 'POST', '/jobs', '{"dataset": {'), 400, 'MALFORMED_JSON');
-    expectError(await api(base, 'POST', '/jobs', '{"__proto__": {"x": 1}}'), 400, 'MALFORMED_JSON');
+    expectError(await api(base, 'POST', '/jobs', '{"__proto__": {"x": 1}}'), 400, 'FORBIDDEN_JSON_KEY');
     expectError(await api(base, 'POST', '/jobs', ''), 400, 'MALFORMED_JSON');
   });
 

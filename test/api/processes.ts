@@ -68,7 +68,8 @@ export class PrivateRedis {
   readonly dir = mkdtempSync(path.join(os.tmpdir(), 'normlab-redis-'));
   private proc: Proc | null = null;
 
-  constructor(readonly port: number) {}
+  /** `args`: more redis-server options, e.g. ['--maxclients', '40']. */
+  constructor(readonly port: number, private readonly args: string[] = []) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -77,7 +78,7 @@ export class PrivateRedis {
   async start(): Promise<void> {
     this.proc = track(spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no',
+      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', ...this.args,
     ], { stdio: ['ignore', 'pipe', 'pipe'] }));
     await until(async () => redisAnswers('127.0.0.1', this.port), 10_000);
   }

@@ -5,6 +5,8 @@
  * stored datasets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCsvDataset } from '../../src/datasets/index.js';
+import { storedSize } from '../../src/store/datasets.js';
 import { api, readEvents, startStack, submit, TINY_SPEC, type Stack } from './helpers.js';
 
 const ALICE = 'alice-key-0123456789abcdef';
@@ -16,6 +18,8 @@ let stack: Stack;
 let base: string;
 
 const CSV = ['x,y,label', ...Array.from({ length: 40 }, (_, i) => `${i % 7},${i % 3},${i % 2 ? 'a' : 'b'}`)].join('\n');
+/** What one upload of CSV takes in storage, as the quota counts it. */
+const STORED = storedSize(parseCsvDataset(CSV, { id: `ds_${'0'.repeat(21)}`, name: 'uploaded dataset' }));
 const upload = (key: string, body = CSV) => fetch(`${base}/datasets`, {
   method: 'POST', headers: { 'content-type': 'text/csv', authorization: `Bearer ${key}` }, body,
 }).then(async (r) => ({ status: r.status, body: await r.json() }));
@@ -23,7 +27,7 @@ const upload = (key: string, body = CSV) => fetch(`${base}/datasets`, {
 beforeAll(async () => {
   stack = await startStack('tenants', {
     worker: true,
-    config: { apiKeys: KEYS, tenantMaxActiveJobs: 2, tenantMaxDatasetBytes: 2 * CSV.length + 10, rateLimitMax: 0 },
+    config: { apiKeys: KEYS, tenantMaxActiveJobs: 2, tenantMaxDatasetBytes: 2 * STORED + 10, rateLimitMax: 0 },
   });
   base = stack.base;
 });
@@ -130,11 +134,12 @@ describe('per-tenant limits', () => {
   it('refuses an upload beyond TENANT_MAX_DATASET_BYTES until one is deleted', async () => {
     const first = await upload(BOB);
     expect(first.status).toBe(201);
+    expect(first.body.bytes).toBe(STORED);
     expect((await upload(BOB)).status).toBe(201);
     const over = await upload(BOB);
     expect(over.status).toBe(413);
     expect(over.body.error).toMatchObject({
-      code: 'DATASET_QUOTA_EXCEEDED', details: { bytes: CSV.length, used: 2 * CSV.length, limit: 2 * CSV.length + 10, setting: 'TENANT_MAX_DATASET_BYTES' },
+      code: 'DATASET_QUOTA_EXCEEDED', details: { bytes: STORED, used: 2 * STORED, limit: 2 * STORED + 10, setting: 'TENANT_MAX_DATASET_BYTES' },
     });
     expect((await api(base, 'DELETE', `/datasets/${first.body.id}`, undefined, BOB)).status).toBe(204);
     expect((await upload(BOB)).status).toBe(201);

@@ -100,6 +100,7 @@ const CASES: Array<[Record<string, unknown>, string, string]> = [
   [{ training: { earlyStopping: { minDelta: -1 } } }, '/training/earlyStopping/minDelta', 'must be >= 0'],
   [{ training: { freezeBatchNormAfterEpoch: -1 } }, '/training/freezeBatchNormAfterEpoch', 'must be >= 0 (or null)'],
   [{ training: { freezeBatchNormAfterEpoch: 'never' } }, '/training/freezeBatchNormAfterEpoch', 'must be an integer or null'],
+  [{ training: { maxSeconds: 0 } }, '/training/maxSeconds', 'must be > 0 (or null)'],
 ];
 
 describe('spec errors name the field and the allowed values or the rule', () => {

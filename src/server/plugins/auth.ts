@@ -4,13 +4,22 @@
  * the request creates and is the only one that sees it. A presented key is
  * hashed and compared with every configured key's hash by timingSafeEqual,
  * without stopping at a match, so the time taken says nothing about which
- * key, or how much of one, was right. Without keys the API is open: every
- * request acts for the tenant "default".
+ * key, or how much of one, was right. Failed attempts are counted per client
+ * address: beyond AUTH_FAIL_MAX in AUTH_FAIL_WINDOW_MS the address gets 429
+ * until the window ends. Without keys the API is open: every request acts
+ * for the tenant "default".
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKey } from '../../config.js';
+import type { Redis } from '../../store/redis.js';
 import { HttpError } from '../errors.js';
+
+/** Failed authentications per client address (AUTH_FAIL_MAX per AUTH_FAIL_WINDOW_MS), counted in Redis across API processes. */
+export interface AuthFailLimit { redis: Redis; prefix: string; max: number; windowMs: number }
+
+/** Most client addresses one process remembers as blocked. */
+const MAX_BLOCKED = 100_000;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,7 +41,7 @@ export function isPublic(request: FastifyRequest): boolean {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
-export function installAuth(app: FastifyInstance, keys: ApiKey[]): void {
+export function installAuth(app: FastifyInstance, keys: ApiKey[], failLimit?: AuthFailLimit): void {
   app.decorateRequest('tenant', '');
   app.decorateRequest('clientId', '');
   if (keys.length === 0) {
@@ -48,9 +57,35 @@ export function installAuth(app: FastifyInstance, keys: ApiKey[]): void {
     const digest = sha256(key);
     return { digest, tenant, id: `key-${digest.toString('hex').slice(0, 12)}` };
   });
+  // Addresses over the limit, until when: refused before any key is checked, so guessing stops paying off.
+  const blocked = new Map<string, number>();
+  const tooMany = (reply: FastifyReply, until: number, limit: AuthFailLimit) => {
+    const retryAfterSeconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+    reply.header('retry-after', String(retryAfterSeconds));
+    return new HttpError(429, 'RATE_LIMITED', `more than ${limit.max} failed authentications from this client address in ${limit.windowMs} ms; retry in ${retryAfterSeconds} s`, {
+      limit: limit.max, windowMs: limit.windowMs, retryAfterSeconds, setting: 'AUTH_FAIL_MAX',
+    });
+  };
+  /** Count a failure of this address; the time until which it is blocked, or null. Redis away: not counted. */
+  const countFailure = async (ip: string, limit: AuthFailLimit): Promise<number | null> => {
+    const key = `${limit.prefix}:authfail:${ip}`;
+    const result = await limit.redis.multi().incr(key).pexpire(key, limit.windowMs, 'NX').pttl(key).exec().catch(() => null);
+    const count = Number(result?.[0]?.[1] ?? 0);
+    if (count <= limit.max) return null;
+    const until = Date.now() + Math.max(0, Number(result?.[2]?.[1] ?? limit.windowMs));
+    if (blocked.size >= MAX_BLOCKED) for (const [addr, t] of blocked) if (t <= Date.now()) blocked.delete(addr);
+    if (blocked.size < MAX_BLOCKED) blocked.set(ip, until);
+    return until;
+  };
+
   app.addHook('onRequest', async (request, reply) => {
     request.clientId = request.ip;
     if (isPublic(request)) return;
+    const blockedUntil = blocked.get(request.ip);
+    if (failLimit && blockedUntil !== undefined) {
+      if (blockedUntil > Date.now()) throw tooMany(reply, blockedUntil, failLimit);
+      blocked.delete(request.ip);
+    }
     const presented = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '')?.[1];
     let match: (typeof known)[number] | undefined;
     if (presented !== undefined) {
@@ -58,6 +93,8 @@ export function installAuth(app: FastifyInstance, keys: ApiKey[]): void {
       for (const k of known) if (timingSafeEqual(k.digest, digest)) match = k;
     }
     if (!match) {
+      const until = failLimit ? await countFailure(request.ip, failLimit) : null;
+      if (until !== null && failLimit) throw tooMany(reply, until, failLimit);
       reply.header('www-authenticate', 'Bearer');
       throw presented === undefined
         ? new HttpError(401, 'UNAUTHORIZED', 'this API needs an API key: send the header Authorization: Bearer <key>', { header: 'authorization' })

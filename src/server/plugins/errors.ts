@@ -7,12 +7,14 @@ import { SpecError } from '../../core/spec.js';
 import { DatasetError } from '../../datasets/index.js';
 import { DatasetQuotaError } from '../../store/datasets.js';
 import { ActiveJobsLimitError } from '../../store/jobs.js';
-import { HttpError, ValidationError } from '../errors.js';
+import { contentEncoding, HttpError, ValidationError } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The setting that sets the route's body limit, named in its 413 (default BODY_LIMIT_BYTES). */
     bodyLimitSetting?: string;
+    /** Content-Encodings the route decodes itself besides identity (others: 415). */
+    contentEncodings?: string[];
   }
 }
 
@@ -30,7 +32,12 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
 };
 
-function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer {
+/** ioredis's errors for a command that could not reach Redis (disconnected with no offline queue, no answer in time, retries used up). */
+function isRedisUnreachable(err: Error): boolean {
+  return err.name === 'MaxRetriesPerRequestError' || /enableOfflineQueue|Command timed out|Connection is closed/.test(err.message);
+}
+
+function answer(err: Error, bodyLimit: number, bodyLimitSetting: string, redisReady: boolean): Answer {
   if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message, details: err.details };
   if (err instanceof ValidationError) {
     return { status: 400, code: 'INVALID_REQUEST', message: err.message, details: { in: err.part, issues: err.issues } };
@@ -57,7 +64,7 @@ function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer
       details: { limit: bodyLimit, setting: bodyLimitSetting },
     };
   }
-  if (err.name === 'MaxRetriesPerRequestError') {
+  if (isRedisUnreachable(err) || (!redisReady && statusCode >= 500)) {
     return { status: 503, code: 'REDIS_UNAVAILABLE', message: 'the service cannot reach Redis; retry shortly', details: {} };
   }
   if (statusCode >= 400 && statusCode < 500) {
@@ -69,10 +76,23 @@ function answer(err: Error, bodyLimit: number, bodyLimitSetting: string): Answer
 }
 
 export function installErrorHandling(app: FastifyInstance): void {
+  // A body in an encoding the route does not decode would be read as garbage: 415 before parsing.
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = contentEncoding(request.headers['content-encoding']);
+    const accepted = request.routeOptions.config?.contentEncodings ?? [];
+    if (encoding !== 'identity' && !accepted.includes(encoding)) {
+      throw new HttpError(415, 'UNSUPPORTED_CONTENT_ENCODING',
+        `Content-Encoding ${encoding.slice(0, 40)} is not supported here; send the body uncompressed${accepted.length ? ` or as ${accepted.join(', ')}` : ''}`,
+        { header: 'content-encoding', supported: ['identity', ...accepted] });
+    }
+    return payload;
+  });
+
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const bodyLimit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0;
-    const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES');
-    if (a.status >= 500) request.log.error({ err }, 'request failed');
+    const a = answer(err, bodyLimit, request.routeOptions.config?.bodyLimitSetting ?? 'BODY_LIMIT_BYTES', app.services.redis.status === 'ready');
+    // 503s (Redis away, shutting down) are not failures of the server; the Redis connection logs the outage itself, rate-limited.
+    if (a.code === 'INTERNAL') request.log.error({ err }, 'request failed');
     return reply.code(a.status).type('application/json; charset=utf-8').send({ error: { code: a.code, message: a.message, details: a.details } });
   });
 

@@ -28,9 +28,20 @@ export function jsonDepth(text: string): number {
   return deepest;
 }
 
+function isValidJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function installJsonParser(app: FastifyInstance, maxDepth: number): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  // JSON is only read as application/json: a JSON body sent as text/plain is a 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     const depth = jsonDepth(text);
@@ -40,6 +51,16 @@ export function installJsonParser(app: FastifyInstance, maxDepth: number): void 
       }), undefined);
       return;
     }
-    parse(request, text, done);
+    parse(request, text, (err, value) => {
+      if (err && isValidJson(text)) {
+        // Valid JSON that the parser refuses: a prototype-poisoning key.
+        done(new HttpError(400, 'FORBIDDEN_JSON_KEY',
+          'the JSON body has a "__proto__" key, or a "constructor" key holding "prototype"; such keys are refused', {
+            keys: ['__proto__', 'constructor.prototype'],
+          }), undefined);
+        return;
+      }
+      done(err, value);
+    });
   });
 }

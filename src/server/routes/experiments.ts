@@ -4,7 +4,7 @@ import { resolveExperiment, type ResolvedExperiment } from '../../experiments/gr
 import { ExperimentError, ExperimentTooLargeError } from '../../experiments/spec.js';
 import { TEMPLATES } from '../../experiments/templates.js';
 import { displayStatus, ExperimentFinishedError, runInputs } from '../../queue/experiments.js';
-import { ExperimentStore, isExperimentFinished, type ExperimentRecord } from '../../store/experiments.js';
+import { isExperimentFinished, parseEntry as parseExperimentEntry, type ExperimentRecord } from '../../store/experiments.js';
 import { countStatuses } from '../../experiments/summary.js';
 import { HttpError } from '../errors.js';
 import { errors, IdParams } from '../schemas/common.js';
@@ -12,7 +12,7 @@ import {
   Experiment, ExperimentList, ExperimentListQuery, ExperimentMetrics, SubmitExperimentBody, SubmitExperimentResponse, TemplateList,
 } from '../schemas/experiments.js';
 import { EventsHeaders, EventsQuery, MetricsQuery } from '../schemas/jobs.js';
-import { EventStreams } from '../sse.js';
+import { resumeAfter } from '../sse.js';
 import { checkLimits, datasetShape, type DatasetShape } from '../submit-checks.js';
 import { typeboxValidatorCompiler, type TypeBoxTypeProvider } from '../validation.js';
 import type { Services } from '../services.js';
@@ -77,8 +77,6 @@ function csvField(v: unknown): string {
 const experimentsRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { services } = app;
-  const streams = new EventStreams(services);
-  app.addHook('preClose', async () => streams.closeAll());
 
   const find = async (tenant: string, id: string) => {
     const record = await services.experiments.get(tenant, id);
@@ -183,16 +181,18 @@ const experimentsRoutes: FastifyPluginAsync = async (fastify) => {
       headers: EventsHeaders,
       response: {
         200: { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-        ...errors(400, 404),
+        ...errors(400, 404, 429),
       },
     },
   }, async (request, reply) => {
     const { id } = request.params;
+    const after = resumeAfter(request.headers['last-event-id'], request.query.lastEventId);
     await find(request.tenant, id);
-    const after = request.headers['last-event-id'] ?? request.query.lastEventId ?? '0';
-    await streams.serve(request, reply, id, after, {
-      events: (from) => services.experimentStore.events(id, from),
-      readBlocking: (conn, from, blockMs) => ExperimentStore.readBlocking(conn, services.keys, id, from, blockMs),
+    await services.streams.serve(request, reply, {
+      key: services.keys.experimentEvents(id),
+      after,
+      tenant: request.tenant,
+      parse: parseExperimentEntry,
       finished: async () => {
         const status = await services.experimentStore.status(id);
         return !status || isExperimentFinished(status);

@@ -5,14 +5,14 @@ import { expandLayers } from '../../core/layers.js';
 import { JobSpecSchema, type JobSpec } from '../../core/spec.js';
 import { specWarnings } from '../../core/warnings.js';
 import { JobFinishedError } from '../../queue/train-queue.js';
-import type { EpochEvent, JobRecord } from '../../store/jobs.js';
+import { isFinished, type EpochEvent, type JobRecord } from '../../store/jobs.js';
 import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams } from '../schemas/common.js';
 import {
   BatchNormHistory, EventsHeaders, EventsQuery, Job, JobList, JobListQuery, MetricsQuery, MetricsResponse, SubmitResponse,
 } from '../schemas/jobs.js';
 import type { BatchNormEpochEntry } from '../../store/jobs.js';
-import { EventStreams } from '../sse.js';
+import { resumeAfter } from '../sse.js';
 import { checkLimits, datasetShape } from '../submit-checks.js';
 import { jobSpecValidatorCompiler, type TypeBoxTypeProvider } from '../validation.js';
 
@@ -60,8 +60,6 @@ function byLayer(entries: BatchNormEpochEntry[]) {
 const jobsRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { services } = app;
-  const streams = new EventStreams(services);
-  app.addHook('preClose', async () => streams.closeAll());
 
   const find = async (tenant: string, id: string) => {
     const job = await services.jobs.get(tenant, id);
@@ -121,14 +119,22 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       headers: EventsHeaders,
       response: {
         200: { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-        ...errors(400, 404),
+        ...errors(400, 404, 429),
       },
     },
   }, async (request, reply) => {
     const { id } = request.params;
+    const after = resumeAfter(request.headers['last-event-id'], request.query.lastEventId);
     await find(request.tenant, id);
-    const after = request.headers['last-event-id'] ?? request.query.lastEventId ?? '0';
-    await streams.serve(request, reply, id, after);
+    await services.streams.serve(request, reply, {
+      key: services.keys.events(id),
+      after,
+      tenant: request.tenant,
+      finished: async () => {
+        const status = await services.jobStore.status(id);
+        return !status || isFinished(status);
+      },
+    });
   });
 
   app.get('/jobs/:id/metrics', {

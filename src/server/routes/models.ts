@@ -5,6 +5,7 @@ import type { ModelManifest } from '../../core/artifact.js';
 import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams, PageQuery } from '../schemas/common.js';
 import { BatchNormResponse, ModelDetail, ModelList, predictBody, PredictResponse } from '../schemas/models.js';
+import { checkPredictLimits, predictRows } from '../predict.js';
 import type { TypeBoxTypeProvider } from '../validation.js';
 
 function summary(id: string, m: ModelManifest) {
@@ -62,6 +63,22 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     };
   });
 
+  app.delete('/models/:id', {
+    schema: {
+      tags: ['models'],
+      summary: 'Delete a model',
+      description: 'Its weights and manifest are gone from Redis at once; the job that trained it stays. ' +
+        'Other API processes may answer predictions from their cache (MODEL_CACHE_SIZE) until it evicts the model.',
+      params: IdParams,
+      response: { 204: { description: 'Deleted', type: 'null' }, ...errors(400, 404) },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    if (!(await services.models.delete(request.tenant, id))) throw notFound('model', id);
+    services.modelCache.evict(id);
+    return reply.code(204).send();
+  });
+
   app.get('/models/:id/batchnorm', {
     schema: {
       tags: ['models'],
@@ -95,15 +112,19 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     schema: {
       tags: ['models'],
       summary: 'Predict with the frozen statistics',
-      description: 'Each row is predicted independently of the others: the same row gives the same answer alone or in any batch.',
+      description: 'Each row is predicted independently of the others: the same row gives the same answer alone or in any batch. ' +
+        `At most ${services.config.predictMaxRows} rows, ${services.config.predictMaxWork} multiply-adds (PREDICT_MAX_WORK) and ` +
+        `${services.config.predictMaxOutputValues} probabilities (PREDICT_MAX_OUTPUT_VALUES) per request (400 LIMIT_EXCEEDED); ` +
+        'rows whose values overflow the model: 422 PREDICTION_NOT_FINITE.',
       params: IdParams,
       body: predictBody(services.config.predictMaxRows),
-      response: { 200: PredictResponse, ...errors(400, 404, 413) },
+      response: { 200: PredictResponse, ...errors(400, 404, 413, 422) },
     },
   }, async (request) => {
     const { id } = request.params;
     const model = await loaded(request.tenant, id);
     const { instances } = request.body;
+    checkPredictLimits(model, instances.length, services.config);
     const f = model.features;
     const rows = new Float32Array(instances.length * f);
     instances.forEach((row, i) => {
@@ -114,14 +135,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       }
       rows.set(row, i * f);
     });
-    const probs = model.predict(rows, instances.length);
-    const c = model.classes;
-    const predictions = instances.map((_, i) => {
-      const p = Array.from(probs.subarray(i * c, (i + 1) * c));
-      let best = 0;
-      for (let j = 1; j < c; j++) if (p[j] > p[best]) best = j;
-      return { label: model.classNames[best], probabilities: p };
-    });
+    const predictions = await predictRows(model, id, rows, instances.length);
     return { predictions };
   });
 };

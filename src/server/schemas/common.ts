@@ -25,14 +25,17 @@ export const PageQuery = {
   cursor: Type.Optional(Type.String({ pattern: ID_PATTERN, description: 'nextCursor of the previous page' })),
 };
 
-export const Metrics = Type.Object({ loss: Type.Number(), accuracy: Type.Number() });
+/** A measured value; null where a stored record holds a number that is not finite (older jobs), so reads never fail on it. */
+export const Measured = (description?: string) => Type.Union([Type.Number(), Type.Null()], description ? { description } : {});
+
+export const Metrics = Type.Object({ loss: Measured(), accuracy: Measured() });
 
 export const TrainInferenceGap = Type.Object({
   split: Type.Union([Type.Literal('val'), Type.Literal('train')], { description: 'Rows it was measured on (train when there is no validation split)' }),
   frozen: Metrics,
   batch: Metrics,
-  accuracy: Type.Number({ description: 'batch.accuracy − frozen.accuracy (positive: the frozen statistics lose accuracy)' }),
-  loss: Type.Number({ description: 'frozen.loss − batch.loss' }),
+  accuracy: Measured('batch.accuracy − frozen.accuracy (positive: the frozen statistics lose accuracy)'),
+  loss: Measured('frozen.loss − batch.loss'),
 }, { description: 'The same rows with the frozen inference statistics and with batch statistics (BN in training mode, no dropout, mini-batches of batchSize)' });
 
 export const FinalMetrics = Type.Object({
@@ -40,8 +43,8 @@ export const FinalMetrics = Type.Object({
   train: Metrics,
   val: Nullable(Metrics),
   test: Nullable(Metrics),
-  trainingSeconds: Type.Number(),
-  samplesPerSec: Type.Number(),
+  trainingSeconds: Measured(),
+  samplesPerSec: Measured(),
   gap: Type.Optional(Nullable(TrainInferenceGap)),
   inferenceStats: Type.Optional(Type.Union([Type.Literal('moving'), Type.Literal('population')], { description: 'The frozen statistics the model keeps' })),
 });

@@ -17,6 +17,7 @@ export const UploadResponse = Type.Object({
   features: Type.Integer(),
   classes: Type.Integer(),
   classNames: Type.Array(Type.String()),
+  bytes: Type.Integer({ description: 'What the upload takes in storage (the parsed dataset), counted against TENANT_MAX_DATASET_BYTES' }),
 });
 
 export const DatasetInfo = Type.Object({

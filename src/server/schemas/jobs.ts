@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { JobSpecSchema } from '../../core/spec.js';
 import { JOB_STATUSES } from '../../store/jobs.js';
-import { FinalMetrics, Metrics, Nullable, PageQuery, TrainInferenceGap } from './common.js';
+import { FinalMetrics, Measured, Metrics, Nullable, PageQuery, TrainInferenceGap } from './common.js';
 
 export const JobStatus = Type.Union(JOB_STATUSES.map((s) => Type.Literal(s)));
 
@@ -35,10 +35,10 @@ export const Job = Type.Object({
   dataset: Type.String(),
   progress: Nullable(Type.Object({
     epoch: Type.Integer(), epochs: Type.Integer(), step: Type.Integer(), stepsPerEpoch: Type.Integer(),
-    loss: Type.Number(), samplesPerSec: Type.Number(), etaSeconds: Type.Number(),
+    loss: Measured(), samplesPerSec: Measured(), etaSeconds: Measured(),
   })),
   metrics: Nullable(Type.Object({
-    epoch: Type.Integer(), train: Metrics, val: Nullable(Metrics), test: Nullable(Metrics), lr: Type.Number(),
+    epoch: Type.Integer(), train: Metrics, val: Nullable(Metrics), test: Nullable(Metrics), lr: Measured(),
   }, { description: 'The latest epoch' })),
   result: Nullable(Type.Object({ metrics: FinalMetrics, epochsToTarget: Nullable(Type.Integer()) })),
   warnings: Type.Array(JobWarning),
@@ -63,13 +63,13 @@ export const EpochMetrics = Type.Object({
   train: Metrics,
   val: Nullable(Metrics),
   test: Nullable(Metrics),
-  lr: Type.Number(),
-  seconds: Type.Number({ description: 'Training time of the epoch' }),
+  lr: Measured(),
+  seconds: Measured('Training time of the epoch'),
   bn: Type.Array(Type.Object({
     layer: Type.Integer(),
     batchMean: Nullable(Type.Number({ description: 'Channel average of the batch mean, averaged over the epoch\'s batches; null when frozen all epoch' })),
     batchVar: Nullable(Type.Number()),
-    runningMean: Type.Number(), runningVar: Type.Number(), gammaNorm: Type.Number(),
+    runningMean: Measured(), runningVar: Measured(), gammaNorm: Measured(),
     batchMeanSpread: Type.Optional(Nullable(Type.Number({ description: 'Standard deviation across channels of the batch mean' }))),
     batchVarSpread: Type.Optional(Nullable(Type.Number())),
     meanDistance: Type.Optional(Nullable(Type.Number({ description: 'Channel average of |running mean − batch mean| / batch std' }))),
