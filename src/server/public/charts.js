@@ -12,6 +12,9 @@ export function fade(hex, alpha) {
   return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
 }
 
+/** Epochs and channels are whole numbers: no tick at 2.5. */
+export const INTEGER_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
 const fmtValue = (v) => (v == null ? '–' : Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(4));
 
 /**
@@ -20,7 +23,9 @@ const fmtValue = (v) => (v == null ? '–' : Math.abs(v) >= 1000 || (Math.abs(v)
  */
 export class Chart {
   constructor(parent, { title, name, series, xLabel = 'epoch', height = 220, bands = [], yRange, scales, axes, xValues, hooks, logY = false }) {
-    this.el = h('div', { class: 'chart', dataset: { chart: name ?? title, points: '0' } }, h('div', { class: 'title' }, title));
+    // data-points / data-draws: how many x values are drawn and how many redraws it took (the browser test reads them).
+    this.el = h('div', { class: 'chart', dataset: { chart: name ?? title, points: '0', draws: '0' } }, h('div', { class: 'title' }, title));
+    this.draws = 0;
     parent.append(this.el);
     this.data = [[], ...series.map(() => [])];
     this.pending = false;
@@ -31,7 +36,7 @@ export class Chart {
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: false }, y: { distr: logY ? 3 : 1, ...(yRange ? { range: yRange } : {}) }, ...(scales ?? {}) },
       axes: axes ?? [
-        { label: xLabel, size: 36, labelSize: 16, ...(xValues ? { values: xValues } : {}) },
+        { label: xLabel, size: 36, labelSize: 16, incrs: INTEGER_STEPS, ...(xValues ? { values: xValues } : {}) },
         { size: 60 },
       ],
       series: [
@@ -83,6 +88,7 @@ export class Chart {
       this.pending = false;
       this.u.setData(this.data);
       this.el.dataset.points = String(this.data[0].length);
+      this.el.dataset.draws = String(++this.draws);
     });
   }
 }

@@ -94,6 +94,9 @@ async function templates(box) {
 const ACTIVATIONS = ['relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid'];
 const BN_MODES = ['before', 'after', 'input', 'none'];
 
+/** Indented JSON with arrays of numbers on one line. */
+const pretty = (value) => JSON.stringify(value, null, 2).replace(/\[\s+([-\d.e,\s]*?)\s+\]/g, (_, inner) => `[${inner.split(/,\s+/).join(', ')}]`);
+
 const ints = (s) => s.split(/[\s,]+/).filter(Boolean).map(Number);
 
 async function newJobForm(box) {
@@ -155,7 +158,7 @@ async function newJobForm(box) {
     form.elements.conv.disabled = v.architecture !== 'cnn';
     form.elements.dense.disabled = v.architecture !== 'cnn';
     form.elements.momentum.disabled = v.optimizer !== 'sgd';
-    preview.textContent = JSON.stringify(spec(), null, 2);
+    preview.textContent = pretty(spec());
   };
   form.addEventListener('input', update);
   form.addEventListener('change', update);

@@ -2,7 +2,7 @@
 // event stream, warnings, per-BN-layer statistics over epochs (batch vs running mean and variance,
 // γ), per-channel statistics when the server keeps them, final metrics and the model.
 import { api, follow, serverFeatures } from '../api.js';
-import { Chart, fade, PALETTE } from '../charts.js';
+import { Chart, fade, INTEGER_STEPS, PALETTE } from '../charts.js';
 import { badge, duration, errorNotice, fill, h, num, pct, signed } from '../dom.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -23,9 +23,16 @@ export async function render(main, id) {
   const bnBox = h('div', { id: 'bn-layers' });
   const channelsBox = h('div', { id: 'bn-channels' });
   const modelLink = h('span', {});
+  const cancel = h('button', {
+    type: 'button', class: 'secondary', id: 'cancel-job', hidden: job.status !== 'queued' && job.status !== 'running',
+    onclick: async () => {
+      cancel.disabled = true;
+      await api(`/jobs/${id}`, { method: 'DELETE' }).catch((err) => warnings.append(errorNotice(err)));
+    },
+  }, 'Cancel job');
 
   fill(main,
-    h('h1', {}, spec.name ?? job.name ?? id, ' ', status),
+    h('h1', {}, spec.name ?? job.name ?? id, ' ', status, ' ', cancel),
     h('p', { class: 'muted' }, describe(spec), ' · ', h('span', { class: 'mono' }, id),
       job.experiment ? [' · experiment ', h('a', { href: `/experiments/${job.experiment.id}` }, job.experiment.id), ` (${job.experiment.variant ?? ''}, seed ${job.experiment.seed ?? '–'})`] : null),
     h('p', {}, h('a', { href: `/v1/jobs/${id}/metrics?format=csv`, download: `${id}-metrics.csv` }, 'metrics CSV'), ' · ', modelLink),
@@ -79,7 +86,8 @@ export async function render(main, id) {
       let layer = bnLayers.get(s.layer);
       if (!layer) {
         if (bnLayers.size === 0) bnBox.append(h('h2', {}, 'Batch-norm layers over epochs'),
-          h('p', { class: 'muted small' }, 'Means over the channels of each layer; bands: ± the spread of the batch statistics across channels.'));
+          h('p', { class: 'muted small' }, 'Means over the channels of each layer: batch statistics averaged over the epoch\'s mini-batches, ' +
+            `running statistics at the end of the epoch${s.batchMeanSpread != null ? '; the band is ± the spread of the batch statistics across channels' : ''}.`));
         layer = bnLayerCharts(bnBox, s.layer);
         bnLayers.set(s.layer, layer);
       }
@@ -95,6 +103,7 @@ export async function render(main, id) {
   };
 
   const onEvent = (e) => {
+    if (TERMINAL.has(e.type)) cancel.hidden = true;
     switch (e.type) {
       case 'started':
         fill(status, badge('running'));
@@ -154,7 +163,7 @@ function gapChart(box) {
     series: [{ label: 'batch statistics', stroke: PALETTE[3] }, { label: 'frozen statistics', stroke: PALETTE[4] },
       { label: 'gap', stroke: '#111827', dash: [5, 3], scale: 'gap' }],
     scales: { gap: { auto: true } },
-    axes: [{ label: 'epoch', size: 36, labelSize: 16 }, { size: 56, label: 'accuracy', labelSize: 16 },
+    axes: [{ label: 'epoch', size: 36, labelSize: 16, incrs: INTEGER_STEPS }, { size: 56, label: 'accuracy', labelSize: 16 },
       { side: 1, scale: 'gap', size: 56, grid: { show: false }, label: 'gap', labelSize: 16 }],
   });
 }
