@@ -14,21 +14,26 @@ const METRICS = [
 ];
 
 /** Tolerant readers of the experiment resource. */
-export const variantKey = (v, i) => String(v.id ?? v.key ?? v.name ?? v.label ?? i);
+export const variantKey = (v, i) => String(v.index ?? v.id ?? v.key ?? i);
 export const variantLabel = (v, i) => v.label ?? v.name
   ?? (Object.entries(v.values ?? v.grid ?? v.params ?? {}).map(([k, x]) => `${k}=${x}`).join(', ') || `variant ${i + 1}`);
 const variantRuns = (v) => (v.runs ?? v.jobs ?? v.jobIds ?? []).map((r) => (typeof r === 'string' ? { jobId: r } : { ...r, jobId: r.jobId ?? r.id }));
 const stat = (x) => (x == null ? null : typeof x === 'number' ? { mean: x } : x);
+/** Epochs to target: {reached, runs, stats} (stats: mean, sd, …), or a bare number / stats object. */
+const ettOf = (v) => { const e = summaryOf(v).epochsToTarget; return e?.stats ? { ...e.stats, reached: e.reached, runs: e.runs } : stat(e); };
+const isBaseline = (v, i) => v.baseline === true || (typeof v.baseline === 'number' && v.baseline === (v.index ?? i));
+/** The variants with their statistics: in the summary when the experiment has one. */
+const variantsOf = (exp) => exp.summary?.variants ?? exp.variants ?? [];
 
 export async function render(main, id) {
   const exp = await api(`/experiments/${id}`);
-  const variants = exp.variants ?? [];
+  const variants = variantsOf(exp);
   const status = h('span', { id: 'experiment-status' }, badge(exp.status));
   const counts = h('span', { class: 'muted', id: 'experiment-counts' });
   const chartsBox = h('div', { class: 'grid2', id: 'experiment-charts' });
   const summaryBox = h('div', { id: 'summary' });
   const barsBox = h('div', { class: 'grid2', id: 'experiment-bars' });
-  const target = exp.target ?? exp.spec?.target;
+  const target = exp.target ?? exp.summary?.target ?? exp.spec?.target;
   fill(main,
     h('h1', {}, exp.name ?? id, ' ', status),
     h('p', { class: 'muted' }, h('span', { class: 'mono' }, id), ' · ', `${variants.length} variants`,
@@ -60,16 +65,17 @@ export async function render(main, id) {
   };
 
   const showSummary = (e) => {
-    const c = e.counts ?? {};
+    const c = e.counts ?? e.summary?.counts ?? {};
+    const current = variantsOf(e).length ? variantsOf(e) : variants;
     counts.textContent = Object.entries(c).map(([k, n]) => `${n} ${k}`).join(' · ');
     fill(status, badge(e.status));
-    fill(summaryBox, summaryTable(e.variants ?? variants, target));
+    fill(summaryBox, summaryTable(current, target), e.summary?.method ? h('p', { class: 'muted small' }, e.summary.method) : null);
     fill(barsBox);
-    const ett = (e.variants ?? variants).map((v) => stat(summaryOf(v).epochsToTarget));
+    const ett = current.map(ettOf);
     if (ett.some((s) => s?.mean != null)) {
       barChart(barsBox, {
         title: `Epochs to ${target ? `${target.metric} ≥ ${target.value}` : 'target'} (mean ± sd over the seeds that reached it)`, name: 'epochs-to-target',
-        labels: (e.variants ?? variants).map(variantLabel), values: ett.map((s) => s?.mean ?? null), spreads: ett.map((s) => s?.sd ?? s?.std ?? 0),
+        labels: current.map(variantLabel), values: ett.map((s) => s?.mean ?? null), spreads: ett.map((s) => s?.sd ?? s?.std ?? 0),
         colors: variants.map((_, i) => PALETTE[i % PALETTE.length]), yLabel: 'epochs',
       });
     } else {
@@ -87,6 +93,7 @@ export async function render(main, id) {
 
   const variantIndex = (e) => {
     if (runs.has(e.jobId)) return runs.get(e.jobId).vi;
+    if (Number.isInteger(e.variant) && e.variant >= 0 && e.variant < variants.length) return e.variant;
     const i = variants.findIndex((v, vi) => variantKey(v, vi) === String(e.variant) || variantLabel(v, vi) === String(e.variant));
     return i >= 0 ? i : null;
   };
@@ -162,14 +169,14 @@ function meanSd(s, digits = 1) {
 function summaryTable(variants, target) {
   const rows = variants.map((v, i) => {
     const s = summaryOf(v);
-    const ett = stat(s.epochsToTarget);
-    const reached = ett?.reached ?? s.reachedTarget ?? s.reached;
-    const seeds = ett?.n ?? ett?.runs ?? s.seeds ?? s.runs ?? variantRuns(v).length;
+    const ett = ettOf(v);
+    const reached = ett?.reached;
+    const seeds = ett?.runs ?? variantRuns(v).length;
     const acc = (x) => { const t = stat(x); return t?.mean == null ? '–' : `${pct(t.mean, 1)}${(t.sd ?? t.std) != null ? ` ± ${(100 * (t.sd ?? t.std)).toFixed(1)}` : ''}`; };
-    const gap = stat(s.gap?.accuracy ?? s.gap ?? s.trainInferenceGap);
+    const gap = stat(s.gap);
     return h('tr', { dataset: { variant: variantKey(v, i) } },
-      h('td', {}, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), v.baseline || s.baseline ? h('span', { class: 'muted small' }, ' (baseline)') : null),
-      h('td', { class: 'num' }, target ? `${meanSd(ett)}${reached != null ? ` (${Array.isArray(reached) ? reached.length : reached} of ${Array.isArray(seeds) ? seeds.length : seeds})` : ''}` : '–'),
+      h('td', {}, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), isBaseline(v, i) ? h('span', { class: 'muted small' }, ' (baseline)') : null),
+      h('td', { class: 'num' }, target ? `${meanSd(ett)}${reached != null ? ` (${reached} of ${seeds} seeds)` : ''}` : '–'),
       h('td', { class: 'num' }, acc(s.bestValAccuracy ?? s.bestVal?.accuracy ?? s.bestValidationAccuracy)),
       h('td', { class: 'num' }, acc(s.finalValAccuracy ?? s.finalVal?.accuracy)),
       h('td', { class: 'num' }, acc(s.finalTestAccuracy ?? s.finalTest?.accuracy ?? s.testAccuracy)),
