@@ -190,6 +190,64 @@ describe.skipIf(skip)('dashboard in chromium', () => {
     }
   }, 180_000);
 
+  it('starts an experiment from a template button, and follows 12 runs live on the experiment page', async (ctx) => {
+    const paths = Object.keys((await api(stack.base, 'GET', '/openapi.json')).body.paths);
+    if (!paths.includes('/v1/experiments')) ctx.skip(); // a server without experiments has no experiment page
+    const browser = await launch();
+    try {
+      const page = await browser.context.newPage();
+      const { problems } = watch(page, { failed: leftStream });
+      await page.addInitScript(recordLongTasks);
+
+      // The template button submits the template and opens its page; cancelled right away (it trains Fashion-MNIST).
+      await page.goto(`${origin}/`);
+      await page.locator('#experiments').waitFor();
+      await page.locator('button[data-template="bn-epochs"]').click();
+      await page.waitForURL(/\/experiments\/exp_/);
+      const templateRun = new URL(page.url()).pathname.split('/').pop()!;
+      await page.locator('#summary-table tbody tr').nth(1).waitFor();
+      expect(await page.locator('#summary-table tbody tr').count()).toBe(2);
+      expect((await api(stack.base, 'DELETE', `/experiments/${templateRun}`)).status).toBeLessThan(300);
+
+      // 4 variants × 3 seeds = 12 runs of 40 epochs, streaming while the page is open.
+      const created = await api(stack.base, 'POST', '/experiments', {
+        name: 'browser grid',
+        base: { dataset: { id: 'moons', size: 400, noise: 0.2 }, model: { hidden: [16, 16] }, training: { epochs: 40, batchSize: 32 } },
+        grid: { 'model.batchNorm': ['none', 'before'], 'training.optimizer.learningRate': [0.01, 0.1] },
+        seeds: [1, 2, 3],
+        target: { metric: 'val.accuracy', value: 0.85 },
+      });
+      expect(created.status).toBe(202);
+      expect(created.body.jobs).toBe(12);
+      await page.goto(`${origin}/experiments/${created.body.id}`);
+      const seen: number[] = [];
+      const deadline = Date.now() + 150_000;
+      while (Date.now() < deadline) {
+        const n = await points(page, 'val.accuracy');
+        if (seen.at(-1) !== n) seen.push(n);
+        if (n === 40 && await page.locator('#experiment-status [data-status=succeeded]').count() === 1) break;
+        await page.waitForTimeout(100);
+      }
+      expect(seen.at(-1)).toBe(40);
+      await page.locator('#experiment-status [data-status=succeeded]').waitFor();
+      const rows = page.locator('#summary-table tbody tr');
+      await expect.poll(() => rows.count()).toBe(4);
+      // Every row has its verdict; the bar chart shows epochs-to-target once a run reached it.
+      for (const verdict of await rows.locator('td:last-child').allTextContents()) expect(verdict.length).toBeGreaterThan(10);
+      await page.locator('[data-chart="epochs-to-target"]').waitFor();
+      // Each metric chart: a curve and a band per variant.
+      expect(await page.locator('[data-chart="val.accuracy"] .u-legend .u-series').count()).toBe(1 + 4 * 3);
+      const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
+      const draws = Number(await page.locator('[data-chart="val.accuracy"]').getAttribute('data-draws'));
+      console.log(JSON.stringify({ bench: 'dashboard-12-runs', seriesLengthsSeen: seen.length, valAccuracyDraws: draws, longTasksMs: longTasks.map(Math.round) }));
+      expect(Math.max(0, ...longTasks)).toBeLessThan(500);
+      await page.screenshot({ path: path.join(SHOTS, 'dashboard-experiment.png'), fullPage: true });
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 240_000);
+
   it('asks for the API key when keys are on and never puts it in a URL', async () => {
     const KEY = 'browser-secret-key-1';
     const keyed = await startStack('browser-keys', { config: { apiKeys: [{ key: KEY, tenant: 'acme' }], rateLimitMax: 0 } });

@@ -65,7 +65,14 @@ export class Chart {
       if (s.edge && row) row.style.display = 'none';
     });
     const resize = () => this.u.setSize({ width: Math.max(240, this.el.clientWidth), height });
-    new ResizeObserver(resize).observe(this.el);
+    this.resizer = new ResizeObserver(resize);
+    this.resizer.observe(this.el);
+  }
+
+  destroy() {
+    this.resizer.disconnect();
+    this.u.destroy();
+    this.el.remove();
   }
 
   /** Append one x with its values (null for a missing one). */
@@ -94,17 +101,24 @@ export class Chart {
 }
 
 /** A bar chart of one value per category with a whisker (± spread) drawn over each bar. */
-export function barChart(parent, { title, name, labels, values, spreads, colors, yLabel, height = 240 }) {
+export function barChart(parent, { title, name, labels, values, spreads, colors, yLabel, missingLabel = 'no value', height = 240 }) {
   const xs = labels.map((_, i) => i);
   const whiskers = (u) => {
     const { ctx } = u;
     ctx.save();
     ctx.strokeStyle = '#111827';
     ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.fillStyle = '#5f6b7a';
+    ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+    ctx.textAlign = 'center';
     xs.forEach((x, i) => {
       const v = values[i];
       const s = spreads[i];
-      if (v == null || !s) return;
+      if (v == null) {
+        ctx.fillText(missingLabel, u.valToPos(x, 'x', true), u.valToPos(0, 'y', true) - 8 * devicePixelRatio);
+        return;
+      }
+      if (!s) return;
       const cx = u.valToPos(x, 'x', true);
       const lo = u.valToPos(v - s, 'y', true);
       const hi = u.valToPos(v + s, 'y', true);
@@ -130,7 +144,11 @@ export function barChart(parent, { title, name, labels, values, spreads, colors,
       label: yLabel,
       stroke: '#1f2937',
       fill: 'rgba(37, 99, 235, 0.55)',
-      paths: uPlot.paths.bars({ size: [0.6, 80], disp: { fill: { unit: 3, values: () => colors.map((c) => fade(c, 0.7)) } } }),
+      // Per-bar colors (uPlot's `disp`: one color per data index, for the fill and the outline).
+      paths: uPlot.paths.bars({
+        size: [0.6, 80],
+        disp: { fill: { unit: 3, values: () => colors.map((c) => fade(c, 0.55)) }, stroke: { unit: 3, values: () => colors } },
+      }),
       points: false,
     }],
     hooks: { draw: [whiskers] },

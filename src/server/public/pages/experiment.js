@@ -5,6 +5,8 @@ import { api, follow } from '../api.js';
 import { barChart, Chart, fade, PALETTE } from '../charts.js';
 import { badge, errorNotice, fill, h, num, pct } from '../dom.js';
 
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
 const METRICS = [
   { key: 'val.accuracy', title: 'Validation accuracy', get: (e) => e.val?.accuracy },
   { key: 'val.loss', title: 'Validation loss', get: (e) => e.val?.loss },
@@ -64,19 +66,22 @@ export async function render(main, id) {
     });
   };
 
+  let bars = null;
   const showSummary = (e) => {
     const c = e.counts ?? e.summary?.counts ?? {};
     const current = variantsOf(e).length ? variantsOf(e) : variants;
     counts.textContent = Object.entries(c).map(([k, n]) => `${n} ${k}`).join(' · ');
     fill(status, badge(e.status));
     fill(summaryBox, summaryTable(current, target), e.summary?.method ? h('p', { class: 'muted small' }, e.summary.method) : null);
+    bars?.destroy();
+    bars = null;
     fill(barsBox);
     const ett = current.map(ettOf);
     if (ett.some((s) => s?.mean != null)) {
-      barChart(barsBox, {
+      bars = barChart(barsBox, {
         title: `Epochs to ${target ? `${target.metric} ≥ ${target.value}` : 'target'} (mean ± sd over the seeds that reached it)`, name: 'epochs-to-target',
         labels: current.map(variantLabel), values: ett.map((s) => s?.mean ?? null), spreads: ett.map((s) => s?.sd ?? s?.std ?? 0),
-        colors: variants.map((_, i) => PALETTE[i % PALETTE.length]), yLabel: 'epochs',
+        colors: current.map((_, i) => PALETTE[i % PALETTE.length]), yLabel: 'epochs', missingLabel: 'not reached',
       });
     } else {
       barsBox.append(h('p', { class: 'muted' }, target ? 'No run has reached the target yet.' : 'This experiment has no target.'));
@@ -90,6 +95,13 @@ export async function render(main, id) {
     for (const e of m?.epochs ?? []) runs.get(jobId).epochs.set(e.epoch, e);
   }));
   redraw();
+
+  // A run (or the experiment) ended: read the summary again, once for a burst of endings.
+  let refreshTimer = null;
+  const refreshSummary = () => {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => api(`/experiments/${id}`).then(showSummary).catch((err) => summaryBox.prepend(errorNotice(err))), 250);
+  };
 
   const variantIndex = (e) => {
     if (runs.has(e.jobId)) return runs.get(e.jobId).vi;
@@ -108,10 +120,10 @@ export async function render(main, id) {
       }
       run.epochs.set(e.epoch, e);
       redraw();
-    } else if (!e.jobId && ['completed', 'failed', 'cancelled'].includes(e.type) || e.jobId && ['completed', 'failed', 'cancelled'].includes(e.type)) {
-      api(`/experiments/${id}`).then(showSummary).catch(() => {});
+    } else if (TERMINAL.has(e.type)) {
+      refreshSummary();
     }
-  }, { isTerminal: (e) => !e.jobId && ['completed', 'failed', 'cancelled'].includes(e.type) })
+  }, { isTerminal: (e) => !e.jobId && TERMINAL.has(e.type) })
     .catch((err) => summaryBox.prepend(errorNotice(err)));
 }
 
@@ -121,8 +133,10 @@ const summaryOf = (v) => v.summary ?? v.aggregate ?? v.stats ?? v;
 function aggregate(runs, nVariants, get) {
   let maxEpoch = 0;
   let any = false;
-  for (const r of runs.values()) for (const [ep, e] of r.epochs) {
-    if (get(e) != null) { any = true; maxEpoch = Math.max(maxEpoch, ep); }
+  const byVariant = Array.from({ length: nVariants }, () => []);
+  for (const r of runs.values()) {
+    byVariant[r.vi]?.push(r);
+    for (const [ep, e] of r.epochs) if (get(e) != null) { any = true; maxEpoch = Math.max(maxEpoch, ep); }
   }
   if (!any) return null;
   const xs = Array.from({ length: maxEpoch }, (_, i) => i + 1);
@@ -133,8 +147,7 @@ function aggregate(runs, nVariants, get) {
     const hi = new Array(maxEpoch).fill(null);
     for (let i = 0; i < maxEpoch; i++) {
       let sum = 0; let n = 0; let min = Infinity; let max = -Infinity;
-      for (const r of runs.values()) {
-        if (r.vi !== v) continue;
+      for (const r of byVariant[v]) {
         const e = r.epochs.get(i + 1);
         const y = e ? get(e) : null;
         if (y == null || !Number.isFinite(y)) continue;

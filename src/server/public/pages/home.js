@@ -14,10 +14,10 @@ export async function render(main) {
   fill(main,
     h('h1', {}, 'Jobs and experiments'),
     h('div', { class: 'row' },
-      h('div', { class: 'grow' },
+      h('div', { class: 'grow scroll' },
         features.experiments ? [h('h2', {}, 'Experiments'), expBox] : null,
         h('h2', {}, 'Jobs'), jobsBox),
-      h('div', { class: 'grow', style: 'max-width: 560px' },
+      h('div', { class: 'grow side' },
         features.experiments ? [h('h2', {}, 'Run an experiment'), h('div', { class: 'card' }, templatesBox)] : null,
         h('h2', {}, 'New job'), formBox)));
 
@@ -40,14 +40,13 @@ export async function render(main) {
 function jobsTable(items) {
   if (items.length === 0) return h('p', { class: 'muted' }, 'No jobs yet: submit one with the form.');
   return h('table', { id: 'jobs-table' },
-    h('thead', {}, h('tr', {}, ['job', 'dataset', 'status', 'epoch', 'val acc', 'test acc', 'created'].map((c) => h('th', { class: /acc|epoch/.test(c) ? 'num' : '' }, c)))),
+    h('thead', {}, h('tr', {}, ['job', 'status', 'epoch', 'val acc', 'test acc', 'created'].map((c) => h('th', { class: /acc|epoch/.test(c) ? 'num' : '' }, c)))),
     h('tbody', {}, items.map((j) => {
       const epochs = j.spec?.training?.epochs;
       const epoch = j.progress?.epoch ?? j.metrics?.epoch ?? j.result?.metrics?.epochs;
       const m = j.result?.metrics ?? j.metrics;
       return h('tr', { dataset: { job: j.id } },
-        h('td', {}, h('a', { href: `/jobs/${j.id}` }, j.name ?? j.id), j.experiment ? h('span', { class: 'muted small' }, ` · ${j.experiment.variant ?? ''}`) : null),
-        h('td', {}, j.dataset),
+        h('td', { class: 'wrap' }, h('a', { href: `/jobs/${j.id}` }, j.name ?? j.id), h('div', { class: 'muted small' }, j.dataset)),
         h('td', {}, badge(j.status)),
         h('td', { class: 'num' }, epoch != null ? `${epoch} / ${epochs}` : `– / ${epochs}`),
         h('td', { class: 'num' }, pct(m?.val?.accuracy)),
@@ -77,7 +76,7 @@ async function templates(box) {
   const items = Array.isArray(list) ? list : list.items ?? list.templates ?? [];
   const status = h('div', { class: 'small' });
   fill(box, items.map((t) => h('button', {
-    type: 'button', class: 'secondary', title: [t.question, t.claim].filter(Boolean).join(' — '), dataset: { template: t.id ?? t.name },
+    type: 'button', class: 'secondary template', title: t.claim ?? '', dataset: { template: t.id ?? t.name },
     onclick: async (e) => {
       e.target.disabled = true;
       try {
@@ -88,7 +87,7 @@ async function templates(box) {
         e.target.disabled = false;
       }
     },
-  }, t.question ?? t.title ?? t.id)), status);
+  }, h('strong', {}, t.id), ' ', t.question ?? '', t.jobs ? h('span', { class: 'muted small' }, ` · ${t.jobs} runs`) : null)), status);
 }
 
 const ACTIVATIONS = ['relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid'];
