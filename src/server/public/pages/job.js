@@ -203,8 +203,10 @@ async function channels(box, id) {
       const c = new Chart(grid, { title, name, height: 180, xLabel: 'channel', series: series.map((s) => ({ ...s, points: xs.length <= 64 })) });
       c.set([xs, ...data]);
     };
-    chart('mean', `bn-${l.layer}-channel-mean`, [{ label: 'batch', stroke: PALETTE[0] }, { label: 'running', stroke: PALETTE[1] }], [last.batchMean ?? xs.map(() => null), last.runningMean]);
-    chart('variance', `bn-${l.layer}-channel-var`, [{ label: 'batch', stroke: PALETTE[0] }, { label: 'running', stroke: PALETTE[1] }], [last.batchVar ?? xs.map(() => null), last.runningVar]);
+    // The batch statistics as a wide pale line under the running ones: where they agree, one line shows through the other.
+    const pair = [{ label: 'batch', stroke: fade(PALETTE[0], 0.45), width: 4 }, { label: 'running', stroke: PALETTE[1], width: 1 }];
+    chart('mean', `bn-${l.layer}-channel-mean`, pair, [last.batchMean ?? xs.map(() => null), last.runningMean]);
+    chart('variance', `bn-${l.layer}-channel-var`, pair, [last.batchVar ?? xs.map(() => null), last.runningVar]);
     if (last.gamma) chart('γ and β', `bn-${l.layer}-channel-gamma`, [{ label: 'γ', stroke: PALETTE[2] }, { label: 'β', stroke: PALETTE[3] }], [last.gamma, last.beta ?? xs.map(() => null)]);
   }
 }

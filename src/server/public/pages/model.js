@@ -106,6 +106,10 @@ function predictForm(box, id, model, samples) {
   const textarea = h('textarea', { id: 'predict-input', spellcheck: 'false' },
     JSON.stringify({ instances: example ?? [first ?? new Array(model.features).fill(0)] }));
   const out = h('div', { id: 'predict-output' });
+  // Any of the sample rows can fill the form.
+  const pick = samples?.samples?.length ? h('label', { class: 'pick' }, `fill with a ${samples.split} row`, h('select', {
+    onchange: (e) => { textarea.value = JSON.stringify({ instances: [samples.samples[Number(e.target.value)].features] }); },
+  }, samples.samples.map((smp, i) => h('option', { value: i }, `#${smp.index} (${samples.classNames[smp.label] ?? smp.label})`)))) : null;
   const form = h('form', {
     onsubmit: async (e) => {
       e.preventDefault();
@@ -128,6 +132,6 @@ function predictForm(box, id, model, samples) {
     },
   },
   h('p', { class: 'muted small' }, `POST /v1/models/${id}/predict with {"instances": [[…${model.features} raw values…], …]}; the model applies its own preprocessing (${model.preprocess}).`),
-  textarea, h('p', {}, h('button', { type: 'submit' }, 'Predict')));
+  pick, textarea, h('p', {}, h('button', { type: 'submit' }, 'Predict')));
   fill(box, form, out);
 }
