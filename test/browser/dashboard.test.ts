@@ -6,7 +6,10 @@
  * Any console error, page error, failed request or HTTP error fails the test. Screenshots go to
  * test-results/.
  */
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -66,6 +69,56 @@ function recordLongTasks() {
   const w = window as unknown as { longTasks: number[] };
   w.longTasks = [];
   new PerformanceObserver((list) => { for (const e of list.getEntries()) w.longTasks.push(e.duration); }).observe({ type: 'longtask', buffered: true });
+}
+
+/**
+ * A reverse proxy to the API that ends the first event stream cleanly after `events` events (as a
+ * restarting server does), and records the Last-Event-ID of every event-stream request.
+ */
+async function cuttingProxy(target: URL, events: number) {
+  const streams: { lastEventId: string | undefined }[] = [];
+  let cutAfterId: string | undefined;
+  const server = http.createServer((req, res) => {
+    const isStream = /\/events$/.test(req.url ?? '');
+    const first = isStream && streams.length === 0;
+    if (isStream) streams.push({ lastEventId: req.headers['last-event-id'] as string | undefined });
+    const upstream = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (!first) return up.pipe(res);
+      let text = '';
+      let seen = 0;
+      up.setEncoding('utf8');
+      up.on('data', (chunk: string) => {
+        if (res.writableEnded) return;
+        text += chunk;
+        let cut: number;
+        while ((cut = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, cut + 2);
+          text = text.slice(cut + 2);
+          res.write(block);
+          const id = /^id: (.+)$/m.exec(block)?.[1];
+          if (id && ++seen === events) {
+            cutAfterId = id;
+            res.end();
+            up.destroy();
+            return;
+          }
+        }
+      });
+      up.on('end', () => { if (!res.writableEnded) res.end(); });
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    streams,
+    get cutAfterId() { return cutAfterId; },
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
 }
 
 /** The number of x values a chart has drawn (its data-points attribute). */
@@ -247,6 +300,28 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       await browser.close();
     }
   }, 240_000);
+
+  it('resumes a dropped event stream after the last event it received, without losing or repeating one', async () => {
+    const id = await submit(stack.base, { dataset: { id: 'spirals', size: 300 }, model: { hidden: [8] }, training: { epochs: 30 } });
+    const proxy = await cuttingProxy(new URL(origin), 5);
+    const browser = await launch();
+    try {
+      const page = await browser.context.newPage();
+      const { problems } = watch(page, { failed: leftStream });
+      await page.goto(`${proxy.origin}/jobs/${id}`);
+      await page.waitForFunction(() => document.querySelector('[data-chart=loss]')?.getAttribute('data-points') === '30', null, { timeout: 60_000 });
+      await page.locator('#job-status [data-status=succeeded]').waitFor();
+      expect(proxy.streams.length).toBeGreaterThanOrEqual(2);
+      expect(proxy.streams[0]!.lastEventId).toBeUndefined();
+      expect(proxy.streams[1]!.lastEventId).toBe(proxy.cutAfterId);
+      // Exactly one point per epoch: nothing was replayed twice after the reconnect.
+      expect(await points(page, 'loss')).toBe(30);
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+      await proxy.close();
+    }
+  }, 120_000);
 
   it('asks for the API key when keys are on and never puts it in a URL', async () => {
     const KEY = 'browser-secret-key-1';
