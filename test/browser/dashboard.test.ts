@@ -183,6 +183,7 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       await page.locator('#final-metrics').waitFor();
       expect(await page.locator('[data-chart="bn-1-mean"]').count()).toBe(1);
       await page.screenshot({ path: path.join(SHOTS, 'dashboard-job.png'), fullPage: true });
+      console.log(JSON.stringify({ bench: 'dashboard-page-bytes', jobPage: pageBytes }));
       expect(pageBytes, 'bytes of the page, its scripts and styles').toBeLessThan(300 * 1024);
 
       await page.locator('#model-link').click();
