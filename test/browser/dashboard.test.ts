@@ -154,12 +154,13 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       await form.locator('input[name=limit]').fill('6000');
       await form.locator('input[name=hidden]').fill('128, 128');
       await form.locator('select[name=batchNorm]').selectOption('before');
+      await form.locator('input[name=dropout]').fill('0.1');
       await form.locator('input[name=epochs]').fill('16');
       await form.locator('input[name=batchSize]').fill('32');
       const preview = JSON.parse(await page.locator('#spec-preview').textContent() ?? '{}');
       expect(preview).toMatchObject({
         name: 'browser test', dataset: { id: 'fashion-mnist', limit: 6000 },
-        model: { architecture: 'mlp', hidden: [128, 128], batchNorm: 'before' }, training: { epochs: 16, batchSize: 32 },
+        model: { architecture: 'mlp', hidden: [128, 128], batchNorm: 'before', dropout: 0.1 }, training: { epochs: 16, batchSize: 32 },
       });
       await page.locator('#submit-job').click();
       await page.waitForURL(/\/jobs\/job_/);
@@ -182,6 +183,14 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       await page.locator('#job-status [data-status=succeeded]').waitFor();
       await page.locator('#final-metrics').waitFor();
       expect(await page.locator('[data-chart="bn-1-mean"]').count()).toBe(1);
+      const paths = Object.keys((await api(stack.base, 'GET', '/openapi.json')).body.paths);
+      if (paths.includes('/v1/jobs/{id}/batchnorm')) {
+        // A server with the BN diagnostics: the gap per epoch, the dropout warning, the per-channel charts.
+        expect(await points(page, 'gap')).toBe(16);
+        await page.locator('#warnings [data-code="BN_WITH_DROPOUT"]').waitFor();
+        await page.locator('[data-chart="bn-1-channel-mean"]').waitFor();
+        expect(await points(page, 'bn-1-channel-mean')).toBe(128);
+      }
       await page.screenshot({ path: path.join(SHOTS, 'dashboard-job.png'), fullPage: true });
       console.log(JSON.stringify({ bench: 'dashboard-page-bytes', jobPage: pageBytes }));
       expect(pageBytes, 'bytes of the page, its scripts and styles').toBeLessThan(300 * 1024);

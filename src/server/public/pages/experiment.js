@@ -188,7 +188,8 @@ function summaryTable(variants, target) {
     const acc = (x) => { const t = stat(x); return t?.mean == null ? '–' : `${pct(t.mean, 1)}${(t.sd ?? t.std) != null ? ` ± ${(100 * (t.sd ?? t.std)).toFixed(1)}` : ''}`; };
     const gap = stat(s.gap);
     return h('tr', { dataset: { variant: variantKey(v, i) } },
-      h('td', {}, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), isBaseline(v, i) ? h('span', { class: 'muted small' }, ' (baseline)') : null),
+      h('td', {}, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), isBaseline(v, i) ? h('span', { class: 'muted small' }, ' (baseline)') : null,
+        h('div', { class: 'small' }, variantRuns(v).map((r, k) => [k ? ' · ' : '', h('a', { href: `/jobs/${r.jobId}`, title: r.status ?? '' }, `seed ${r.seed ?? k + 1}`)]))),
       h('td', { class: 'num' }, target ? `${meanSd(ett)}${reached != null ? ` (${reached} of ${seeds} seeds)` : ''}` : '–'),
       h('td', { class: 'num' }, acc(s.bestValAccuracy ?? s.bestVal?.accuracy ?? s.bestValidationAccuracy)),
       h('td', { class: 'num' }, acc(s.finalValAccuracy ?? s.finalVal?.accuracy)),
