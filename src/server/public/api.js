@@ -63,20 +63,6 @@ export async function api(path, { method = 'GET', body } = {}) {
   }
 }
 
-/** Which optional route families this server has (from its public OpenAPI document). */
-let features = null;
-export function serverFeatures() {
-  features ??= fetch('/v1/openapi.json').then((r) => r.json()).then((doc) => {
-    const paths = Object.keys(doc.paths ?? {});
-    return {
-      experiments: paths.includes('/v1/experiments'),
-      jobBatchNorm: paths.includes('/v1/jobs/{id}/batchnorm'),
-      samples: paths.includes('/v1/datasets/{id}/samples'),
-    };
-  });
-  return features;
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -1,12 +1,11 @@
 // `/`: jobs and experiments, newest first, refreshed every few seconds; the new-job form with the
 // JSON it will send; one button per experiment template.
-import { api, serverFeatures } from '../api.js';
+import { api } from '../api.js';
 import { ago, badge, errorNotice, fill, h, pct } from '../dom.js';
 
 const REFRESH_MS = 2000;
 
 export async function render(main) {
-  const features = await serverFeatures();
   const jobsBox = h('div', { id: 'jobs' }, h('p', { class: 'muted' }, 'Loading jobs…'));
   const expBox = h('div', { id: 'experiments' });
   const templatesBox = h('div', { class: 'templates', id: 'templates' });
@@ -15,20 +14,20 @@ export async function render(main) {
     h('h1', {}, 'Jobs and experiments'),
     h('div', { class: 'row' },
       h('div', { class: 'grow scroll' },
-        features.experiments ? [h('h2', {}, 'Experiments'), expBox] : null,
+        h('h2', {}, 'Experiments'), expBox,
         h('h2', {}, 'Jobs'), jobsBox),
       h('div', { class: 'grow side' },
-        features.experiments ? [h('h2', {}, 'Run an experiment'), h('div', { class: 'card' }, templatesBox)] : null,
+        h('h2', {}, 'Run an experiment'), h('div', { class: 'card' }, templatesBox),
         h('h2', {}, 'New job'), formBox)));
 
   newJobForm(formBox).catch((err) => fill(formBox, errorNotice(err)));
-  if (features.experiments) templates(templatesBox).catch((err) => fill(templatesBox, errorNotice(err)));
+  templates(templatesBox).catch((err) => fill(templatesBox, errorNotice(err)));
 
   const refresh = async () => {
     try {
-      const jobs = await api('/jobs?limit=30');
+      const [jobs, experiments] = await Promise.all([api('/jobs?limit=30'), api('/experiments?limit=20')]);
       fill(jobsBox, jobsTable(jobs.items));
-      if (features.experiments) fill(expBox, experimentsTable((await api('/experiments?limit=20')).items));
+      fill(expBox, experimentsTable(experiments.items));
     } catch (err) {
       fill(jobsBox, errorNotice(err));
     }

@@ -1,7 +1,7 @@
 // `/jobs/:id`: progress with ETA, live loss / accuracy curves and the train/inference gap from the
 // event stream, warnings, per-BN-layer statistics over epochs (batch vs running mean and variance,
 // γ), per-channel statistics when the server keeps them, final metrics and the model.
-import { api, follow, serverFeatures } from '../api.js';
+import { api, follow } from '../api.js';
 import { Chart, fade, INTEGER_STEPS, PALETTE } from '../charts.js';
 import { badge, duration, errorNotice, fill, h, num, pct, signed } from '../dom.js';
 
@@ -9,7 +9,7 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const [TRAIN, VAL, TEST] = PALETTE;
 
 export async function render(main, id) {
-  const [job, features] = await Promise.all([api(`/jobs/${id}`), serverFeatures()]);
+  const job = await api(`/jobs/${id}`);
   const spec = job.spec ?? {};
   const epochs = spec.training?.epochs ?? 0;
 
@@ -125,7 +125,7 @@ export async function render(main, id) {
         setProgress(1, `done: ${e.metrics?.epochs ?? '–'} epochs in ${duration(e.metrics?.trainingSeconds)}`);
         showFinal(final, e.metrics, e.epochsToTarget, e.modelId);
         setModel(e.modelId);
-        if (features.jobBatchNorm) channels(channelsBox, id);
+        channels(channelsBox, id);
         break;
       case 'failed':
         fill(status, badge('failed'));

@@ -1,13 +1,13 @@
 // `/models/:id`: layers, the frozen batch-norm statistics per layer, a predict form, and for image
 // datasets a grid of test images with the model's prediction (wrong ones marked).
-import { api, serverFeatures } from '../api.js';
+import { api } from '../api.js';
 import { Chart, PALETTE } from '../charts.js';
 import { errorNotice, fill, h, num, pct } from '../dom.js';
 
 const GRID_IMAGES = 32;
 
 export async function render(main, id) {
-  const [model, bn, features] = await Promise.all([api(`/models/${id}`), api(`/models/${id}/batchnorm`), serverFeatures()]);
+  const [model, bn] = await Promise.all([api(`/models/${id}`), api(`/models/${id}/batchnorm`)]);
   const bnBox = h('div', { class: 'grid3', id: 'bn-frozen' });
   const imagesBox = h('div', { id: 'images' });
   const predictBox = h('div', { class: 'card' });
@@ -18,7 +18,7 @@ export async function render(main, id) {
     h('div', { class: 'row' },
       h('div', { class: 'grow' }, h('h2', {}, 'Layers'), layersTable(model)),
       h('div', { class: 'grow' }, h('h2', {}, 'Metrics'), metricsTable(model.metrics))),
-    model.inputShape.length === 3 && features.samples ? [h('h2', {}, 'Test images'), imagesBox] : null,
+    model.inputShape.length === 3 ? [h('h2', {}, 'Test images'), imagesBox] : null,
     h('h2', {}, 'Frozen batch-norm statistics'),
     bn.layers.length ? h('p', { class: 'muted small' }, 'What inference uses, per channel: mean and variance, and the learned γ and β.') : h('p', { class: 'muted' }, 'This model has no batch-norm layer.'),
     bnBox,
@@ -38,7 +38,7 @@ export async function render(main, id) {
     chart.set([xs, l.mean, l.variance, l.gamma]);
   }
 
-  const samples = features.samples ? await sampleRows(model) : null;
+  const samples = await sampleRows(model);
   predictForm(predictBox, id, model, samples);
   if (model.inputShape.length === 3 && samples) imageGrid(imagesBox, id, model, samples).catch((err) => fill(imagesBox, errorNotice(err)));
 }
