@@ -24,6 +24,8 @@ export async function render(main) {
   templates(templatesBox).catch((err) => fill(templatesBox, errorNotice(err)));
 
   const refresh = async () => {
+    // A tab in the background does not poll.
+    if (document.hidden) { setTimeout(refresh, REFRESH_MS); return; }
     try {
       const [jobs, experiments] = await Promise.all([api('/jobs?limit=30'), api('/experiments?limit=20')]);
       fill(jobsBox, jobsTable(jobs.items));
