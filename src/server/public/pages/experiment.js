@@ -189,7 +189,8 @@ function summaryTable(variants, target) {
     const gap = stat(s.gap);
     return h('tr', { dataset: { variant: variantKey(v, i) } },
       h('td', {}, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), isBaseline(v, i) ? h('span', { class: 'muted small' }, ' (baseline)') : null,
-        h('div', { class: 'small' }, variantRuns(v).map((r, k) => [k ? ' · ' : '', h('a', { href: `/jobs/${r.jobId}`, title: r.status ?? '' }, `seed ${r.seed ?? k + 1}`)]))),
+        h('div', { class: 'small' }, variantRuns(v).map((r, k) => [k ? ' · ' : '',
+          h('a', { href: `/jobs/${r.jobId}`, title: r.status ?? '', class: r.status === 'failed' ? 'bad' : '' }, `seed ${r.seed ?? k + 1}${r.diverged ? ' (diverged)' : r.status === 'failed' ? ' (failed)' : ''}`)]))),
       h('td', { class: 'num' }, target ? `${meanSd(ett)}${reached != null ? ` (${reached} of ${seeds} seeds)` : ''}` : '–'),
       h('td', { class: 'num' }, acc(s.bestValAccuracy ?? s.bestVal?.accuracy ?? s.bestValidationAccuracy)),
       h('td', { class: 'num' }, acc(s.finalValAccuracy ?? s.finalVal?.accuracy)),
