@@ -12,6 +12,19 @@ export function fade(hex, alpha) {
   return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
 }
 
+/** An axis as wide as its longest tick label (uPlot's axis-autosize demo), so 1,000,000 fits as well as 0.5. */
+export function autoSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values ?? []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), '');
+  if (longest !== '') {
+    u.ctx.font = axis.font[0];
+    size += u.ctx.measureText(longest).width / devicePixelRatio;
+  }
+  return Math.ceil(size) + (axis.label ? 18 : 0);
+}
+
 /** Epochs and channels are whole numbers: no tick at 2.5. */
 export const INTEGER_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
@@ -34,10 +47,10 @@ export class Chart {
       height,
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
-      scales: { x: { time: false }, y: { distr: logY ? 3 : 1, ...(yRange ? { range: yRange } : {}) }, ...(scales ?? {}) },
+      scales: { x: { time: false }, y: { ...(logY ? { distr: 3, log: 10 } : {}), ...(yRange ? { range: yRange } : {}) }, ...(scales ?? {}) },
       axes: axes ?? [
         { label: xLabel, size: 36, labelSize: 16, incrs: INTEGER_STEPS, ...(xValues ? { values: xValues } : {}) },
-        { size: 60 },
+        { size: autoSize },
       ],
       series: [
         { label: xLabel, value: (u, v) => (v == null ? '–' : xValues ? xValues(u, [v])[0] : v) },
@@ -138,7 +151,7 @@ export function barChart(parent, { title, name, labels, values, spreads, colors,
     scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: [0, max * 1.1] } },
     axes: [
       { size: 40, values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? labels[v] ?? '' : '')), splits: () => xs, gap: 4 },
-      { label: yLabel, size: 56, labelSize: 16 },
+      { label: yLabel, size: autoSize, labelSize: 16 },
     ],
     series: [{
       label: yLabel,

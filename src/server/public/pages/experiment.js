@@ -9,8 +9,8 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 const METRICS = [
   { key: 'val.accuracy', title: 'Validation accuracy', get: (e) => e.val?.accuracy },
-  { key: 'val.loss', title: 'Validation loss', get: (e) => e.val?.loss },
-  { key: 'train.loss', title: 'Training loss', get: (e) => e.train?.loss },
+  { key: 'val.loss', title: 'Validation loss', get: (e) => e.val?.loss, capped: true },
+  { key: 'train.loss', title: 'Training loss', get: (e) => e.train?.loss, capped: true },
   { key: 'test.accuracy', title: 'Test accuracy (frozen statistics)', get: (e) => e.test?.accuracy },
   { key: 'gap.accuracy', title: 'Train/inference gap (batch − frozen accuracy)', get: (e) => e.gap?.accuracy },
 ];
@@ -80,7 +80,7 @@ export async function render(main, id) {
     if (ett.some((s) => s?.mean != null)) {
       bars = barChart(barsBox, {
         title: `Epochs to ${target ? `${target.metric} ≥ ${target.value}` : 'target'} (mean ± sd over the seeds that reached it)`, name: 'epochs-to-target',
-        labels: current.map(variantLabel), values: ett.map((s) => s?.mean ?? null), spreads: ett.map((s) => s?.sd ?? s?.std ?? 0),
+        labels: barLabels(current), values: ett.map((s) => s?.mean ?? null), spreads: ett.map((s) => s?.sd ?? s?.std ?? 0),
         colors: current.map((_, i) => PALETTE[i % PALETTE.length]), yLabel: 'epochs', missingLabel: 'not reached',
       });
     } else {
@@ -127,6 +127,12 @@ export async function render(main, id) {
     .catch((err) => summaryBox.prepend(errorNotice(err)));
 }
 
+/** The variants' labels when they fit under their bars, else their numbers in the summary table. */
+const barLabels = (variants) => {
+  const labels = variants.map(variantLabel);
+  return labels.length <= 4 && labels.every((l) => l.length <= 28) ? labels : labels.map((_, i) => String(i + 1));
+};
+
 const summaryOf = (v) => v.summary ?? v.aggregate ?? v.stats ?? v;
 
 /** [epochs, then per variant mean, lo, hi] over the runs, or null when no run has the metric. */
@@ -170,7 +176,16 @@ function metricChart(box, metric, variants) {
       { label: 'min', stroke: color, edge: true }, { label: 'max', stroke: color, edge: true });
     bands.push({ series: [base + 2, base + 1], fill: fade(color, 0.13) });
   });
-  return new Chart(box, { title: metric.title, name: metric.key, series, bands, height: 240 });
+  // A diverged run's loss (1e20) would flatten every other curve: the axis stops at twice the 90th percentile of the means.
+  const capped = (u, min, max) => {
+    const means = u.data.filter((_, k) => k % 3 === 1).flat().filter((v) => v != null && Number.isFinite(v)).sort((a, b) => a - b);
+    const cap = means.length ? 2 * means[Math.floor(0.9 * (means.length - 1))] : max;
+    return [Math.min(0, min), Math.max(1e-9, Math.min(max, cap)) * 1.05];
+  };
+  return new Chart(box, {
+    title: metric.title, name: metric.key, series, bands, height: 240,
+    ...(metric.capped ? { scales: { y: { range: capped } } } : {}),
+  });
 }
 
 function meanSd(s, digits = 1) {
@@ -188,7 +203,7 @@ function summaryTable(variants, target) {
     const acc = (x) => { const t = stat(x); return t?.mean == null ? '–' : `${pct(t.mean, 1)}${(t.sd ?? t.std) != null ? ` ± ${(100 * (t.sd ?? t.std)).toFixed(1)}` : ''}`; };
     const gap = stat(s.gap);
     return h('tr', { dataset: { variant: variantKey(v, i) } },
-      h('td', {}, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), isBaseline(v, i) ? h('span', { class: 'muted small' }, ' (baseline)') : null,
+      h('td', { class: 'wrap variant' }, `${i + 1} `, h('span', { style: `color: ${PALETTE[i % PALETTE.length]}` }, '■ '), variantLabel(v, i), isBaseline(v, i) ? h('span', { class: 'muted small' }, ' (baseline)') : null,
         h('div', { class: 'small' }, variantRuns(v).map((r, k) => [k ? ' · ' : '',
           h('a', { href: `/jobs/${r.jobId}`, title: r.status ?? '', class: r.status === 'failed' ? 'bad' : '' }, `seed ${r.seed ?? k + 1}${r.diverged ? ' (diverged)' : r.status === 'failed' ? ' (failed)' : ''}`)]))),
       h('td', { class: 'num' }, target ? `${meanSd(ett)}${reached != null ? ` (${reached} of ${seeds} seeds)` : ''}` : '–'),
