@@ -63,7 +63,7 @@ export const dashboardPages: FastifyPluginAsync = async (app) => {
   });
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/ui/', index: false, wildcard: true });
   await app.register(fastifyStatic, {
-    root: UPLOT_DIR, prefix: '/ui/vendor/uplot/', decorateReply: false, index: false, wildcard: false,
+    root: UPLOT_DIR, prefix: '/ui/vendor/uplot/', decorateReply: false, index: false, wildcard: true,
     allowedPath: (pathname) => ['/uPlot.iife.min.js', '/uPlot.min.css'].includes(pathname),
   });
   for (const url of PAGES) {
