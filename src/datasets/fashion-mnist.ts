@@ -81,6 +81,13 @@ async function decode(dir: string): Promise<Dataset> {
 }
 
 function toSplit(images: IdxArray, labels: IdxArray, imageFile: string, labelFile: string): Split {
+  const y = checkedLabels(images, labels, imageFile, labelFile);
+  const x = new Float32Array(images.data.length);
+  x.set(images.data); // typed-array set converts uint8 → float32 natively, far faster than a JS loop
+  return { x, y, n: y.length };
+}
+
+function checkedLabels(images: IdxArray, labels: IdxArray, imageFile: string, labelFile: string): Int32Array {
   const n = images.shape[0]!;
   if (images.dtype !== 'uint8' || images.shape.length !== 3 || images.shape[1] !== 28 || images.shape[2] !== 28) {
     throw new DatasetError('IDX_INVALID', `${imageFile}: expected uint8 images of shape [n, 28, 28], got ${images.dtype} [${images.shape.join(', ')}]`);
@@ -91,7 +98,31 @@ function toSplit(images: IdxArray, labels: IdxArray, imageFile: string, labelFil
   const y = Int32Array.from(labels.data);
   const bad = y.findIndex((c) => c >= 10);
   if (bad >= 0) throw new DatasetError('IDX_INVALID', `${labelFile}: label ${y[bad]} at row ${bad} is not a class 0..9`);
-  const x = new Float32Array(images.data.length);
-  x.set(images.data); // typed-array set converts uint8 → float32 natively, far faster than a JS loop
-  return { x, y, n };
+  return y;
+}
+
+export interface RawImages { images: Uint8Array; labels: Uint8Array; n: number }
+
+let testCache: { dir: string; split: Promise<RawImages> } | null = null;
+
+/**
+ * The test split alone, as the raw uint8 bytes of the IDX files (7.8 MB), cached per
+ * process: enough to show a few images without decoding the 188 MB float32 training split.
+ */
+export function loadFashionMnistTestImages(): Promise<RawImages> {
+  const dir = fashionMnistDir();
+  if (testCache?.dir !== dir) {
+    const files = FILES.slice(2).map((f) => findFile(dir, f));
+    const split = files.some((f) => f === null)
+      ? Promise.reject(new DatasetError('DATASET_UNAVAILABLE', `fashion-mnist is not installed in ${dir}; ${FASHION_MNIST_INSTALL_HINT}`, { id: 'fashion-mnist', dir }))
+      : Promise.all(files.map((f) => readIdxFile(f!))).then(([images, labels]) => {
+        checkedLabels(images!, labels!, files[0]!, files[1]!); // the same checks as for training
+        return { images: images!.data as Uint8Array, labels: labels!.data as Uint8Array, n: images!.shape[0]! };
+      });
+    testCache = { dir, split };
+    split.catch(() => {
+      if (testCache?.split === split) testCache = null;
+    });
+  }
+  return testCache.split;
 }

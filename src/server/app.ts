@@ -12,6 +12,7 @@ import { installAuth } from './plugins/auth.js';
 import { installErrorHandling } from './plugins/errors.js';
 import { installJsonParser } from './plugins/json-body.js';
 import { registerOpenApi } from './plugins/swagger.js';
+import { dashboardPages, samplesRoute } from './routes/dashboard.js';
 import datasetsRoutes from './routes/datasets.js';
 import experimentsRoutes from './routes/experiments.js';
 import healthRoutes from './routes/health.js';
@@ -107,5 +108,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   await app.register(experimentsRoutes, { prefix: '/v1' });
   await app.register(datasetsRoutes, { prefix: '/v1' });
   await app.register(modelsRoutes, { prefix: '/v1' });
+  await app.register(samplesRoute, { prefix: '/v1' });
+  await app.register(dashboardPages);
   return app;
 }

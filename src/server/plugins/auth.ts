@@ -28,6 +28,10 @@ declare module 'fastify' {
     /** Who the rate limit counts: an API key's id (a digest prefix, safe to log), or the client address when open. */
     clientId: string;
   }
+  interface FastifyContextConfig {
+    /** Served without an API key: the dashboard's pages and scripts, which hold no data. */
+    public?: boolean;
+  }
 }
 
 export const OPEN_TENANT = 'default';
@@ -35,6 +39,7 @@ export const OPEN_TENANT = 'default';
 const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json'];
 
 export function isPublic(request: FastifyRequest): boolean {
+  if (request.routeOptions.config.public === true) return true;
   const path = request.url.split('?')[0]!;
   return PUBLIC_PATHS.includes(path) || path === '/v1/docs' || path.startsWith('/v1/docs/');
 }
