@@ -114,6 +114,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceValue("cpuBest", Napi::String::New(env, normlab::isa_name(normlab::best_isa())), napi_enumerable),
         InstanceMethod("setCpuPath", &NormLabAddon::SetCpuPath, napi_enumerable),
         InstanceMethod("packDense", &NormLabAddon::PackDense, napi_enumerable),
+        InstanceMethod("alignedFloat32Array", &NormLabAddon::AlignedFloat32Array, napi_enumerable),
         InstanceMethod("denseInfer", &NormLabAddon::DenseInfer, napi_enumerable),
         InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
@@ -177,6 +178,19 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     }
     gemm_workspace_.isa = isa;
     return Napi::String::New(info.Env(), normlab::isa_name(isa));
+  }
+
+  // alignedFloat32Array(n): n zeroed floats whose data starts on a 64-byte
+  // boundary (a view into a slightly larger ArrayBuffer, whose memory V8 never
+  // moves). Large ArrayBuffers from malloc start 16 bytes past a page, where
+  // every 64-byte load of the packed weights would straddle two cache lines.
+  Napi::Value AlignedFloat32Array(const Napi::CallbackInfo& info) {
+    Args a(info, "alignedFloat32Array");
+    const size_t n = a.Size(0, "n");
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(info.Env(), (n + 16) * sizeof(float));
+    const uintptr_t base = reinterpret_cast<uintptr_t>(buffer.Data());
+    const size_t offset = ((base + 63) & ~(uintptr_t)63) - base;
+    return Napi::Float32Array::New(info.Env(), n, buffer, offset);
   }
 
   // packDense(weight, out, in, packed)

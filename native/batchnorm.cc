@@ -53,7 +53,7 @@ template <typename Fn> void with_activation(int kind, Fn&& fn) {
 
 // y = f(x·scale[c] + shift[c]) over channels [c0, c0+cb).
 template <int K>
-void affine_activation(const float* x, float* y, int N, int C, int S, int c0, int cb,
+NORMLAB_CLONES void affine_activation(const float* x, float* y, int N, int C, int S, int c0, int cb,
                        const float* scale, const float* shift, float alpha) {
   for (int n = 0; n < N; n++) {
     const size_t off = ((size_t)n * C + c0) * S;
@@ -70,7 +70,7 @@ void affine_activation(const float* x, float* y, int N, int C, int S, int c0, in
 
 }  // namespace
 
-void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var) {
+NORMLAB_CLONES void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var) {
   // Sums around a shift (the channel's first value) keep the variance from
   // cancelling when |mean| >> std.
   float shift[kChannelBlock];
@@ -110,7 +110,7 @@ void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double
   }
 }
 
-void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
+NORMLAB_CLONES void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              float* running_mean, float* running_var,
                              double momentum, double eps, bool update_running,
@@ -136,7 +136,7 @@ void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
   }
 }
 
-void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
+NORMLAB_CLONES void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, double eps) {
   for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
@@ -155,7 +155,7 @@ void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
 namespace {
 
 template <int K>
-void batchnorm_backward_block(const float* x, const float* y, const float* dy, float* dx,
+NORMLAB_CLONES void batchnorm_backward_block(const float* x, const float* y, const float* dy, float* dx,
                               int N, int C, int S, int c0, int cb, const float* gamma,
                               const float* save_mean, const float* save_rstd,
                               float* dgamma, float* dbeta, const float alpha) {
@@ -220,7 +220,7 @@ void batchnorm_backward_block(const float* x, const float* y, const float* dy, f
 
 }  // namespace
 
-void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
+NORMLAB_CLONES void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                         const float* gamma, const float* save_mean, const float* save_rstd,
                         float* dgamma, float* dbeta, int activation, float alpha, const float* y) {
   for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
@@ -234,7 +234,7 @@ void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C
 // ----------------------------------------------------------------------------
 // bias (dense and conv), optionally fused with the activation that follows
 
-void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha) {
+NORMLAB_CLONES void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha) {
   for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
     const int cb = std::min(kChannelBlock, C - c0);
     float ones[kChannelBlock];
@@ -243,7 +243,7 @@ void add_bias(float* x, const float* bias, int N, int C, int S, int activation, 
   }
 }
 
-void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y) {
+NORMLAB_CLONES void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y) {
   const size_t total = (size_t)N * C * S;
   with_activation(activation, [&]<int K>() {
     if constexpr (K != kNoActivation) {

@@ -95,7 +95,7 @@ void zero_pad_columns(const ConvShape& s, const Run& run, float* row) {
 }
 
 // col[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*sh - ph + kh][ow*sw - pw + kw], 0 outside.
-void im2col(const ConvShape& s, const float* x, float* col) {
+NORMLAB_CLONES void im2col(const ConvShape& s, const float* x, float* col) {
   const size_t P = (size_t)s.OH * s.OW;
   const bool shift_path = is_plane_shift(s);
   for (int c = 0; c < s.C; c++) {
@@ -134,7 +134,7 @@ void im2col(const ConvShape& s, const float* x, float* col) {
 
 // The adjoint of im2col: dx = 0, then every col entry is added to the input
 // position it was copied from (padding positions are dropped). Clobbers col.
-void col2im(const ConvShape& s, float* col, float* dx) {
+NORMLAB_CLONES void col2im(const ConvShape& s, float* col, float* dx) {
   const size_t P = (size_t)s.OH * s.OW;
   const bool shift_path = is_plane_shift(s);
   std::memset(dx, 0, sizeof(float) * s.C * s.H * s.W);
@@ -194,7 +194,7 @@ void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, 
   }
 }
 
-void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* weight, const float* bias,
+NORMLAB_CLONES void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* weight, const float* bias,
                   float* y, float* col, int activation, float alpha) {
   const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;
   const bool pointwise = is_pointwise(s);
@@ -215,7 +215,7 @@ void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const f
   }
 }
 
-void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
+NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                      const float* dy, float* dx, float* dweight, float* dbias, float* col) {
   const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;
   const bool pointwise = is_pointwise(s);
@@ -285,7 +285,7 @@ void maxpool2x2_row(const float* __restrict r0, const float* __restrict r1, floa
 
 }  // namespace
 
-void maxpool2d_forward(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W,
+NORMLAB_CLONES void maxpool2d_forward(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W,
                        int size, int stride) {
   const int OH = (int)conv_out_size(H, size, stride, 0), OW = (int)conv_out_size(W, size, stride, 0);
   const size_t planes = (size_t)N * C;
@@ -323,7 +323,7 @@ void maxpool2d_forward(const float* x, float* y, int32_t* argmax, int N, int C, 
   }
 }
 
-long maxpool2d_backward(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W,
+NORMLAB_CLONES long maxpool2d_backward(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W,
                         int size, int stride) {
   const int OH = (int)conv_out_size(H, size, stride, 0), OW = (int)conv_out_size(W, size, stride, 0);
   const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
@@ -342,7 +342,7 @@ long maxpool2d_backward(const float* dy, const int32_t* argmax, float* dx, int N
 // ----------------------------------------------------------------------------
 // average pooling: size x size windows at stride, every window full (no padding)
 
-void avgpool2d_forward(const float* x, float* y, int N, int C, int H, int W, int size, int stride) {
+NORMLAB_CLONES void avgpool2d_forward(const float* x, float* y, int N, int C, int H, int W, int size, int stride) {
   const int OH = (int)conv_out_size(H, size, stride, 0), OW = (int)conv_out_size(W, size, stride, 0);
   const size_t planes = (size_t)N * C;
   const double count = (double)size * size;
@@ -373,7 +373,7 @@ void avgpool2d_forward(const float* x, float* y, int N, int C, int H, int W, int
   }
 }
 
-void avgpool2d_backward(const float* dy, float* dx, int N, int C, int H, int W, int size, int stride) {
+NORMLAB_CLONES void avgpool2d_backward(const float* dy, float* dx, int N, int C, int H, int W, int size, int stride) {
   const int OH = (int)conv_out_size(H, size, stride, 0), OW = (int)conv_out_size(W, size, stride, 0);
   const size_t planes = (size_t)N * C;
   const double count = (double)size * size;

@@ -6,6 +6,7 @@
 // registers: AVX2/FMA intrinsics when the CPU has them (chosen at run time,
 // cpu.h), plain loops the compiler vectorizes otherwise.
 #include <algorithm>
+#include <cstdint>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -145,6 +146,10 @@ void micro_kernel_avx2(int kc, const float* __restrict a, const float* __restric
 #pragma GCC pop_options
 #endif
 
+inline float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~(uintptr_t)63);
+}
+
 using MicroKernel = void (*)(int, const float*, const float*, float*, int, int, int, float, float);
 
 // The BLIS loop nest over one micro-kernel of MR rows.
@@ -153,10 +158,12 @@ void sgemm_blocked(MicroKernel micro_kernel, GemmWorkspace& ws, bool transA, boo
                    float alpha, const float* A, const float* B, float beta, float* C) {
   const int lda = transA ? M : K;
   const int ldb = transB ? K : N;
-  ws.packA.resize((size_t)MC * KC);
-  ws.packB.resize((size_t)KC * NC);
-  float* pa = ws.packA.data();
-  float* pb = ws.packB.data();
+  // 16 floats of slack: the panels start on a 64-byte boundary, so the
+  // micro-kernel's vector loads never straddle two cache lines.
+  ws.packA.resize((size_t)MC * KC + 16);
+  ws.packB.resize((size_t)KC * NC + 16);
+  float* pa = align64(ws.packA.data());
+  float* pb = align64(ws.packB.data());
   for (int jc = 0; jc < N; jc += NC) {
     const int nc = std::min(NC, N - jc);
     for (int pc = 0; pc < K; pc += KC) {

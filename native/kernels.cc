@@ -12,7 +12,7 @@ namespace normlab {
 // ----------------------------------------------------------------------------
 // activations. Written so that a NaN input gives a NaN output (relu included).
 
-void activation_forward(int kind, const float* x, float* y, size_t n, float alpha) {
+NORMLAB_CLONES void activation_forward(int kind, const float* x, float* y, size_t n, float alpha) {
   switch (kind) {
     case kRelu:
       for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
@@ -32,7 +32,7 @@ void activation_forward(int kind, const float* x, float* y, size_t n, float alph
   }
 }
 
-void activation_backward(int kind, const float* x, const float* y, const float* dy, float* dx,
+NORMLAB_CLONES void activation_backward(int kind, const float* x, const float* y, const float* dy, float* dx,
                          size_t n, float alpha) {
   switch (kind) {
     case kRelu:  // x = 0 takes the x < 0 side, as PyTorch does
@@ -83,7 +83,7 @@ void dropout_forward(const float* x, float* y, float* mask, size_t n, double rat
   for (int k = 0; k < 4; k++) rng_state[k] = s[k];
 }
 
-void multiply(const float* a, const float* b, float* out, size_t n) {
+NORMLAB_CLONES void multiply(const float* a, const float* b, float* out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
 }
 
@@ -131,7 +131,7 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, float* 
   return loss / N;
 }
 
-void softmax_cross_entropy_backward(const float* probs, const int32_t* labels, float* dlogits,
+NORMLAB_CLONES void softmax_cross_entropy_backward(const float* probs, const int32_t* labels, float* dlogits,
                                     int N, int C) {
   const float inv_n = 1.0f / (float)N;
   for (int n = 0; n < N; n++) {
@@ -144,7 +144,7 @@ void softmax_cross_entropy_backward(const float* probs, const int32_t* labels, f
 // ----------------------------------------------------------------------------
 // optimizers (PyTorch semantics, see types.ts)
 
-void sgd_step(float* param, const float* grad, float* velocity, size_t n,
+NORMLAB_CLONES void sgd_step(float* param, const float* grad, float* velocity, size_t n,
               float lr, float momentum, bool nesterov, float weight_decay) {
   for (size_t i = 0; i < n; i++) {
     float g = grad[i] + weight_decay * param[i];
@@ -156,7 +156,7 @@ void sgd_step(float* param, const float* grad, float* velocity, size_t n,
   }
 }
 
-void adam_step(float* param, const float* grad, float* m, float* v, size_t n,
+NORMLAB_CLONES void adam_step(float* param, const float* grad, float* m, float* v, size_t n,
                double lr, double beta1, double beta2, double eps, double weight_decay, double step) {
   const float step_size = (float)(lr / (1.0 - std::pow(beta1, step)));
   const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(beta2, step));

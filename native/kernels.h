@@ -11,6 +11,17 @@
 
 #include "cpu.h"
 
+// The elementwise and reduction loops (batch norm, activations, optimizers,
+// im2col, pooling) get an AVX2 clone next to the baseline one, picked by the
+// CPU when the addon loads (GCC function multi-versioning). AVX2 without FMA:
+// no multiply-add is contracted and no reduction reordered, so both clones
+// give the same bytes; only the hand-written kernels (cpu.h) differ by path.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NORMLAB_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NORMLAB_CLONES
+#endif
+
 namespace normlab {
 
 // Packed panels of the built-in sgemm, and the instruction set its

@@ -21,7 +21,7 @@
 
 namespace normlab {
 
-void batch_renorm_forward_train(const float* x, float* y, int N, int C, int S,
+NORMLAB_CLONES void batch_renorm_forward_train(const float* x, float* y, int N, int C, int S,
                                 const float* gamma, const float* beta,
                                 float* running_mean, float* running_var,
                                 double momentum, double eps, double r_max, double d_max,
@@ -59,7 +59,7 @@ void batch_renorm_forward_train(const float* x, float* y, int N, int C, int S,
   }
 }
 
-void batch_renorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
+NORMLAB_CLONES void batch_renorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                            const float* gamma, const float* save_mean, const float* save_rstd,
                            const float* save_r, const float* save_d, float* dgamma, float* dbeta) {
   const double M = (double)N * S;

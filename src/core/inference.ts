@@ -255,7 +255,7 @@ function lowerOps(ops: Op[], k: Kernels): Op[] {
     const act = fused ? next.code : NO_ACTIVATION;
     const alpha = fused ? next.alpha : 0;
     if (op.kind === 'dense') {
-      const packed = new Float32Array(packedDenseSize(op.out, op.in));
+      const packed = k.alignedFloat32Array(packedDenseSize(op.out, op.in));
       k.packDense(op.weight, op.out, op.in, packed);
       out.push({ kind: 'matmul', packed, bias: op.bias, in: op.in, out: op.out, act, alpha });
     } else {

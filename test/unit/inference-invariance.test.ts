@@ -142,6 +142,16 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
     expect(() => k.denseInfer(x, packed.subarray(1), bias, y, n, inputs, out)).toThrow(/packed/);
   });
 
+  it('alignedFloat32Array gives n zeroed floats of its own', () => {
+    const a = k.alignedFloat32Array(1000);
+    const b = k.alignedFloat32Array(1000);
+    expect(a.length).toBe(1000);
+    expect(a.every((v) => v === 0)).toBe(true);
+    a.fill(1);
+    expect(b.every((v) => v === 0)).toBe(true);
+    expect(() => k.alignedFloat32Array(-1)).toThrow(RangeError);
+  });
+
   it('conv2dInfer = conv2dForward then the activation, for strides, padding and 1x1 kernels', () => {
     for (const [C, H, W, F, KH, KW, sh, sw, ph, pw] of [[2, 7, 6, 5, 3, 3, 1, 1, 1, 1], [3, 8, 9, 17, 2, 3, 2, 1, 0, 1], [4, 5, 5, 3, 1, 1, 1, 1, 0, 0]]) {
       const N = 3;

@@ -91,6 +91,13 @@ describe.skipIf(native === null)('native kernels: CPU dispatch at run time', () 
       expectClose(r.all, fast.all, { rtol: 1e-5, atol: 1e-5 }, `${r.path} vs ${fast.path}: denseInfer`);
       expectClose(r.gemm, fast.gemm, { rtol: 1e-5, atol: 1e-4 }, `${r.path} vs ${fast.path}: built-in gemm`);
     });
+    // AVX2 and AVX-512 run the same fused multiply-add chains: the same bytes on either machine.
+    const avx2 = results.find((r) => r.path === 'avx2');
+    const avx512 = results.find((r) => r.path === 'avx512');
+    if (avx2 && avx512) {
+      expect(avx512.all).toEqual(avx2.all);
+      expect(avx512.gemm).toEqual(avx2.gemm);
+    }
     // The main thread's own instance runs the best path: the same bytes as the worker's.
     const main = tryLoadNativeKernels().kernels!;
     const packed = new Float32Array(packedDenseSize(OUT, IN));

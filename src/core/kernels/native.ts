@@ -129,6 +129,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     batchRenormForwardTrain: addon.batchRenormForwardTrain,
     batchRenormBackward: addon.batchRenormBackward,
     packDense: addon.packDense,
+    alignedFloat32Array: addon.alignedFloat32Array,
     denseInfer: addon.denseInfer,
     conv2dInfer: addon.conv2dInfer,
   };

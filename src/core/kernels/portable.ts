@@ -558,6 +558,11 @@ const kernels: Kernels = {
     }
   },
 
+  alignedFloat32Array(n) {
+    size('alignedFloat32Array', 'n', n);
+    return new Float32Array(n);
+  },
+
   denseInfer(x, packed, bias, y, N, inputs, out, activation = NO_ACTIVATION, alpha = 0) {
     const fn = 'denseInfer';
     size(fn, 'N', N); size(fn, 'in', inputs); size(fn, 'out', out);

@@ -231,6 +231,13 @@ export interface Kernels {
   packDense(weight: Float32Array, out: number, inputs: number, packed: Float32Array): void;
 
   /**
+   * n zeroed floats for packDense's output (and other long-lived kernel operands): native, a view
+   * whose data starts on a 64-byte boundary, so vector loads never straddle cache lines; portable,
+   * a plain Float32Array.
+   */
+  alignedFloat32Array(n: number): Float32Array;
+
+  /**
    * Inference dense layer on packed weights: y[r*out + o] = f(Σ_k x[r*in + k]·weight[o*in + k] + bias[o])
    * for the N rows of x (bias null → 0; f the optional activation, as addBias). Batch invariance:
    * each output is one sum over k = 0 .. in-1 in that order (native: a single fused multiply-add
