@@ -163,22 +163,28 @@ describe('warnings', () => {
     expect(layersOf(spec)[0]).toMatchObject({ type: 'dense', bias: false });
   });
 
-  it('BN_INPUT_SKEWED fires on skewed inputs to input batch norm, not on Gaussian-like ones or without input BN', () => {
+  it('BN_INPUT_SKEWED fires on skewed or bimodal inputs to input batch norm, not on Gaussian-like or uniform ones, nor without input BN', () => {
     const n = 2000;
     const f = 4;
     const skewed = new Float32Array(n * f);
+    const bimodal = new Float32Array(n * f);
     const symmetric = new Float32Array(n * f);
+    const uniform = new Float32Array(n * f);
     let s = 7;
     const u = () => (s = (s * 16807) % 2147483647) / 2147483647;
     for (let i = 0; i < n * f; i++) {
       skewed[i] = u() < 0.9 ? 0 : u(); // mostly zeros, as dark pixels
+      bimodal[i] = (u() < 0.5 ? 0 : 1) + 0.05 * u(); // dark or bright
       symmetric[i] = u() + u() + u() - 1.5;
+      uniform[i] = u();
     }
     const input = resolveSpec({ dataset: { id: 'spirals' }, model: { batchNorm: 'input' } });
     const before = resolveSpec({ dataset: { id: 'spirals' } });
     const w = inputSkewWarning(expandLayers(input.model, [f], 2), skewed, n, f);
-    expect(w).toMatchObject({ code: 'BN_INPUT_SKEWED', details: { skewedFeatures: 4, features: 4 } });
+    expect(w).toMatchObject({ code: 'BN_INPUT_SKEWED', details: { nonGaussianFeatures: 4, features: 4 } });
+    expect(inputSkewWarning(expandLayers(input.model, [f], 2), bimodal, n, f)).toMatchObject({ code: 'BN_INPUT_SKEWED' });
     expect(inputSkewWarning(expandLayers(input.model, [f], 2), symmetric, n, f)).toBeNull();
+    expect(inputSkewWarning(expandLayers(input.model, [f], 2), uniform, n, f)).toBeNull();
     expect(inputSkewWarning(expandLayers(before.model, [f], 2), skewed, n, f)).toBeNull();
   });
 });
