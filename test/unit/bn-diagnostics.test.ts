@@ -231,6 +231,17 @@ describe('training reports the gap, warnings and the statistics it keeps', () =>
     expect(Math.abs(result.history.at(-1)!.gap!.accuracy)).toBeLessThan(0.05);
   });
 
+  it('BN_INPUT_SKEWED on the pixels of Fashion-MNIST (installed) with input batch norm, not on spirals', async () => {
+    const codes = async (dataset: object) => {
+      const spec = resolveSpec({ dataset, model: { hidden: [16], batchNorm: 'input' }, training: { epochs: 1 } });
+      const out: string[] = [];
+      await train(spec, await loadBuiltinDataset(spec.dataset, spec.training.seed), { onEvent: (e) => { if (e.type === 'warning') out.push(e.code); } });
+      return out;
+    };
+    expect(await codes({ id: 'fashion-mnist', limit: 600 })).toContain('BN_INPUT_SKEWED');
+    expect(await codes({ id: 'spirals', size: 600 })).not.toContain('BN_INPUT_SKEWED');
+  });
+
   it('no gap without batch norm', async () => {
     const spec = spiralsSpec({ model: { hidden: [8], batchNorm: 'none' }, training: { epochs: 1 } });
     const result = await train(spec, await loadBuiltinDataset(spec.dataset, spec.training.seed));
