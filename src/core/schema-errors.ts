@@ -79,7 +79,7 @@ function ruleMessage(e: ValueError): string {
 /** The issues one TypeBox error stands for (a union explains itself through its closest branch). */
 export function explainError(e: ValueError): SchemaIssue[] {
   // Defaults are not filled inside a union branch that fails; such a field is not what is wrong.
-  if (e.value === undefined && 'default' in e.schema) return [];
+  if (e.value === undefined && typeof e.schema === 'object' && e.schema !== null && 'default' in e.schema) return [];
   if (e.type !== ValueErrorType.Union) {
     const literals = e.type === ValueErrorType.Literal ? null : literalValues(e.schema);
     return [{ path: e.path, message: ruleMessage(e), ...(literals ? { allowed: literals } : {}) }];

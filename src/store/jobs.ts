@@ -9,7 +9,7 @@
  * epoch and terminal events copied to the experiment's stream by the same
  * script, tagged with the job id, variant and seed.
  */
-import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, Warning } from '../core/events.js';
+import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, TrainInferenceGap, Warning } from '../core/events.js';
 import type { JobSpec } from '../core/spec.js';
 import type { Keys } from '../queue/keys.js';
 import type { Redis } from './redis.js';
@@ -27,7 +27,7 @@ export interface JobProgress {
   loss: number; samplesPerSec: number; etaSeconds: number;
 }
 
-export interface LatestMetrics { epoch: number; train: Metrics; val: Metrics | null; test: Metrics | null; lr: number }
+export interface LatestMetrics { epoch: number; train: Metrics; val: Metrics | null; test: Metrics | null; lr: number; gap?: TrainInferenceGap | null }
 
 export interface JobError { code: string; message: string; details?: Record<string, unknown> }
 
@@ -310,7 +310,7 @@ function hashUpdate(event: TrainEvent, terminal: JobStatus | undefined): Record<
       return { progress: JSON.stringify(progress) };
     }
     case 'epoch':
-      return { metrics: JSON.stringify({ epoch: event.epoch, train: event.train, val: event.val, test: event.test, lr: event.lr }) };
+      return { metrics: JSON.stringify({ epoch: event.epoch, train: event.train, val: event.val, test: event.test, lr: event.lr, gap: event.gap ?? null }) };
     case 'completed':
       return { ...done, modelId: event.modelId, finalMetrics: JSON.stringify(event.metrics), epochsToTarget: JSON.stringify(event.epochsToTarget) };
     case 'failed':

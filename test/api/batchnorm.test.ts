@@ -43,6 +43,7 @@ it('reports the gap, the warnings and the per-channel history of a job', async (
   expect(job.result.metrics.gap).toMatchObject({ split: 'val', frozen: { accuracy: job.result.metrics.val.accuracy } });
   expect(job.result.metrics.gap.frozen.loss).toBeCloseTo(job.result.metrics.val.loss, 5);
   expect(job.links.batchnorm).toBe(`/v1/jobs/${id}/batchnorm`);
+  expect(job.metrics).toMatchObject({ epoch: 3, gap: { split: 'val' } });
 
   const metrics = (await api(base, 'GET', `/jobs/${id}/metrics`)).body;
   for (const e of metrics.epochs) {

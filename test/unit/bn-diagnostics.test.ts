@@ -163,22 +163,28 @@ describe('warnings', () => {
     expect(layersOf(spec)[0]).toMatchObject({ type: 'dense', bias: false });
   });
 
-  it('BN_INPUT_SKEWED fires on skewed inputs to input batch norm, not on Gaussian-like ones or without input BN', () => {
+  it('BN_INPUT_SKEWED fires on skewed or bimodal inputs to input batch norm, not on Gaussian-like or uniform ones, nor without input BN', () => {
     const n = 2000;
     const f = 4;
     const skewed = new Float32Array(n * f);
+    const bimodal = new Float32Array(n * f);
     const symmetric = new Float32Array(n * f);
+    const uniform = new Float32Array(n * f);
     let s = 7;
     const u = () => (s = (s * 16807) % 2147483647) / 2147483647;
     for (let i = 0; i < n * f; i++) {
       skewed[i] = u() < 0.9 ? 0 : u(); // mostly zeros, as dark pixels
+      bimodal[i] = (u() < 0.5 ? 0 : 1) + 0.05 * u(); // dark or bright
       symmetric[i] = u() + u() + u() - 1.5;
+      uniform[i] = u();
     }
     const input = resolveSpec({ dataset: { id: 'spirals' }, model: { batchNorm: 'input' } });
     const before = resolveSpec({ dataset: { id: 'spirals' } });
     const w = inputSkewWarning(expandLayers(input.model, [f], 2), skewed, n, f);
-    expect(w).toMatchObject({ code: 'BN_INPUT_SKEWED', details: { skewedFeatures: 4, features: 4 } });
+    expect(w).toMatchObject({ code: 'BN_INPUT_SKEWED', details: { nonGaussianFeatures: 4, features: 4 } });
+    expect(inputSkewWarning(expandLayers(input.model, [f], 2), bimodal, n, f)).toMatchObject({ code: 'BN_INPUT_SKEWED' });
     expect(inputSkewWarning(expandLayers(input.model, [f], 2), symmetric, n, f)).toBeNull();
+    expect(inputSkewWarning(expandLayers(input.model, [f], 2), uniform, n, f)).toBeNull();
     expect(inputSkewWarning(expandLayers(before.model, [f], 2), skewed, n, f)).toBeNull();
   });
 });
@@ -223,6 +229,17 @@ describe('training reports the gap, warnings and the statistics it keeps', () =>
     expect(warnings).toEqual([]);
     expect(result.history[0]!.gap!.split).toBe('train');
     expect(Math.abs(result.history.at(-1)!.gap!.accuracy)).toBeLessThan(0.05);
+  });
+
+  it('BN_INPUT_SKEWED on the pixels of Fashion-MNIST (installed) with input batch norm, not on spirals', async () => {
+    const codes = async (dataset: object) => {
+      const spec = resolveSpec({ dataset, model: { hidden: [16], batchNorm: 'input' }, training: { epochs: 1 } });
+      const out: string[] = [];
+      await train(spec, await loadBuiltinDataset(spec.dataset, spec.training.seed), { onEvent: (e) => { if (e.type === 'warning') out.push(e.code); } });
+      return out;
+    };
+    expect(await codes({ id: 'fashion-mnist', limit: 600 })).toContain('BN_INPUT_SKEWED');
+    expect(await codes({ id: 'spirals', size: 600 })).not.toContain('BN_INPUT_SKEWED');
   });
 
   it('no gap without batch norm', async () => {

@@ -39,6 +39,7 @@ export const Job = Type.Object({
   })),
   metrics: Nullable(Type.Object({
     epoch: Type.Integer(), train: Metrics, val: Nullable(Metrics), test: Nullable(Metrics), lr: Measured(),
+    gap: Type.Optional(Nullable(TrainInferenceGap)),
   }, { description: 'The latest epoch' })),
   result: Nullable(Type.Object({ metrics: FinalMetrics, epochsToTarget: Nullable(Type.Integer()) })),
   warnings: Type.Array(JobWarning),
