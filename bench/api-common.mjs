@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { loadConfig } from '../dist/src/config.js';
 import { createRedis, deleteKeys } from '../dist/src/store/redis.js';
 
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -107,7 +108,8 @@ export async function startCluster(name, env = {}) {
       for (const w of workers) w.kill('SIGKILL');
       api.kill('SIGKILL');
       await new Promise((r) => api.once('exit', r));
-      const redis = createRedis(REDIS_URL, 'bench-cleanup');
+      // The deployment `env` names (REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS).
+      const redis = createRedis(loadConfig(common), 'bench-cleanup');
       await deleteKeys(redis, prefix);
       await redis.quit();
     },

@@ -9,7 +9,7 @@ import { loadConfig } from '../dist/src/config.js';
 import { keysFor } from '../dist/src/queue/keys.js';
 import { createTrainQueue, JobService } from '../dist/src/queue/train-queue.js';
 import { JobStore } from '../dist/src/store/jobs.js';
-import { createRedis, deleteKeys, redisOptions } from '../dist/src/store/redis.js';
+import { bullConnection, createRedis, deleteKeys } from '../dist/src/store/redis.js';
 import { resolveSpec } from '../dist/src/core/spec.js';
 
 const total = Number(process.argv[2] ?? 200);
@@ -17,7 +17,8 @@ const concurrency = Number(process.argv[3] ?? 2);
 const config = loadConfig({}, { redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379', prefix: `nlbench-rss-${process.pid}`, tenantMaxActiveJobs: 1_000_000 });
 const redis = createRedis(config.redisUrl, 'bench');
 const store = new JobStore(redis, keysFor(config.prefix), config);
-const queue = createTrainQueue(redisOptions(config.redisUrl, 'bench:queue'), config);
+const queueConnection = bullConnection(config, 'bench:queue');
+const queue = createTrainQueue(queueConnection, config);
 const jobs = new JobService(queue, store);
 const spec = resolveSpec({ dataset: { id: 'spirals', size: 300 }, model: { hidden: [16, 16] }, training: { epochs: 2 } });
 
@@ -50,6 +51,7 @@ try {
   worker.kill('SIGTERM');
   await new Promise((r) => worker.once('exit', r));
   await queue.close();
+  await queueConnection.quit();
   await deleteKeys(redis, config.prefix);
   await redis.quit();
 }

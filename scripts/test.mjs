@@ -19,8 +19,9 @@ try {
   const json = JSON.parse(readFileSync(report, 'utf8'));
   passed = json.numPassedTests;
   failed = json.numFailedTests;
-  // A file that failed to load has no test results but must still count as a failure.
-  failed += json.testResults.filter((f) => f.status === 'failed' && f.assertionResults.length === 0).length;
+  // A file that failed to load, or whose beforeAll failed (its tests then show as skipped),
+  // has no failed test but must still count as a failure.
+  failed += json.testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((a) => a.status === 'failed')).length;
 } catch {
   failed += 1;
 }

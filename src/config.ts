@@ -75,6 +75,22 @@ function apiKeys(env: string, description: string): Setting<ApiKey[]> {
   };
 }
 
+/** One `host:port` of REDIS_CLUSTER_NODES or REDIS_SENTINELS. */
+export interface HostPort { host: string; port: number }
+
+/** `host:port,host:port`: at least one entry, ports 1-65535. */
+function hostPorts(env: string, description: string): Setting<HostPort[]> {
+  return {
+    env, default: [], description,
+    parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean).map((entry, i) => {
+      const m = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(entry);
+      const port = m ? Number(m[2]) : 0;
+      if (!m || port < 1 || port > 65535) throw new ConfigError(`${env}: entry ${i + 1} (${entry}) must be host:port with a port from 1 to 65535`);
+      return { host: m[1].replace(/^\[|\]$/g, ''), port };
+    }),
+  };
+}
+
 const HOUR = 3600;
 
 export const SETTINGS = {
@@ -83,9 +99,17 @@ export const SETTINGS = {
   redisUrl: str('REDIS_URL', '',
     'Redis connection URL. Unset: `npm start` uses 127.0.0.1:6379 when it answers, else starts a private redis-server ' +
     '(data in REDIS_DATA_DIR); `npm run api` / `npm run worker` use redis://127.0.0.1:6379'),
+  redisClusterNodes: hostPorts('REDIS_CLUSTER_NODES',
+    'Redis Cluster: some of its nodes as host:port,host:port (the client discovers the rest and follows redirections and failovers). Excludes REDIS_URL and REDIS_SENTINELS'),
+  redisSentinels: hostPorts('REDIS_SENTINELS',
+    'Sentinel-managed Redis: the sentinels as host:port,host:port (with REDIS_SENTINEL_NAME); the client follows the primary through failovers. Excludes REDIS_URL and REDIS_CLUSTER_NODES'),
+  redisSentinelName: str('REDIS_SENTINEL_NAME', '', 'The primary\'s name in the sentinels\' configuration (required with REDIS_SENTINELS, only with it)', /^[A-Za-z0-9_.-]{1,64}$/),
+  redisWaitReplicas: int('REDIS_WAIT_REPLICAS', 1,
+    'Cluster and Sentinel: replicas that must acknowledge a submitted job, an epoch, a model and a terminal event before the service goes on (Redis WAIT), so a failover cannot lose them; 0: do not wait (asynchronous replication only)', 0, 16),
+  redisWaitTimeoutMs: int('REDIS_WAIT_TIMEOUT_MS', 1000, 'Longest wait for REDIS_WAIT_REPLICAS; past it the service goes on (durability falls back to asynchronous replication while replicas lag or are down)', 1, 60_000),
   redisDataDir: str('REDIS_DATA_DIR', '.data/redis', 'Data directory (append-only file) of the redis-server that `npm start` starts when there is no Redis'),
   prefix: str('NORMLAB_PREFIX', 'normlab',
-    'Prefix of every Redis key (BullMQ queue, events, models, datasets); use {normlab} on Redis Cluster', /^[A-Za-z0-9_{}.-]{1,64}$/),
+    'Prefix of every Redis key: the service\'s keys are PREFIX:…, BullMQ\'s {PREFIX}:… (hash tags are added by the service, so the same prefix works on one node and on a cluster)', /^[A-Za-z0-9_.-]{1,64}$/),
   workerConcurrency: int('WORKER_CONCURRENCY', os.availableParallelism(), 'Training jobs one worker process runs at once (one worker thread each); default: CPU cores', 1, 256),
   jobAttempts: int('JOB_ATTEMPTS', 2, 'Attempts per job for unexpected failures (divergence and bad data are never retried; crashes and shutdowns resume from the checkpoint without using one)', 1, 100),
   checkpointEverySteps: int('CHECKPOINT_EVERY_STEPS', 0, 'Also checkpoint a running job every N training steps (0: at the end of every epoch only)'),
@@ -154,7 +178,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const raw = env[setting.env];
     config[key] = raw === undefined || raw === '' ? setting.default : setting.parse(raw, setting.env);
   }
-  return { ...(config as Config), ...overrides };
+  const result = { ...(config as Config), ...overrides };
+  redisTarget(result);
+  return result;
+}
+
+/** Where Redis is: one node (REDIS_URL), a Redis Cluster, or a primary found through Sentinel. */
+export type RedisTarget =
+  | { kind: 'single'; url: string }
+  | { kind: 'cluster'; nodes: HostPort[] }
+  | { kind: 'sentinel'; sentinels: HostPort[]; name: string };
+
+/**
+ * The one Redis deployment the settings name; a ConfigError for a wrong
+ * combination. An empty REDIS_URL (with neither of the others) stays empty:
+ * `npm start` then picks 127.0.0.1:6379 or a private redis-server.
+ */
+export function redisTarget(config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisSentinels' | 'redisSentinelName'>): RedisTarget {
+  const named = [
+    config.redisUrl && 'REDIS_URL',
+    config.redisClusterNodes.length > 0 && 'REDIS_CLUSTER_NODES',
+    config.redisSentinels.length > 0 && 'REDIS_SENTINELS',
+  ].filter(Boolean);
+  if (named.length > 1) throw new ConfigError(`${named.join(' and ')} are both set: set exactly one of REDIS_URL (one node), REDIS_CLUSTER_NODES (Redis Cluster) or REDIS_SENTINELS (with REDIS_SENTINEL_NAME)`);
+  if (config.redisSentinels.length > 0 && !config.redisSentinelName) throw new ConfigError('REDIS_SENTINELS is set without REDIS_SENTINEL_NAME: name the primary the sentinels monitor');
+  if (config.redisSentinelName && config.redisSentinels.length === 0) throw new ConfigError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS: list the sentinels as host:port,host:port');
+  if (config.redisClusterNodes.length > 0) return { kind: 'cluster', nodes: config.redisClusterNodes };
+  if (config.redisSentinels.length > 0) return { kind: 'sentinel', sentinels: config.redisSentinels, name: config.redisSentinelName };
+  return { kind: 'single', url: config.redisUrl };
 }
 
 /** The settings as rows for the README: env name, default, meaning. */

@@ -5,7 +5,7 @@
  * number of each can share one Redis.
  */
 import { pino } from 'pino';
-import { ConfigError, DEFAULT_REDIS_URL, describeConfig, loadConfig } from './config.js';
+import { ConfigError, DEFAULT_REDIS_URL, describeConfig, loadConfig, redisTarget } from './config.js';
 import { buildApp } from './server/app.js';
 import { localRedis, NoRedisError } from './store/local-redis.js';
 import { startWorker, type TrainWorker } from '../workers/worker.js';
@@ -34,13 +34,14 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, name: 'normlab' });
 
   let stopRedis = async () => {};
-  if (!config.redisUrl && role === 'all') {
+  const single = redisTarget(config).kind === 'single';
+  if (single && !config.redisUrl && role === 'all') {
     const redis = await localRedis(config.redisDataDir);
     config.redisUrl = redis.url;
     stopRedis = redis.stop;
     if (redis.origin !== 'default') logger.info({ url: redis.url, dataDir: config.redisDataDir }, `using a private redis-server (${redis.origin})`);
   }
-  config.redisUrl ||= DEFAULT_REDIS_URL;
+  if (single) config.redisUrl ||= DEFAULT_REDIS_URL;
 
   const app = role === 'worker' ? null : await buildApp(config);
   const worker: TrainWorker | null = role === 'api' ? null : startWorker(config, logger);

@@ -30,12 +30,14 @@ import { DatasetStore } from '../src/store/datasets.js';
 import type { TrainEvent } from '../src/core/events.js';
 import { JobStore } from '../src/store/jobs.js';
 import { ModelStore } from '../src/store/models.js';
+import { durabilityFor } from '../src/store/durable.js';
 import { createRedis } from '../src/store/redis.js';
 
 const config = workerData as Config;
 const keys = keysFor(config.prefix);
 /** Connection errors only (rate-limited); the job's own story is in its events. */
 const logger = pino({ level: config.logLevel, name: 'normlab-train' });
+const durability = durabilityFor(config);
 
 type Position = { epoch: number; step: number };
 
@@ -45,15 +47,16 @@ export default async function trainProcessor(
   const id = job.id;
   const { spec, tenant } = job.data;
   // Commands wait for Redis through a restart instead of failing the attempt.
-  const redis = createRedis(config.redisUrl, `normlab:train:${id}`, { maxRetriesPerRequest: null }, logger);
-  const jobs = new JobStore(redis, keys, config);
+  const redis = createRedis(config, `normlab:train:${id}`, { maxRetriesPerRequest: null }, logger);
+  const jobs = new JobStore(redis, keys, { ...config, durability });
 
-  // Events are written in order on one connection without waiting for each;
+  // Events are written one after another (training does not wait for them):
+  // some wait for replicas (JobStore.append), and none may overtake another.
   // `flush` waits for the last one and surfaces the first write error.
   let lastWrite: Promise<unknown> = Promise.resolve();
   let writeError: unknown = null;
   const write = (op: () => Promise<unknown>) => {
-    lastWrite = op().catch((err: unknown) => { writeError ??= err; });
+    lastWrite = lastWrite.then(op).catch((err: unknown) => { writeError ??= err; });
   };
   const emit = (event: TrainEvent) => write(() => jobs.append(id, event));
   const flush = async () => {
@@ -76,6 +79,11 @@ export default async function trainProcessor(
   try {
     // Handed over while the worker was already stopping.
     if (signal?.aborted) await requeue();
+    // Already ended: a failover took back BullMQ's record of the end (the
+    // job's own record, written first and acknowledged by replicas, has it).
+    const status = await jobs.status(id);
+    if (status === 'succeeded' || status === 'cancelled') return { outcome: status };
+    if (status === 'failed') throw new UnrecoverableError('the job already failed');
     if (await jobs.isCancelRequested(id)) {
       emit({ type: 'cancelled' });
       await flush();
@@ -97,7 +105,15 @@ export default async function trainProcessor(
         if (event.type === 'checkpoint') lastCheckpoint = { epoch: event.epoch, step: event.step };
         emit(event);
       },
-      onCheckpoint: (checkpoint) => jobs.saveCheckpoint(id, encodeCheckpoint(checkpoint)),
+      // In line with the events: a checkpoint must never reach Redis before the
+      // epoch event that precedes it (a resume from it would skip that epoch).
+      // Training waits for it, and sees its error.
+      onCheckpoint: (checkpoint) => {
+        const bytes = encodeCheckpoint(checkpoint);
+        const saved = lastWrite.then(() => jobs.saveCheckpoint(id, bytes));
+        lastWrite = saved.catch(() => {});
+        return saved;
+      },
       // On the event connection after the epoch event, so the history never runs ahead of the metrics.
       onBatchNormEpoch: (epoch, layers) => write(() => jobs.appendBatchNorm(id, epoch, layers)),
       statsLag: { accuracy: config.bnStatsLagAccuracy, loss: config.bnStatsLagLoss },
@@ -111,7 +127,7 @@ export default async function trainProcessor(
       lastCheckpoint = null;
       return run(null);
     });
-    await new ModelStore(redis, keys).save(tenant, id, result.artifact);
+    await new ModelStore(redis, keys, durability).save(tenant, id, result.artifact);
     emit({ type: 'completed', modelId: id, metrics: result.metrics, epochsToTarget: result.epochsToTarget });
     await flush();
     return { outcome: 'succeeded' };

@@ -15,13 +15,14 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
-import { DEFAULT_REDIS_URL, loadConfig, type Config } from '../src/config.js';
+import { DEFAULT_REDIS_URL, loadConfig, redisTarget, type Config } from '../src/config.js';
 import { startExperimentWorker } from '../src/queue/experiments.js';
 import { keysFor, QUEUE_NAME } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
 import type { TrainEvent } from '../src/core/events.js';
 import { JobStore } from '../src/store/jobs.js';
-import { createRedis, errorLogger, redisOptions } from '../src/store/redis.js';
+import { durabilityFor } from '../src/store/durable.js';
+import { bullConnection, createRedis, errorLogger, quitQuietly } from '../src/store/redis.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The compiled processor: next to this file in dist/, or in dist/ when this file runs from source (tests). */
@@ -48,11 +49,13 @@ export interface TrainWorker {
 }
 
 export function startWorker(config: Config, logger: Logger): TrainWorker {
-  const store = createRedis(config.redisUrl, 'normlab:worker:store', { maxRetriesPerRequest: null }, logger);
-  const jobs = new JobStore(store, keysFor(config.prefix), config);
+  const store = createRedis(config, 'normlab:worker:store', { maxRetriesPerRequest: null }, logger);
+  const keys = keysFor(config.prefix);
+  const jobs = new JobStore(store, keys, { ...config, durability: durabilityFor(config) });
+  const connection = bullConnection(config, 'normlab:worker');
   const worker = new Worker<TrainJobData, TrainJobResult>(QUEUE_NAME, PROCESSOR_FILE, {
-    connection: redisOptions(config.redisUrl, 'normlab:worker'),
-    prefix: config.prefix,
+    connection,
+    prefix: keys.bullPrefix,
     concurrency: config.workerConcurrency,
     useWorkerThreads: true,
     // The JS heap of a training thread; its tensors (typed arrays) are bounded by the submit-time estimate (MAX_JOB_MEMORY_BYTES).
@@ -79,7 +82,7 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
     jobs.append(job.id!, event).catch((e: unknown) => logger.error({ err: e, jobId: job.id }, 'could not record a job failure'));
   });
   // Experiments' parent jobs: summaries once every child has finished.
-  const experiments = startExperimentWorker(config, logger, store, redisOptions(config.redisUrl, 'normlab:worker:experiments'));
+  const experiments = startExperimentWorker(config, logger, store);
   worker.on('stalled', (jobId) => logger.warn({ jobId }, 'job lost its worker; back in the queue, it resumes from its checkpoint'));
   worker.on('error', errorLogger(logger, 'normlab:worker'));
   logger.info({
@@ -101,7 +104,7 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
         await experiments.close(force);
       } finally {
         clearInterval(repeat);
-        await store.quit();
+        await Promise.all([quitQuietly(store), quitQuietly(connection)]);
       }
     },
   };
@@ -109,7 +112,7 @@ export function startWorker(config: Config, logger: Logger): TrainWorker {
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  config.redisUrl ||= DEFAULT_REDIS_URL;
+  if (redisTarget(config).kind === 'single') config.redisUrl ||= DEFAULT_REDIS_URL;
   const logger = pino({ level: config.logLevel, name: 'normlab-worker' });
   const { close } = startWorker(config, logger);
   let stopping = false;

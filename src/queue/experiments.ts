@@ -9,7 +9,7 @@
  * the summary from the children's records and writes the experiment's
  * terminal event.
  */
-import { FlowProducer, Queue, Worker, type ConnectionOptions } from 'bullmq';
+import { FlowProducer, Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { ResolvedExperiment } from '../experiments/grid.js';
@@ -19,9 +19,10 @@ import {
 } from '../store/experiments.js';
 import { newId } from '../store/ids.js';
 import { isFinished, JobStore, type EpochEvent, type JobRecord } from '../store/jobs.js';
-import type { Redis } from '../store/redis.js';
+import { durabilityFor, waitForReplicas } from '../store/durable.js';
+import { bullConnection, quitQuietly, type Redis } from '../store/redis.js';
 import { EXPERIMENT_QUEUE_NAME, keysFor, QUEUE_NAME } from './keys.js';
-import { JobFinishedError, trainJobOptions, type JobService, type TrainJobData, type TrainJobResult } from './train-queue.js';
+import { JobFinishedError, trainJobOptions, type JobService, type QueueDurability, type TrainJobData, type TrainJobResult } from './train-queue.js';
 
 export interface ExperimentJobData { experimentId: string; tenant: string }
 
@@ -58,6 +59,8 @@ export class ExperimentService {
     private readonly jobStore: JobStore,
     private readonly jobs: JobService,
     private readonly config: Config,
+    /** The flow producer's connection and the replicas to wait for (see JobService). */
+    private readonly durable: QueueDurability | null = null,
   ) {}
 
   /**
@@ -89,6 +92,15 @@ export class ExperimentService {
           opts: { ...trainJobOptions(this.config), jobId: r.jobId, ignoreDependencyOnFailure: true },
         })),
       });
+      if (this.durable) {
+        // One WAIT round for every node that holds a part of it: the children, the experiment, the tenant, the queues.
+        const bull = keysFor(this.config.prefix).bullPrefix;
+        await Promise.all([
+          ...runs.map((r) => this.jobStore.awaitReplicas(tenant, r.jobId)),
+          this.store.awaitReplicas(tenant, id),
+          waitForReplicas(this.durable.connection, this.durable.durability, [`${bull}:${EXPERIMENT_QUEUE_NAME}:${id}`]),
+        ]);
+      }
     } catch (err) {
       for (const jobId of created) await this.jobStore.remove(tenant, jobId);
       await this.store.remove(tenant, id);
@@ -138,11 +150,13 @@ export interface ExperimentWorker { worker: Worker<ExperimentJobData>; close(for
  * The parent jobs' worker: light work (read the children, compute the
  * summary), so it runs on the worker process's main thread.
  */
-export function startExperimentWorker(config: Config, logger: Logger, redis: Redis, connection: ConnectionOptions): ExperimentWorker {
+export function startExperimentWorker(config: Config, logger: Logger, redis: Redis): ExperimentWorker {
   const keys = keysFor(config.prefix);
-  const store = new ExperimentStore(redis, keys, config.retainSucceededSeconds);
-  const jobStore = new JobStore(redis, keys, config);
-  const trainQueue = new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, { connection, prefix: config.prefix });
+  const durability = durabilityFor(config);
+  const store = new ExperimentStore(redis, keys, config.retainSucceededSeconds, durability);
+  const jobStore = new JobStore(redis, keys, { ...config, durability });
+  const connection = bullConnection(config, 'normlab:worker:experiments');
+  const trainQueue = new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
   const worker = new Worker<ExperimentJobData>(EXPERIMENT_QUEUE_NAME, async (job) => {
     const record = await store.get(job.data.experimentId);
     if (!record || isExperimentFinished(record.status)) return;
@@ -150,13 +164,14 @@ export function startExperimentWorker(config: Config, logger: Logger, redis: Red
     const summary = summarize(record.variants, await runInputs(jobStore, record.runs), record.target);
     await store.finish(record.id, record.cancelRequested ? 'cancelled' : 'succeeded', summary);
     logger.info({ experimentId: record.id, counts: summary.counts }, 'experiment finished');
-  }, { connection, prefix: config.prefix, concurrency: 4, lockDuration: config.lockDurationMs, stalledInterval: config.stalledIntervalMs });
+  }, { connection, prefix: keys.bullPrefix, concurrency: 4, lockDuration: config.lockDurationMs, stalledInterval: config.stalledIntervalMs });
   worker.on('error', (err) => logger.error({ err }, 'experiment worker error'));
   return {
     worker,
     async close(force = false) {
       await worker.close(force);
       await trainQueue.close();
+      await quitQuietly(connection);
     },
   };
 }

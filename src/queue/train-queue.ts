@@ -3,12 +3,14 @@
  * API uses (submit, look up, cancel), each on behalf of a tenant: another
  * tenant's job is not found. A job's BullMQ id is its resource id.
  */
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Config } from '../config.js';
 import type { JobSpec } from '../core/spec.js';
 import { isFinished, type JobRecord, type JobStore } from '../store/jobs.js';
 import { newId } from '../store/ids.js';
-import { QUEUE_NAME } from './keys.js';
+import { waitForReplicas, type Durability } from '../store/durable.js';
+import type { Redis } from '../store/redis.js';
+import { keysFor, QUEUE_NAME } from './keys.js';
 
 /** A child of an experiment: which one, which variant, which seed. */
 export interface ExperimentTag { id: string; variant: number; seed: number }
@@ -17,8 +19,9 @@ export interface TrainJobData { spec: JobSpec; tenant: string; experiment?: Expe
 /** What the processor returns to BullMQ (the job's own record holds the rest). */
 export interface TrainJobResult { outcome: 'succeeded' | 'cancelled' }
 
-export function createTrainQueue(connection: ConnectionOptions, config: Config): Queue<TrainJobData, TrainJobResult> {
-  return new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, { connection, prefix: config.prefix, defaultJobOptions: trainJobOptions(config) });
+/** The queue on `connection` (from bullConnection; its owner closes it after the queue). */
+export function createTrainQueue(connection: Redis, config: Config): Queue<TrainJobData, TrainJobResult> {
+  return new Queue<TrainJobData, TrainJobResult>(QUEUE_NAME, { connection, prefix: keysFor(config.prefix).bullPrefix, defaultJobOptions: trainJobOptions(config) });
 }
 
 /** Options of every training job (flows do not use the queue's defaults, so experiments pass them themselves). */
@@ -38,18 +41,37 @@ export class JobFinishedError extends Error {
   }
 }
 
+export interface QueueDurability {
+  /** The queue's own connection: a WAIT on it covers the queue's writes. */
+  connection: Redis;
+  durability: Durability;
+}
+
 export class JobService {
-  constructor(private readonly queue: Queue<TrainJobData, TrainJobResult>, private readonly store: JobStore) {}
+  constructor(
+    private readonly queue: Queue<TrainJobData, TrainJobResult>,
+    private readonly store: JobStore,
+    private readonly durable: QueueDurability | null = null,
+  ) {}
 
   /**
    * Record the job (status queued, first event) and hand it to the queue.
    * Throws ActiveJobsLimitError when the tenant has too many active jobs.
+   * With replicas to wait for, the answer comes once they hold the job and
+   * its queue entry: a failover after a 202 cannot lose the job.
    */
   async submit(tenant: string, spec: JobSpec): Promise<JobRecord> {
     const id = newId('job');
     await this.store.create(tenant, id, spec);
     try {
       await this.queue.add(QUEUE_NAME, { spec, tenant }, { jobId: id });
+      if (this.durable) {
+        // One WAIT round for the three nodes (job, tenant, queue) at once.
+        await Promise.all([
+          this.store.awaitReplicas(tenant, id),
+          waitForReplicas(this.durable.connection, this.durable.durability, [this.queue.toKey(id)]),
+        ]);
+      }
     } catch (err) {
       await this.store.remove(tenant, id);
       throw err;

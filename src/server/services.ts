@@ -13,7 +13,8 @@ import { ExperimentStore } from '../store/experiments.js';
 import { DatasetStore } from '../store/datasets.js';
 import { JobStore } from '../store/jobs.js';
 import { ModelStore } from '../store/models.js';
-import { createRedis, errorLogger, redisOptions, type Redis } from '../store/redis.js';
+import { durabilityFor } from '../store/durable.js';
+import { bullConnection, createRedis, errorLogger, quitQuietly, type Redis } from '../store/redis.js';
 import { ModelCache } from './model-cache.js';
 import { EventStreams, StreamReader } from './sse.js';
 
@@ -60,25 +61,30 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
   const keys = keysFor(config.prefix);
   // While Redis is away a command fails at once (the request answers 503 REDIS_UNAVAILABLE) instead of
   // waiting in the offline queue; one that gets no answer fails after REDIS_COMMAND_TIMEOUT_MS.
-  const redis = createRedis(config.redisUrl, 'normlab:api', {
+  const durability = durabilityFor(config);
+  const redis = createRedis(config, 'normlab:api', {
     enableOfflineQueue: false, commandTimeout: config.redisCommandTimeoutMs, lazyConnect: false,
   }, logger);
-  const reader = new StreamReader(config.redisUrl, redis, logger);
-  const queue = createTrainQueue(redisOptions(config.redisUrl, 'normlab:api:queue'), config);
+  const reader = new StreamReader(config, redis, logger);
+  const queueConnection = bullConnection(config, 'normlab:api:queue', 2);
+  const queue = createTrainQueue(queueConnection, config);
   queue.on('error', errorLogger(logger, 'normlab:api:queue'));
-  const jobStore = new JobStore(redis, keys, config);
-  const models = new ModelStore(redis, keys);
-  const jobs = new JobService(queue, jobStore);
+  const jobStore = new JobStore(redis, keys, { ...config, durability });
+  const models = new ModelStore(redis, keys, durability);
+  const jobs = new JobService(queue, jobStore, { connection: queueConnection, durability });
   // Connected on the first experiment, so an API process that never gets one holds no connection for it.
-  let flows: FlowProducer | null = null;
+  // Parent and children of a flow share BullMQ's one hash-tagged prefix (keys.bullPrefix).
+  let flows: { producer: FlowProducer; connection: Redis } | null = null;
   const flowProducer = () => {
     if (!flows) {
-      flows = new FlowProducer({ connection: redisOptions(config.redisUrl, 'normlab:api:flows'), prefix: config.prefix });
-      flows.on('error', errorLogger(logger, 'normlab:api:flows'));
+      const connection = bullConnection(config, 'normlab:api:flows', 2);
+      const producer = new FlowProducer({ connection, prefix: keys.bullPrefix });
+      producer.on('error', errorLogger(logger, 'normlab:api:flows'));
+      flows = { producer, connection };
     }
     return flows;
   };
-  const experimentStore = new ExperimentStore(redis, keys, config.retainSucceededSeconds);
+  const experimentStore = new ExperimentStore(redis, keys, config.retainSucceededSeconds, durability);
   return {
     config,
     keys,
@@ -86,10 +92,12 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     queue,
     jobs,
     jobStore,
-    experiments: new ExperimentService(flowProducer, experimentStore, jobStore, jobs, config),
+    experiments: new ExperimentService(() => flowProducer().producer, experimentStore, jobStore, jobs, config, {
+      get connection() { return flowProducer().connection; }, durability,
+    }),
     experimentStore,
     models,
-    datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes),
+    datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes, durability),
     modelCache: new ModelCache(models, getKernels(), config.modelCacheSize),
     kernels: kernelsInfo(),
     streams: new EventStreams(redis, reader, {
@@ -99,9 +107,11 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
       await reader.close();
       // Redis away: closing the queue would wait for it, so its connections are dropped after a short wait.
       await bounded(queue.close(), CLOSE_WAIT_MS, () => queue.disconnect());
+      await bounded(quitQuietly(queueConnection), CLOSE_WAIT_MS, () => queueConnection.disconnect());
       if (flows) {
         const f = flows;
-        await bounded(f.close(), CLOSE_WAIT_MS, () => f.disconnect());
+        await bounded(f.producer.close(), CLOSE_WAIT_MS, () => f.producer.disconnect());
+        await bounded(quitQuietly(f.connection), CLOSE_WAIT_MS, () => f.connection.disconnect());
       }
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -20,7 +20,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { TERMINAL_EVENTS } from '../core/events.js';
 import { parseEntry } from '../store/jobs.js';
-import { createRedis, errorLogger, type Redis } from '../store/redis.js';
+import { createRedis, errorLogger, type Redis, type RedisConnection } from '../store/redis.js';
 import { HttpError } from './errors.js';
 
 /** Longest single blocking read; `finished` is also checked this often. */
@@ -81,9 +81,9 @@ export class StreamReader {
   private closed = false;
   private readonly logError: (err: unknown) => void;
 
-  constructor(url: string, private readonly shared: Redis, logger: FastifyBaseLogger) {
+  constructor(connection: RedisConnection, private readonly shared: Redis, logger: FastifyBaseLogger) {
     this.logError = errorLogger(logger, 'normlab:api:events');
-    this.conn = createRedis(url, 'normlab:api:events', { maxRetriesPerRequest: null }, logger);
+    this.conn = createRedis(connection, 'normlab:api:events', { maxRetriesPerRequest: null }, logger);
     // Connected from the start, so the process holds the same connections with or without streams.
     this.conn.connect().catch(() => {});
   }

@@ -1,11 +1,12 @@
 /**
- * Uploaded datasets: `dataset:{id}` holds the owning tenant, a summary
+ * Uploaded datasets: `tenant:{t}:dataset:id` (in the tenant's slot) holds the owning tenant, a summary
  * (JSON), the stored size and the dataset in the binary form of the datasets
  * module. A tenant's uploads are listed in its own index and their stored
  * sizes add up in its usage hash, which the upload quota checks atomically.
  */
 import { decodeDataset, encodeDataset, type Dataset } from '../datasets/index.js';
 import type { Keys } from '../queue/keys.js';
+import { NOT_DURABLE, writeDurably, type Durability } from './durable.js';
 import type { Redis } from './redis.js';
 
 export interface DatasetSummary {
@@ -64,7 +65,8 @@ export class DatasetQuotaError extends Error {
 }
 
 export class DatasetStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly maxBytesPerTenant: number) {}
+  /** Uploads and deletions wait for the replicas of `durability` (a failover keeps what the API acknowledged). */
+  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly maxBytesPerTenant: number, private readonly durability: Durability = NOT_DURABLE) {}
 
   /**
    * Store an upload; it counts what Redis stores (see storedSize).
@@ -75,37 +77,37 @@ export class DatasetStore {
     const bytes = storedSize(ds, data);
     const summary = summaryOf(ds, bytes);
     const k = this.keys;
-    const used = await this.redis.saveDataset(
-      k.dataset(ds.id), k.datasetIndex(tenant), k.usage(tenant),
+    const used = await writeDurably(this.redis, this.durability, k.usage(tenant), () => this.redis.saveDataset(
+      k.dataset(tenant, ds.id), k.datasetIndex(tenant), k.usage(tenant),
       this.maxBytesPerTenant, bytes, ds.id, tenant, JSON.stringify(summary), data,
-    );
+    ));
     if (used >= 0) throw new DatasetQuotaError(bytes, used, this.maxBytesPerTenant);
     return summary;
   }
 
   /** The tenant's dataset, or null (also for another tenant's). */
   async summary(tenant: string, id: string): Promise<DatasetSummary | null> {
-    const [owner, s] = await this.redis.hmget(this.keys.dataset(id), 'tenant', 'summary');
+    const [owner, s] = await this.redis.hmget(this.keys.dataset(tenant, id), 'tenant', 'summary');
     return owner === tenant && s ? (JSON.parse(s) as DatasetSummary) : null;
   }
 
   async load(tenant: string, id: string): Promise<Dataset | null> {
-    const [owner, data] = await this.redis.hmgetBuffer(this.keys.dataset(id), 'tenant', 'data');
+    const [owner, data] = await this.redis.hmgetBuffer(this.keys.dataset(tenant, id), 'tenant', 'data');
     return owner?.toString() === tenant && data ? decodeDataset(data) : null;
   }
 
   async list(tenant: string): Promise<DatasetSummary[]> {
     const ids = await this.redis.zrevrangebylex(this.keys.datasetIndex(tenant), '+', '-');
     if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hget(this.keys.dataset(id), 'summary');
-    const rows = (await pipeline.exec()) ?? [];
-    return rows.flatMap(([, s]) => (s ? [JSON.parse(s as string) as DatasetSummary] : []));
+    const rows = await Promise.all(ids.map((id) => this.redis.hget(this.keys.dataset(tenant, id), 'summary')));
+    return rows.flatMap((s) => (s ? [JSON.parse(s) as DatasetSummary] : []));
   }
 
   /** True when the tenant's dataset existed. */
   async delete(tenant: string, id: string): Promise<boolean> {
     const k = this.keys;
-    return (await this.redis.deleteDataset(k.dataset(id), k.datasetIndex(tenant), k.usage(tenant), id, tenant)) === 1;
+    const deleted = await writeDurably(this.redis, this.durability, k.usage(tenant),
+      () => this.redis.deleteDataset(k.dataset(tenant, id), k.datasetIndex(tenant), k.usage(tenant), id, tenant));
+    return deleted === 1;
   }
 }

@@ -2,7 +2,7 @@
  * Experiment records in Redis: a hash per experiment (tenant, status, the
  * request, its variants and runs, the final summary), its event stream and
  * the tenant's index. The children's epoch and terminal events reach the
- * stream through the job store's append script; the experiment's own
+ * stream through the job store's append (JobStore.copyToExperiment); the experiment's own
  * terminal event (`completed` or `cancelled`, with the summary) is written
  * once, by FINISH_EXPERIMENT_LUA, together with the summary.
  */
@@ -10,6 +10,7 @@ import type { Target } from '../experiments/grid.js';
 import type { ExperimentSpec } from '../experiments/spec.js';
 import type { Summary } from '../experiments/summary.js';
 import type { Keys } from '../queue/keys.js';
+import { NOT_DURABLE, waitForReplicas, writeDurably, type Durability } from './durable.js';
 import type { Redis } from './redis.js';
 
 export type ExperimentStatus = 'queued' | 'running' | 'succeeded' | 'cancelled';
@@ -62,8 +63,9 @@ export function isExperimentFinished(status: ExperimentStatus): boolean {
 }
 
 export class ExperimentStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly retainSeconds: number) {}
+  constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly retainSeconds: number, private readonly durability: Durability = NOT_DURABLE) {}
 
+  /** The experiment's record and stream (its slot), then the tenant's index (the tenant's slot). */
   async create(record: Omit<ExperimentRecord, 'status' | 'finishedAt' | 'cancelRequested' | 'summary'>): Promise<void> {
     const k = this.keys;
     await this.redis.multi()
@@ -72,14 +74,20 @@ export class ExperimentStore {
         createdAt: record.createdAt, request: JSON.stringify(record.request), paths: JSON.stringify(record.paths),
         target: JSON.stringify(record.target), variants: JSON.stringify(record.variants), runs: JSON.stringify(record.runs),
       })
-      .zadd(k.experimentIndex(record.tenant), 0, record.id)
       .xadd(k.experimentEvents(record.id), '*', 'type', 'queued', 'data', JSON.stringify({ type: 'queued' }))
       .exec();
+    await this.redis.zadd(k.experimentIndex(record.tenant), 0, record.id);
+  }
+
+  /** Wait until replicas hold what `create` wrote. */
+  awaitReplicas(tenant: string, id: string): Promise<void> {
+    return waitForReplicas(this.redis, this.durability, [this.keys.experiment(id), this.keys.experimentIndex(tenant)]);
   }
 
   async remove(tenant: string, id: string): Promise<void> {
     const k = this.keys;
-    await this.redis.multi().unlink(k.experiment(id), k.experimentEvents(id)).zrem(k.experimentIndex(tenant), id).exec();
+    await this.redis.zrem(k.experimentIndex(tenant), id);
+    await this.redis.unlink(k.experiment(id), k.experimentEvents(id));
   }
 
   async get(id: string): Promise<ExperimentRecord | null> {
@@ -87,16 +95,17 @@ export class ExperimentStore {
   }
 
   async requestCancel(id: string): Promise<void> {
-    await this.redis.hset(this.keys.experiment(id), 'cancelRequested', '1');
+    const key = this.keys.experiment(id);
+    await writeDurably(this.redis, this.durability, key, () => this.redis.hset(key, 'cancelRequested', '1'));
   }
 
   /** Record the summary and write the terminal event, once. Returns false when it had already finished. */
   async finish(id: string, status: 'succeeded' | 'cancelled', summary: Summary): Promise<boolean> {
     const k = this.keys;
     const event = { type: status === 'cancelled' ? 'cancelled' : 'completed', summary };
-    const res = await this.redis.finishExperiment(
+    const res = await writeDurably(this.redis, this.durability, k.experiment(id), () => this.redis.finishExperiment(
       k.experiment(id), k.experimentEvents(id), status, JSON.stringify(summary), new Date().toISOString(), JSON.stringify(event), this.retainSeconds,
-    );
+    ));
     return res !== null;
   }
 
@@ -104,13 +113,12 @@ export class ExperimentStore {
   async list(tenant: string, options: { limit: number; cursor?: string }): Promise<{ items: ExperimentRecord[]; nextCursor: string | null }> {
     const index = this.keys.experimentIndex(tenant);
     const ids = await this.redis.zrevrangebylex(index, options.cursor ? `(${options.cursor}` : '+', '-', 'LIMIT', 0, options.limit);
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.experiment(id));
-    const hashes = (await pipeline.exec()) ?? [];
+    // One command per experiment: on a cluster each one's hash is on its own slot.
+    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.experiment(id))));
     const items: ExperimentRecord[] = [];
     const expired: string[] = [];
     ids.forEach((id, i) => {
-      const record = parseRecord(hashes[i]![1] as Record<string, string>);
+      const record = parseRecord(hashes[i]!);
       if (record) items.push(record); else expired.push(id);
     });
     if (expired.length > 0) await this.redis.zrem(index, ...expired);

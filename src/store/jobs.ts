@@ -6,12 +6,13 @@
  * stream and the status never disagree, nothing is appended after a terminal
  * event (exactly one per job), and an epoch is recorded once even when a
  * resumed attempt trains it again. A child of an experiment also has its
- * epoch and terminal events copied to the experiment's stream by the same
- * script, tagged with the job id, variant and seed.
+ * epoch and terminal events copied to the experiment's stream, tagged with
+ * the job id, variant and seed (see `copyToExperiment`).
  */
 import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, TrainInferenceGap, Warning } from '../core/events.js';
 import type { JobSpec } from '../core/spec.js';
 import type { Keys } from '../queue/keys.js';
+import { NOT_DURABLE, waitForReplicas, writeDurably, type Durability } from './durable.js';
 import type { Redis } from './redis.js';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -76,12 +77,6 @@ if ARGV[2] == 'warning' then
   local old = redis.call('HGET', KEYS[1], 'warnings')
   redis.call('HSET', KEYS[1], 'warnings', (old and (old .. '\\n') or '') .. ARGV[3])
 end
-local exp = redis.call('HMGET', KEYS[1], 'experimentEvents', 'id', 'experimentVariant', 'experimentSeed')
-if exp[1] and (ARGV[2] == 'epoch' or ARGV[2] == 'completed' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled') then
-  -- The event's JSON object with the tags in front (the id is [a-z0-9_], variant and seed are integers).
-  local tagged = '{"jobId":"' .. exp[2] .. '","variant":' .. exp[3] .. ',"seed":' .. exp[4] .. ',' .. string.sub(ARGV[3], 2)
-  redis.call('XADD', exp[1], '*', 'type', ARGV[2], 'data', tagged)
-end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
@@ -91,15 +86,24 @@ return id
 `;
 
 /**
- * KEYS: job, events, jobIndex, activeJobs. ARGV: maxActive, id, maxLen, queued event, field, value, …
- * Records a new job unless the tenant already has maxActive active jobs (returns 0).
+ * KEYS: job, events (the job's slot). ARGV: maxLen, queued event, field, value, …
+ * Records a new job's hash and first event; it is not listed nor counted
+ * until RESERVE_JOB_LUA indexes it.
  */
 export const CREATE_JOB_LUA = `
-if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('ZADD', KEYS[3], 0, ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'queued', 'data', ARGV[4])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'type', 'queued', 'data', ARGV[2])
+return 1
+`;
+
+/**
+ * KEYS: activeJobs, jobIndex (the tenant's slot). ARGV: maxActive, id.
+ * Counts and lists a recorded job unless the tenant already has maxActive active jobs (returns 0).
+ */
+export const RESERVE_JOB_LUA = `
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
 return 1
 `;
 
@@ -129,7 +133,14 @@ export interface BatchNormEpochEntry { epoch: number; layers: BatchNormChannels[
 
 export interface JobStoreOptions {
   eventsMaxLen: number; bnHistoryMaxBytes: number; retainSucceededSeconds: number; retainFailedSeconds: number; tenantMaxActiveJobs: number;
+  /** Replicas that acknowledge the writes a failover must not lose (see `append`); default none. */
+  durability?: Durability;
 }
+
+/** Events that are written durably (WAIT for replicas): what a failover must not take back. */
+const DURABLE_EVENTS = new Set<string>(['epoch', 'completed', 'failed', 'cancelled']);
+/** A child's events that also go to its experiment's stream. */
+const EXPERIMENT_EVENTS = new Set<string>(['epoch', 'completed', 'failed', 'cancelled']);
 
 export class ActiveJobsLimitError extends Error {
   constructor(readonly limit: number) {
@@ -141,70 +152,103 @@ export class ActiveJobsLimitError extends Error {
 export class JobStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys, private readonly options: JobStoreOptions) {}
 
+  private get durability(): Durability {
+    return this.options.durability ?? NOT_DURABLE;
+  }
+
   /**
    * Record a new job (status queued) with its first event. Throws
    * ActiveJobsLimitError when the tenant has tenantMaxActiveJobs queued or
-   * running jobs; finished jobs leave the count lazily, here.
+   * running jobs; finished jobs leave the count lazily, here. Two writes (the
+   * job's slot, then the tenant's): in between the job exists unlisted, so a
+   * reader of the index never meets an id without its hash. Not yet durable:
+   * see `awaitReplicas`.
    */
   async create(tenant: string, id: string, spec: JobSpec, experiment?: { id: string; variant: number; seed: number }): Promise<void> {
     const k = this.keys;
     const limit = this.options.tenantMaxActiveJobs;
     const fields = {
       id, tenant, status: 'queued', attempt: 0, createdAt: new Date().toISOString(), spec: JSON.stringify(spec), name: spec.name ?? '',
-      ...(experiment ? {
-        experimentId: experiment.id, experimentVariant: experiment.variant, experimentSeed: experiment.seed,
-        experimentEvents: k.experimentEvents(experiment.id),
-      } : {}),
+      ...(experiment ? { experimentId: experiment.id, experimentVariant: experiment.variant, experimentSeed: experiment.seed } : {}),
     };
-    const create = () => this.redis.createJob(
-      k.job(id), k.events(id), k.jobIndex(tenant), k.activeJobs(tenant),
-      limit, id, this.options.eventsMaxLen, JSON.stringify({ type: 'queued' }), ...Object.entries(fields).flat(),
-    );
-    if (await create() === 1) return;
+    await this.redis.createJob(k.job(id), k.events(id), this.options.eventsMaxLen, JSON.stringify({ type: 'queued' }), ...Object.entries(fields).flat());
+    const reserve = () => this.redis.reserveJob(k.activeJobs(tenant), k.jobIndex(tenant), limit, id);
+    if (await reserve() === 1) return;
     await this.pruneActive(tenant);
-    if (await create() === 0) throw new ActiveJobsLimitError(limit);
+    if (await reserve() === 1) return;
+    await this.redis.unlink(k.job(id), k.events(id));
+    throw new ActiveJobsLimitError(limit);
+  }
+
+  /** Wait until replicas hold the job `create` recorded (its record and the tenant's indexes). */
+  awaitReplicas(tenant: string, id: string): Promise<void> {
+    return waitForReplicas(this.redis, this.durability, [this.keys.job(id), this.keys.jobIndex(tenant)]);
   }
 
   /** Drop the tenant's finished (or expired) jobs from its active set. */
   private async pruneActive(tenant: string): Promise<void> {
     const ids = await this.redis.smembers(this.keys.activeJobs(tenant));
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hget(this.keys.job(id), 'status');
-    const statuses = (await pipeline.exec()) ?? [];
+    // One command per job: on a cluster each job's hash is on its own slot.
+    const statuses = await Promise.all(ids.map((id) => this.redis.hget(this.keys.job(id), 'status')));
     const done = ids.filter((_, i) => {
-      const status = statuses[i][1] as JobStatus | null;
+      const status = statuses[i] as JobStatus | null;
       return !status || isFinished(status);
     });
     if (done.length > 0) await this.redis.srem(this.keys.activeJobs(tenant), ...done);
   }
 
-  /** Forget a job that could not be queued. */
+  /** Forget a job that could not be queued (its slot, then its tenant's). */
   async remove(tenant: string, id: string): Promise<void> {
     const k = this.keys;
     await this.redis.multi()
-      .unlink(k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id), k.batchnorm(id))
       .zrem(k.jobIndex(tenant), id)
       .srem(k.activeJobs(tenant), id)
       .exec();
+    await this.redis.unlink(k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id), k.batchnorm(id));
   }
 
   /**
    * Append an event and apply it to the job's hash. Returns the stream id, or
    * null when the job is unknown or already finished (nothing is written).
+   * Epoch and terminal events (and with them every earlier write on this
+   * connection to the job's slot: the checkpoint, progress) wait for the
+   * replicas of `durability`: after a failover a job resumes from its last
+   * acknowledged epoch and never ends twice.
    */
-  append(id: string, event: TrainEvent): Promise<string | null> {
+  async append(id: string, event: TrainEvent): Promise<string | null> {
     const k = this.keys;
     const terminal = TERMINAL[event.type];
     const ttl = terminal === undefined ? 0
       : terminal === 'succeeded' ? this.options.retainSucceededSeconds : this.options.retainFailedSeconds;
     const fields = Object.entries(hashUpdate(event, terminal)).flat();
-    const appended = this.redis.appendJobEvent(
+    const args = [
       k.job(id), k.events(id), k.history(id), k.cancel(id), k.checkpoint(id),
       this.options.eventsMaxLen, event.type, JSON.stringify(event), ttl, ...fields,
-    );
+    ];
+    const durability = DURABLE_EVENTS.has(event.type) ? this.durability : NOT_DURABLE;
+    const streamId = await writeDurably(this.redis, durability, k.job(id), () => this.redis.appendJobEvent(...args));
     // The batch-norm history goes with the job (its writes stop at the terminal event).
-    if (terminal !== undefined) return appended.then(async (streamId) => { await this.redis.expire(k.batchnorm(id), ttl); return streamId; });
-    return appended;
+    if (streamId !== null && terminal !== undefined) await this.redis.expire(k.batchnorm(id), ttl);
+    if (streamId !== null && EXPERIMENT_EVENTS.has(event.type)) await this.copyToExperiment(id, event, durability);
+    return streamId;
+  }
+
+  /**
+   * A child of an experiment: its epoch and terminal events also go to the
+   * experiment's stream, tagged with the job id, variant and seed. A second
+   * write, after the job's own (the experiment's stream is in the
+   * experiment's hash slot, the job's keys in the job's): an event is copied
+   * only once it is recorded, so never twice; a crash in between leaves the
+   * experiment's stream without that one event (the summary reads the
+   * children's records, not this stream).
+   */
+  private async copyToExperiment(id: string, event: TrainEvent, durability: Durability): Promise<void> {
+    const [experimentId, variant, seed] = await this.redis.hmget(this.keys.job(id), 'experimentId', 'experimentVariant', 'experimentSeed');
+    if (!experimentId) return;
+    const stream = this.keys.experimentEvents(experimentId);
+    // The event's JSON object with the tags in front.
+    const tagged = JSON.stringify({ jobId: id, variant: Number(variant), seed: Number(seed), ...event });
+    await writeDurably(this.redis, durability, stream, () => this.redis.xadd(stream, '*', 'type', event.type, 'data', tagged));
   }
 
   /** Record one epoch's per-channel batch-norm statistics (see APPEND_BATCHNORM_LUA). */
@@ -242,14 +286,12 @@ export class JobStore {
     const batch = status ? 200 : limit;
     while (items.length < limit && scanned < scanLimit) {
       const ids = await this.redis.zrevrangebylex(index, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, batch);
-      const pipeline = this.redis.pipeline();
-      for (const id of ids) pipeline.hgetall(this.keys.job(id));
-      const hashes = (await pipeline.exec()) ?? [];
+      const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.job(id))));
       const expired: string[] = [];
       for (let i = 0; i < ids.length && items.length < limit; i++) {
         cursor = ids[i];
         scanned++;
-        const record = parseRecord(hashes[i][1] as Record<string, string>);
+        const record = parseRecord(hashes[i]);
         if (!record) expired.push(ids[i]);
         else if (!status || record.status === status) items.push(record);
       }
@@ -270,8 +312,10 @@ export class JobStore {
     return items.map((s) => JSON.parse(s) as EpochEvent);
   }
 
+  /** Durable: a cancellation the API acknowledged survives a failover. */
   async requestCancel(id: string): Promise<void> {
-    await this.redis.set(this.keys.cancel(id), '1', 'EX', this.options.retainFailedSeconds);
+    const key = this.keys.cancel(id);
+    await writeDurably(this.redis, this.durability, key, () => this.redis.set(key, '1', 'EX', this.options.retainFailedSeconds));
   }
 
   async isCancelRequested(id: string): Promise<boolean> {

@@ -1,12 +1,20 @@
 /**
- * Redis connections. Every client gets the stores' scripts: `appendJobEvent`
- * and `createJob`, the one way jobs and their events are written (./jobs.ts),
- * and the dataset quota scripts (./datasets.ts).
+ * Redis connections: the one factory every part of the service uses (API,
+ * worker, the processor's worker threads, BullMQ's queues and workers), for
+ * one node (REDIS_URL), a Redis Cluster (REDIS_CLUSTER_NODES) or a
+ * Sentinel-managed primary (REDIS_SENTINELS). Every client gets the stores'
+ * scripts: `appendJobEvent` and `createJob`, the one way jobs and their
+ * events are written (./jobs.ts), and the dataset quota scripts
+ * (./datasets.ts), the batch-norm history (./jobs.ts) and the experiments'
+ * (./experiments.ts). test/api/key-slots.test.ts checks that each call's keys
+ * share one hash slot.
  */
-import { Redis, type RedisOptions, type Result } from 'ioredis';
+import { Cluster, Redis as SingleRedis, type ClusterOptions, type RedisOptions, type Result } from 'ioredis';
+import { redisTarget, type Config, type RedisTarget } from '../config.js';
+import { keysFor } from '../queue/keys.js';
 import { DELETE_DATASET_LUA, SAVE_DATASET_LUA } from './datasets.js';
 import { FINISH_EXPERIMENT_LUA } from './experiments.js';
-import { APPEND_BATCHNORM_LUA, APPEND_JOB_EVENT_LUA, CREATE_JOB_LUA } from './jobs.js';
+import { APPEND_BATCHNORM_LUA, APPEND_JOB_EVENT_LUA, CREATE_JOB_LUA, RESERVE_JOB_LUA } from './jobs.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -16,6 +24,8 @@ declare module 'ioredis' {
     createJob(...args: Array<string | number>): Result<number, Context>;
     /** See APPEND_BATCHNORM_LUA. */
     appendBatchNorm(...args: Array<string | number>): Result<number, Context>;
+    /** See RESERVE_JOB_LUA. */
+    reserveJob(...args: Array<string | number>): Result<number, Context>;
     saveDataset(...args: Array<string | number | Buffer>): Result<number, Context>;
     deleteDataset(...args: Array<string | number>): Result<number, Context>;
     /** See FINISH_EXPERIMENT_LUA. */
@@ -23,7 +33,46 @@ declare module 'ioredis' {
   }
 }
 
-export type { Redis };
+/** A connection to one node, or to a cluster (which routes each command by its key's slot). */
+export type Redis = SingleRedis | Cluster;
+
+export const SCRIPTS = {
+  appendJobEvent: { numberOfKeys: 5, lua: APPEND_JOB_EVENT_LUA },
+  createJob: { numberOfKeys: 2, lua: CREATE_JOB_LUA },
+  reserveJob: { numberOfKeys: 2, lua: RESERVE_JOB_LUA },
+  appendBatchNorm: { numberOfKeys: 2, lua: APPEND_BATCHNORM_LUA },
+  saveDataset: { numberOfKeys: 3, lua: SAVE_DATASET_LUA },
+  deleteDataset: { numberOfKeys: 3, lua: DELETE_DATASET_LUA },
+  finishExperiment: { numberOfKeys: 2, lua: FINISH_EXPERIMENT_LUA },
+};
+
+/** Where to connect: the settings (any deployment) or a redis:// URL (one node). */
+export type RedisConnection = string | Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisSentinels' | 'redisSentinelName'>;
+
+export interface ConnectOptions {
+  /** Retries of a command while Redis is away; null: wait for Redis (workers, blocking reads). Default 20. */
+  maxRetriesPerRequest?: number | null;
+  /** Connect on the first command (default) or now. */
+  lazyConnect?: boolean;
+  /** false: while Redis is away a command fails at once instead of waiting. */
+  enableOfflineQueue?: boolean;
+  /** A command without an answer fails after this many ms. */
+  commandTimeout?: number;
+  /** Delay before each reconnection (ioredis's retryStrategy; one node and Sentinel). */
+  retryStrategy?: (times: number) => number | null;
+}
+
+/**
+ * How long a waiting client (maxRetriesPerRequest null) keeps retrying a
+ * command whose cluster node is gone: a primary's failover takes
+ * cluster-node-timeout plus an election; give it a minute.
+ */
+const CLUSTER_PATIENT_REDIRECTIONS = 600;
+const CLUSTER_RETRY_DELAY_MS = 100;
+
+function target(connection: RedisConnection): RedisTarget {
+  return typeof connection === 'string' ? { kind: 'single', url: connection } : redisTarget(connection);
+}
 
 /** Connection options from a redis:// or rediss:// URL (user, password, database number, TLS). */
 export function redisOptions(url: string, name: string): RedisOptions {
@@ -69,33 +118,69 @@ export function errorLogger(logger: ErrorSink, name: string): (err: unknown) => 
  * reached, lost connections) are logged, rate-limited; without one they
  * surface only where a command is awaited.
  */
-export function createRedis(url: string, name: string, options: RedisOptions = {}, logger?: ErrorSink): Redis {
-  const client = new Redis({
-    ...redisOptions(url, name),
-    lazyConnect: true,
-    scripts: {
-      appendJobEvent: { numberOfKeys: 5, lua: APPEND_JOB_EVENT_LUA },
-      createJob: { numberOfKeys: 4, lua: CREATE_JOB_LUA },
-      appendBatchNorm: { numberOfKeys: 2, lua: APPEND_BATCHNORM_LUA },
-      saveDataset: { numberOfKeys: 3, lua: SAVE_DATASET_LUA },
-      deleteDataset: { numberOfKeys: 3, lua: DELETE_DATASET_LUA },
-      finishExperiment: { numberOfKeys: 2, lua: FINISH_EXPERIMENT_LUA },
-    },
-    ...options,
-  });
+export function createRedis(connection: RedisConnection, name: string, options: ConnectOptions = {}, logger?: ErrorSink): Redis {
+  const t = target(connection);
+  const common = {
+    lazyConnect: options.lazyConnect ?? true, scripts: SCRIPTS,
+    ...(options.retryStrategy ? { retryStrategy: options.retryStrategy } : {}),
+    ...(options.enableOfflineQueue === undefined ? {} : { enableOfflineQueue: options.enableOfflineQueue }),
+  };
+  const maxRetriesPerRequest = options.maxRetriesPerRequest === undefined ? 20 : options.maxRetriesPerRequest;
+  const perNode = { connectionName: name, maxRetriesPerRequest, ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}) };
+  let client: Redis;
+  if (t.kind === 'cluster') {
+    const clusterOptions: ClusterOptions = {
+      ...common,
+      redisOptions: perNode,
+      maxRedirections: maxRetriesPerRequest === null ? CLUSTER_PATIENT_REDIRECTIONS : 16,
+      retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
+      retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
+      retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+    };
+    client = new Cluster(t.nodes, clusterOptions);
+  } else if (t.kind === 'sentinel') {
+    client = new SingleRedis({ ...common, ...perNode, sentinels: t.sentinels, name: t.name, failoverDetector: true });
+  } else {
+    client = new SingleRedis({ ...redisOptions(t.url, name), ...common, ...perNode });
+  }
   // ioredis reconnects by itself; a failed command also surfaces where it is awaited (a 503 in the API).
   client.on('error', logger ? errorLogger(logger, name) : () => {});
   return client;
 }
 
-/** Delete every key under a prefix (tests, tooling). */
+/**
+ * A connection for a BullMQ Queue, Worker, QueueEvents or FlowProducer
+ * (a Worker needs maxRetriesPerRequest null; a Queue the API adds to may
+ * fail fast). BullMQ does not close a connection it is handed: its owner
+ * quits it after closing the BullMQ object.
+ */
+export function bullConnection(connection: RedisConnection, name: string, maxRetriesPerRequest: number | null = null): Redis {
+  return createRedis(connection, name, { maxRetriesPerRequest, lazyConnect: false });
+}
+
+/** Close a connection; one that Redis or BullMQ already closed (or that cannot say goodbye) is just dropped. */
+export async function quitQuietly(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  await client.quit().then(() => {}, () => client.disconnect());
+}
+
+/** Delete every key under a prefix, BullMQ's included (tests, tooling); on a cluster, on every primary. */
 export async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
+  if (redis instanceof Cluster && redis.status === 'wait') await redis.connect();
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
   let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-  } while (cursor !== '0');
+  for (const node of nodes) {
+    for (const pattern of keysFor(prefix).patterns) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        cursor = next;
+        // One key per command: a cluster refuses a multi-key UNLINK across slots.
+        const counts = await Promise.all(keys.map((key) => node.unlink(key)));
+        deleted += counts.reduce((a, b) => a + b, 0);
+      } while (cursor !== '0');
+    }
+  }
   return deleted;
 }

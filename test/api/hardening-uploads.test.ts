@@ -114,7 +114,7 @@ it('counts what is stored against the quota, not the CSV size', async () => {
   const text = bigCsv(60_000);
   const res = await upload(text);
   expect(res.status).toBe(201);
-  const key = services.keys.dataset(res.body.id);
+  const key = services.keys.dataset(OPEN_TENANT, res.body.id);
   const stored = (await services.redis.hstrlen(key, 'data')) + (await services.redis.hstrlen(key, 'summary'));
   const used = Number(await services.redis.hget(services.keys.usage(OPEN_TENANT), 'datasetBytes'));
   expect(used - before).toBe(res.body.bytes);

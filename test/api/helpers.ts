@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildApp } from '../../src/server/app.js';
-import { createRedis, deleteKeys } from '../../src/store/redis.js';
+import { createRedis, deleteKeys, type RedisConnection } from '../../src/store/redis.js';
 import { startWorker, type TrainWorker } from '../../workers/worker.js';
 
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -45,20 +45,20 @@ export async function startStack(name: string, options: { worker?: boolean; conf
   const app = await buildApp(config);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
-  const worker = options.worker ? startWorker(config, pino({ level: 'warn' })) : null;
+  const worker = options.worker ? startWorker(config, pino({ level: config.logLevel === 'silent' ? 'silent' : 'warn' })) : null;
   return {
     config, app, worker,
     base: `http://127.0.0.1:${port}/v1`,
     async close() {
       await app.close();
       await worker?.close(true);
-      await cleanup(config.prefix);
+      await cleanup(config.prefix, config);
     },
   };
 }
 
-export async function cleanup(prefix: string): Promise<void> {
-  const redis = createRedis(REDIS_URL, 'normlab:test-cleanup');
+export async function cleanup(prefix: string, connection: RedisConnection = REDIS_URL): Promise<void> {
+  const redis = createRedis(connection, 'normlab:test-cleanup');
   await deleteKeys(redis, prefix);
   await redis.quit();
 }

@@ -64,7 +64,7 @@ function answer(err: Error, bodyLimit: number, bodyLimitSetting: string, redisRe
       details: { limit: bodyLimit, setting: bodyLimitSetting },
     };
   }
-  if (isRedisUnreachable(err) || (!redisReady && statusCode >= 500)) {
+  if (isRedisUnreachable(err) || REDIS_FAILING_OVER.test(err.message) || (!redisReady && statusCode >= 500)) {
     return { status: 503, code: 'REDIS_UNAVAILABLE', message: 'the service cannot reach Redis; retry shortly', details: {} };
   }
   if (statusCode >= 400 && statusCode < 500) {
@@ -74,6 +74,9 @@ function answer(err: Error, bodyLimit: number, bodyLimitSetting: string, redisRe
   }
   return { status: 500, code: 'INTERNAL', message: 'internal error', details: {} };
 }
+
+/** What a cluster or Sentinel client reports while a primary fails over (the request may be retried). */
+const REDIS_FAILING_OVER = /^(Too many Cluster redirections|CLUSTERDOWN|TRYAGAIN|All sentinels are unreachable|Connection is closed)/;
 
 export function installErrorHandling(app: FastifyInstance): void {
   // A body in an encoding the route does not decode would be read as garbage: 415 before parsing.
