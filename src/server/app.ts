@@ -17,6 +17,7 @@ import experimentsRoutes from './routes/experiments.js';
 import healthRoutes from './routes/health.js';
 import jobsRoutes from './routes/jobs.js';
 import modelsRoutes from './routes/models.js';
+import v2Routes from './routes/v2.js';
 import { ErrorResponse } from './schemas/common.js';
 import { JobSpecSchema } from '../core/spec.js';
 import { ExperimentSpecSchema, TemplateRequestSchema } from '../experiments/spec.js';
@@ -107,5 +108,6 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   await app.register(experimentsRoutes, { prefix: '/v1' });
   await app.register(datasetsRoutes, { prefix: '/v1' });
   await app.register(modelsRoutes, { prefix: '/v1' });
+  await app.register(v2Routes, { prefix: '/v2' });
   return app;
 }

@@ -32,7 +32,7 @@ declare module 'fastify' {
 
 export const OPEN_TENANT = 'default';
 
-const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json'];
+const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json', '/v2/health/live', '/v2/health/ready'];
 
 export function isPublic(request: FastifyRequest): boolean {
   const path = request.url.split('?')[0]!;
