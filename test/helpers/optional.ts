@@ -27,6 +27,8 @@ const PROBES = {
   },
   /** PyTorch for /usr/bin/python3 (the fixture scripts and the peer benches). */
   'python3-torch': () => spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+  /** The official Prometheus client's exposition parser, for /usr/bin/python3. */
+  'python3-prometheus-client': () => spawnSync('/usr/bin/python3', ['-c', 'import prometheus_client.parser'], { stdio: 'ignore' }).status === 0,
   /** Headless Chromium for the browser tests. */
   chromium: () => existsSync('/usr/bin/chromium'),
 } satisfies Record<string, () => boolean>;

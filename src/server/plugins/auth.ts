@@ -32,7 +32,8 @@ declare module 'fastify' {
 
 export const OPEN_TENANT = 'default';
 
-const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json', '/v2/health/live', '/v2/health/ready'];
+const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json', '/v2/health/live', '/v2/health/ready',
+  '/metrics']; // /metrics checks its own token (METRICS_TOKEN): it spans every tenant
 
 export function isPublic(request: FastifyRequest): boolean {
   const path = request.url.split('?')[0]!;

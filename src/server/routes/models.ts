@@ -135,7 +135,9 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       }
       rows.set(row, i * f);
     });
+    const start = process.hrtime.bigint();
     const predictions = await predictRows(model, id, rows, instances.length);
+    services.metrics.observePredict('v1', instances.length, Number(process.hrtime.bigint() - start) / 1e9);
     return { predictions };
   });
 };

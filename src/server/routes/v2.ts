@@ -154,7 +154,9 @@ const v2Routes: FastifyPluginAsync = async (fastify) => {
     const model = await loaded(request.tenant, id);
     const { rows, n } = inputRows(request.body.inputs[0]!, model, services.config.predictMaxRows);
     checkPredictLimits(model, n, services.config);
+    const start = process.hrtime.bigint();
     const predictions = await predictRows(model, id, rows, n);
+    services.metrics.observePredict('v2', n, Number(process.hrtime.bigint() - start) / 1e9);
     const wanted = new Set(request.body.outputs?.map((o) => o.name) ?? ['probabilities', 'label']);
     const outputs = [];
     if (wanted.has('probabilities')) {
