@@ -8,7 +8,7 @@ import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams, PageQuery } from '../schemas/common.js';
 import { BatchNormResponse, ModelDetail, ModelList, NoQuery, predictBody, PredictResponse, WeightsQuery } from '../schemas/models.js';
 import { checkPredictLimits, predictRows } from '../predict.js';
-import { packageVersion } from '../version.js';
+import { packageVersion } from '../../version.js';
 import type { TypeBoxTypeProvider } from '../validation.js';
 
 function summary(id: string, m: ModelManifest) {

@@ -12,7 +12,7 @@ import { HttpError, ValidationError } from '../errors.js';
 import { checkPredictLimits, predictRows } from '../predict.js';
 import { InferResponse, inferRequest, ModelMetadata, ModelNameParams, ServerMetadata, V2Error, v2Errors } from '../schemas/v2.js';
 import type { TypeBoxTypeProvider } from '../validation.js';
-import { packageVersion } from '../version.js';
+import { packageVersion } from '../../version.js';
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 const READY_TIMEOUT_MS = 1000;
