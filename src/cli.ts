@@ -16,6 +16,7 @@ const program = new Command('normlab')
   .description('Train batch-normalized networks in-process, or drive a NormLab server')
   .version(packageVersion())
   .showHelpAfterError('(add --help for usage)')
+  .addHelpText('after', '\nThe server commands use NORMLAB_URL (default http://127.0.0.1:3000) and NORMLAB_API_KEY.\n`normlab COMMAND --help` for each command.')
   .exitOverride();
 addLocalCommands(program);
 program.command('experiment')
