@@ -39,5 +39,10 @@ if (needs.size > 0) {
   console.log(`run them with: apt-get install -y ${[...needs.keys()].join(' ')}`);
   if (ci) failed += [...needs.values()].reduce((sum, names) => sum + names.length, 0);
 }
+// Vitest also fails a run for errors outside any test (unhandled rejections, a write after end): count them too.
+if (run.status !== 0 && failed === 0) {
+  console.log(`vitest exited with status ${run.status} although every test passed (unhandled errors above); counted as 1 failure`);
+  failed = 1;
+}
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(run.status === 0 && failed === 0 && passed > 0 ? 0 : 1);
