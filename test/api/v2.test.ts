@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST_SLICE_DIR } from '../helpers/fashion-slice.js';
-import { api, readEvents, startStack, submit, TINY_SPEC, type Stack } from './helpers.js';
+import { buildApp } from '../../src/server/app.js';
+import { api, readEvents, startStack, submit, testConfig, TINY_SPEC, type Stack } from './helpers.js';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-0123456789abcdef00';
@@ -40,6 +41,17 @@ describe('metadata and health', () => {
     expect((await v2call('GET', '')).body).toMatchObject({ name: 'normlab', version: expect.any(String), extensions: [] });
     expect(await api(v2, 'GET', '/health/live')).toMatchObject({ status: 200, body: { live: true } });
     expect(await api(v2, 'GET', '/health/ready')).toMatchObject({ status: 200, body: { ready: true } });
+  });
+
+  it('is not ready (400 {"ready": false}) while Redis is away, and still live', async () => {
+    const app = await buildApp(testConfig('v2-noredis', { redisUrl: 'redis://127.0.0.1:1', logLevel: 'silent' }));
+    try {
+      const ready = await app.inject({ url: '/v2/health/ready' });
+      expect([ready.statusCode, ready.json()]).toEqual([400, { ready: false }]);
+      expect((await app.inject({ url: '/v2/health/live' })).json()).toEqual({ live: true });
+    } finally {
+      await app.close();
+    }
   });
 
   it('describes a model: FP32 input [-1, ...inputShape], probabilities FP32 [-1, classes], label INT64 [-1]', async () => {
