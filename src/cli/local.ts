@@ -6,7 +6,6 @@ import { loadConfig } from '../config.js';
 import type { Artifact } from '../core/artifact.js';
 import type { TrainEvent } from '../core/events.js';
 import { kernelsInfo } from '../core/kernels/index.js';
-import { exportOnnx } from '../core/onnx.js';
 import { resolveSpec, SpecError } from '../core/spec.js';
 import { train, TrainingError } from '../core/train.js';
 import { DatasetError, listBuiltinDatasets, loadBuiltinDataset, parseCsvDataset } from '../datasets/index.js';
@@ -83,8 +82,9 @@ export function addLocalCommands(program: Command): void {
     .description('Export a model directory (from `normlab train --out DIR`) to ONNX')
     .argument('<MODEL_DIR>', 'directory with manifest.json and model.safetensors')
     .requiredOption('--onnx <FILE>', 'write the ONNX model (opset 13) to FILE')
-    .action((dir: string, options: { onnx: string }) => {
+    .action(async (dir: string, options: { onnx: string }) => {
       const artifact = readModelDir(dir);
+      const { exportOnnx } = await import('../core/onnx.js'); // only this command needs the ONNX protobuf code
       let bytes: Uint8Array;
       try {
         bytes = exportOnnx(artifact, { name: path.basename(path.resolve(dir)) });

@@ -2,7 +2,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelManifest } from '../../core/artifact.js';
-import { exportOnnx } from '../../core/onnx.js';
 import { encodeInferenceWeights } from '../../core/inference-weights.js';
 import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams, PageQuery } from '../schemas/common.js';
@@ -141,6 +140,8 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     const { id } = request.params;
     const [manifest, weights] = await Promise.all([services.models.manifest(request.tenant, id), services.models.weights(request.tenant, id)]);
     if (!manifest || !weights) throw notFound('model', id);
+    // Loaded on first use: the ONNX protobuf code takes a few hundred ms to load, which start-up need not pay.
+    const { exportOnnx } = await import('../../core/onnx.js');
     const onnx = exportOnnx({ manifest, weights }, { name: id, producerVersion: packageVersion() });
     return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}.onnx"`).send(Buffer.from(onnx));
   });
