@@ -39,9 +39,9 @@ if (needs.size > 0) {
   console.log(`run them with: apt-get install -y ${[...needs.keys()].join(' ')}`);
   if (ci) failed += [...needs.values()].reduce((sum, names) => sum + names.length, 0);
 }
-// Vitest also fails a run for errors outside any test (unhandled rejections, a write after end): count them too.
+// Vitest also fails a run for what no test reports (an unhandled error, a hook that timed out): count it too.
 if (run.status !== 0 && failed === 0) {
-  console.log(`vitest exited with status ${run.status} although every test passed (unhandled errors above); counted as 1 failure`);
+  console.log(`vitest exited with status ${run.status} although no test failed (an unhandled error or a failed hook, above); counted as 1 failure`);
   failed = 1;
 }
 console.log(`${passed} passed, ${failed} failed`);
