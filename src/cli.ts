@@ -33,8 +33,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // Commander printed the message or the help already.
-    process.exitCode = err.exitCode;
+    // Commander printed the message or the help already; a usage mistake exits 2, as before.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else if (err instanceof CliError) {
     console.error(`normlab: ${err.message}`);
     process.exitCode = err.exitCode;
