@@ -157,6 +157,8 @@ export const SETTINGS = {
   predictMaxWork: int('PREDICT_MAX_WORK', 2_000_000_000, 'Most multiply-adds one prediction request may cost (rows × the model\'s multiply-adds per row; 400 LIMIT_EXCEEDED beyond)', 1),
   predictMaxOutputValues: int('PREDICT_MAX_OUTPUT_VALUES', 100_000, 'Most probabilities in one prediction response (rows × classes; 400 LIMIT_EXCEEDED beyond)', 1),
   maxClasses: int('MAX_CLASSES', 1000, 'Most distinct labels (classes) of an uploaded dataset', 2),
+  metricsToken: str('METRICS_TOKEN', '',
+    'Bearer token of GET /metrics (Prometheus: authorization.credentials). Unset: /metrics is open while the API is open (no NORMLAB_API_KEYS) and answers 403 when it has keys; tenant API keys never read it (it spans every tenant)'),
   logLevel: str('LOG_LEVEL', 'info', 'pino log level (fatal, error, warn, info, debug, trace, silent)', /^(fatal|error|warn|info|debug|trace|silent)$/),
 } satisfies Record<string, Setting<unknown>>;
 

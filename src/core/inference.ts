@@ -14,6 +14,14 @@ import { getKernels } from './kernels/index.js';
 import { activationCode, conv2dColSize, NO_ACTIVATION, packedDenseSize, type Kernels } from './kernels/types.js';
 import { outputSize, type LayerInfo } from './layers.js';
 
+/**
+ * One step of the inference form in plain layout, before packing (what
+ * inferenceForm() gives the ONNX export and the weights download): dense
+ * weight [out, in], conv2d, batchnorm (not folded), activation, pool.
+ */
+export type InferenceOp = Extract<Op, { kind: 'dense' | 'conv2d' | 'batchnorm' | 'activation' | 'pool' }>;
+export type InferenceInput = Input;
+
 type Op =
   | { kind: 'dense'; weight: Float32Array; bias: Float32Array; in: number; out: number }
   // Dense and conv layers as predictInto runs them (see lowerOps): dense weights packed by
@@ -51,6 +59,8 @@ export class InferenceModel {
   readonly classNames: string[];
   readonly folded: boolean;
   private readonly ops: Op[];
+  /** The folded ops before packing, and the input stage (see inferenceForm). */
+  private form: { input: InferenceInput; ops: readonly InferenceOp[] } | undefined;
   private readonly bnStats: BatchNormStats[];
   /** Largest row (values) any layer produces. */
   private readonly maxWidth: number;
@@ -122,7 +132,18 @@ export class InferenceModel {
     if (fold) ops = foldBatchNorm(ops, eps);
     const input = inputStage(manifest.preprocess, ops, fold);
     const kernels = options.kernels ?? getKernels();
-    return new InferenceModel(manifest, kernels, lowerOps(ops, kernels), fold, bnStats, input);
+    const model = new InferenceModel(manifest, kernels, lowerOps(ops, kernels), fold, bnStats, input);
+    model.form = { input, ops: ops as InferenceOp[] }; // folding leaves no other kinds
+    return model;
+  }
+
+  /**
+   * The tensors predict computes with, in plain layout (before packing), not
+   * to be written to: how raw rows enter (the preprocessing left after
+   * folding), then the folded ops in order.
+   */
+  inferenceForm(): { input: InferenceInput; ops: readonly InferenceOp[] } {
+    return this.form!;
   }
 
   /** The frozen statistics of each batch-norm layer, as trained (before folding). */

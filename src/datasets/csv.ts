@@ -245,3 +245,41 @@ function encodeLabels(labels: string[]): { classNames: string[]; classOf: Int32A
   return { classNames, classOf: Int32Array.from(keys, (k) => index.get(k)!) };
 }
 
+
+/**
+ * Rows of numbers only (no label column), as float32 row-major, for
+ * prediction. A first row that is not all numbers is taken as the header.
+ */
+export function parseCsvRows(text: string): { columns: string[] | null; x: Float32Array; n: number; features: number } {
+  let columns: string[] | null = null;
+  const values: number[] = [];
+  let features = -1;
+  let lastLine = 0;
+  const add = (parsed: Parsed) => {
+    const line = startLine(parsed);
+    lastLine = parsed.info.lines;
+    const cells = parsed.record.map((f) => f.trim());
+    if (features < 0) {
+      features = cells.length;
+      if (!cells.every((c) => NUMBER.test(c))) {
+        columns = cells;
+        return;
+      }
+    }
+    if (cells.length !== features) throw invalid(`line ${line}: expected ${features} fields like line 1, found ${cells.length}`, { line });
+    cells.forEach((c, j) => {
+      const number = NUMBER.test(c) ? Math.fround(Number(c)) : NaN;
+      if (!Number.isFinite(number)) {
+        throw invalid(`line ${line}, column ${columns?.[j] ? `"${columns[j]}"` : j + 1}: ${c === '' ? 'an empty value' : `"${c.slice(0, 40)}"`} is not a float32 number`, { line });
+      }
+      values.push(number);
+    });
+  };
+  try {
+    parseSync(text, { ...PARSE_OPTIONS, info: false, on_record: (record: string[], info: { lines: number }) => { add({ record, info }); return null; } });
+  } catch (err) {
+    throw fromParser(err, lastLine);
+  }
+  if (values.length === 0) throw invalid('the CSV has no data rows');
+  return { columns, x: Float32Array.from(values), n: values.length / features, features };
+}

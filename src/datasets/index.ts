@@ -13,7 +13,7 @@ import { SYNTHETIC, generateSynthetic, isSyntheticId, syntheticFeatures, type Sy
 import type { Dataset } from './types.js';
 
 export { DatasetError } from './errors.js';
-export { parseCsvDataset, parseCsvStream, type CsvOptions } from './csv.js';
+export { parseCsvDataset, parseCsvRows, parseCsvStream, type CsvOptions } from './csv.js';
 export { fitPreprocess, applyPreprocess, type PreprocessKind } from './preprocess.js';
 export { encodeDataset, decodeDataset } from './serialize.js';
 export type { Dataset, Split, Preprocess } from './types.js';

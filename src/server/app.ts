@@ -18,6 +18,8 @@ import experimentsRoutes from './routes/experiments.js';
 import healthRoutes from './routes/health.js';
 import jobsRoutes from './routes/jobs.js';
 import modelsRoutes from './routes/models.js';
+import v2Routes from './routes/v2.js';
+import metricsRoutes from './routes/metrics.js';
 import { ErrorResponse } from './schemas/common.js';
 import { JobSpecSchema } from '../core/spec.js';
 import { ExperimentSpecSchema, TemplateRequestSchema } from '../experiments/spec.js';
@@ -77,6 +79,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     throw new HttpError(503, 'SHUTTING_DOWN', 'this API process is shutting down; retry the request', {});
   });
 
+  services.metrics.install(app);
   app.setValidatorCompiler(typeboxValidatorCompiler);
   installErrorHandling(app);
   installJsonParser(app, config.maxJsonDepth);
@@ -110,5 +113,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   await app.register(modelsRoutes, { prefix: '/v1' });
   await app.register(samplesRoute, { prefix: '/v1' });
   await app.register(dashboardPages);
+  await app.register(v2Routes, { prefix: '/v2' });
+  await app.register(metricsRoutes);
   return app;
 }

@@ -15,6 +15,7 @@ import { JobStore } from '../store/jobs.js';
 import { ModelStore } from '../store/models.js';
 import { durabilityFor } from '../store/durable.js';
 import { bullConnection, createRedis, errorLogger, quitQuietly, type Redis } from '../store/redis.js';
+import { Metrics } from './metrics.js';
 import { ModelCache } from './model-cache.js';
 import { EventStreams, StreamReader } from './sse.js';
 
@@ -30,6 +31,7 @@ export interface Services {
   models: ModelStore;
   datasets: DatasetStore;
   modelCache: ModelCache;
+  metrics: Metrics;
   kernels: KernelsInfo;
   /** Every event stream of this process (jobs, and any other Redis stream a route serves), over one blocking reader. */
   streams: EventStreams;
@@ -99,6 +101,7 @@ export function createServices(config: Config, logger: FastifyBaseLogger): Servi
     models,
     datasets: new DatasetStore(redis, keys, config.tenantMaxDatasetBytes, durability),
     modelCache: new ModelCache(models, getKernels(), config.modelCacheSize),
+    metrics: new Metrics(queue, redis, jobStore),
     kernels: kernelsInfo(),
     streams: new EventStreams(redis, reader, {
       perTenant: config.sseMaxStreamsPerTenant, perProcess: config.sseMaxStreams, heartbeatMs: config.sseHeartbeatMs,

@@ -6,6 +6,7 @@ import { createRng, nextNormal } from '../../src/core/rng.js';
 import { resolveSpec, SpecError } from '../../src/core/spec.js';
 import { train } from '../../src/core/train.js';
 import { loadBuiltinDataset } from '../../src/datasets/index.js';
+import { useFashionMnistDir } from '../helpers/fashion-slice.js';
 import { kernelSets } from '../helpers/kernels.js';
 import { expectClose, numericGrad } from '../helpers/gradcheck.js';
 
@@ -139,6 +140,7 @@ describe.each(kernelSets)('CNN gradients and batch-norm variants (%s kernels)', 
 
 describe('CNN training and inference form', () => {
   it('trains on Fashion-MNIST images; folded = unfolded within 1e-5; rows are batch-independent', async () => {
+    useFashionMnistDir(); // the committed slice of the real files: the first 600 training, 100 test images
     const s = spec({
       dataset: { limit: 600, validationSplit: 0 }, model: { conv: [4, 8], dense: [16] },
       training: { epochs: 2, batchSize: 32, optimizer: { type: 'adam', learningRate: 0.01 }, freezeBatchNormAfterEpoch: 1 },

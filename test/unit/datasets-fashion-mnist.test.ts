@@ -5,6 +5,10 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { loadBuiltinDataset, listBuiltinDatasets } from '../../src/datasets/index.js';
 import type { DatasetSpec } from '../../src/core/spec.js';
+import { useFashionMnistDir } from '../helpers/fashion-slice.js';
+import { optional } from '../helpers/optional.js';
+
+const installed = optional('dataset-fashion-mnist');
 
 const SPEC: DatasetSpec = { id: 'fashion-mnist', validationSplit: 0.1, preprocess: 'scale', limit: null, size: 2000, noise: 0.1 };
 
@@ -14,8 +18,36 @@ function counts(y: Int32Array): number[] {
   return c;
 }
 
+// Real bytes on every machine: the committed slice goes through the same IDX path (gzip, header, uint8 rows).
+describe('fashion-mnist slice (committed real IDX files)', () => {
+  it('decodes 600 training and 100 test images, the first an ankle boot, pixels 0..255', async () => {
+    useFashionMnistDir();
+    const ds = await loadBuiltinDataset(SPEC, 1);
+    expect(ds).toMatchObject({ id: 'fashion-mnist', inputShape: [1, 28, 28], features: 784, classes: 10, valueRange: [0, 255] });
+    expect(ds.train.n).toBe(600);
+    expect(ds.test!.n).toBe(100);
+    // Counted (Python, gzip module) from the first 600 / 100 labels of the real files.
+    expect(counts(ds.train.y)).toEqual([62, 66, 57, 58, 59, 58, 66, 61, 58, 55]);
+    expect(counts(ds.test!.y)).toEqual([8, 13, 14, 9, 10, 9, 8, 11, 12, 6]);
+    expect(Array.from(ds.train.y.subarray(0, 10))).toEqual([9, 0, 0, 3, 0, 2, 7, 2, 5, 5]);
+    const image = ds.train.x.subarray(0, 784);
+    expect(image.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)).toBe(true);
+    expect(Math.max(...image)).toBe(255);
+  });
+
+  it.skipIf(installed.skip)(`is byte for byte the first rows of the installed files ${installed.tag}`, async () => {
+    const full = await loadBuiltinDataset(SPEC, 1);
+    useFashionMnistDir();
+    const slice = await loadBuiltinDataset(SPEC, 1);
+    expect(slice.train.x).toEqual(full.train.x.subarray(0, 600 * 784));
+    expect(slice.train.y).toEqual(full.train.y.subarray(0, 600));
+    expect(slice.test!.x).toEqual(full.test!.x.subarray(0, 100 * 784));
+    expect(slice.test!.y).toEqual(full.test!.y.subarray(0, 100));
+  });
+});
+
 // Reads the real files (Debian package dataset-fashion-mnist, or FASHION_MNIST_DIR).
-describe('fashion-mnist (installed)', () => {
+describe.skipIf(installed.skip)(`fashion-mnist (installed) ${installed.tag}`, () => {
   it('is decoded once per thread and then served from the cache', async () => {
     const first = await loadBuiltinDataset(SPEC, 1);
     expect(await loadBuiltinDataset(SPEC, 2)).toBe(first);

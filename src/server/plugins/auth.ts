@@ -36,7 +36,8 @@ declare module 'fastify' {
 
 export const OPEN_TENANT = 'default';
 
-const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json'];
+const PUBLIC_PATHS = ['/v1/healthz', '/v1/readyz', '/v1/openapi.json', '/v2/health/live', '/v2/health/ready',
+  '/metrics']; // /metrics checks its own token (METRICS_TOKEN): it spans every tenant
 
 export function isPublic(request: FastifyRequest): boolean {
   if (request.routeOptions.config.public === true) return true;

@@ -2,10 +2,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelManifest } from '../../core/artifact.js';
+import { encodeInferenceWeights } from '../../core/inference-weights.js';
 import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams, PageQuery } from '../schemas/common.js';
-import { BatchNormResponse, ModelDetail, ModelList, predictBody, PredictResponse } from '../schemas/models.js';
+import { BatchNormResponse, ModelDetail, ModelList, NoQuery, predictBody, PredictResponse, WeightsQuery } from '../schemas/models.js';
 import { checkPredictLimits, predictRows } from '../predict.js';
+import { packageVersion } from '../../version.js';
 import type { TypeBoxTypeProvider } from '../validation.js';
 
 function summary(id: string, m: ModelManifest) {
@@ -19,7 +21,7 @@ function summary(id: string, m: ModelManifest) {
     parameters: m.parameters,
     inferenceStats: m.inferenceStats,
     metrics: m.metrics,
-    links: { self: base, job: `/v1/jobs/${id}`, predict: `${base}/predict`, batchnorm: `${base}/batchnorm`, weights: `${base}/weights` },
+    links: { self: base, job: `/v1/jobs/${id}`, predict: `${base}/predict`, batchnorm: `${base}/batchnorm`, weights: `${base}/weights`, onnx: `${base}/onnx` },
   };
 }
 
@@ -48,8 +50,9 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
   app.get('/models/:id', {
     schema: {
       tags: ['models'],
-      summary: 'A model: spec, layers, input shape, classes, metrics, which frozen statistics it uses',
+      summary: 'A model: spec, layers, input shape, classes, metrics, which frozen statistics it uses, its fitted preprocessing',
       params: IdParams,
+      querystring: NoQuery,
       response: { 200: ModelDetail, ...errors(400, 404) },
     },
   }, async (request) => {
@@ -60,6 +63,9 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       ...summary(id, m),
       spec: m.spec, layers: m.layers, inputShape: m.inputShape, features: m.features, classes: m.classes,
       classNames: m.classNames, preprocess: m.preprocess.kind, epsilon: m.epsilon,
+      preprocessing: m.preprocess.kind === 'none'
+        ? { kind: 'none' as const, offset: null, factor: null }
+        : { kind: m.preprocess.kind, offset: m.preprocess.offset, factor: m.preprocess.factor },
     };
   });
 
@@ -70,6 +76,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       description: 'Its weights and manifest are gone from Redis at once; the job that trained it stays. ' +
         'Other API processes may answer predictions from their cache (MODEL_CACHE_SIZE) until it evicts the model.',
       params: IdParams,
+      querystring: NoQuery,
       response: { 204: { description: 'Deleted', type: 'null' }, ...errors(400, 404) },
     },
   }, async (request, reply) => {
@@ -84,6 +91,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       tags: ['models'],
       summary: 'The frozen inference statistics of every batch-norm layer',
       params: IdParams,
+      querystring: NoQuery,
       response: { 200: BatchNormResponse, ...errors(400, 404) },
     },
   }, async (request) => {
@@ -94,8 +102,12 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
   app.get('/models/:id/weights', {
     schema: {
       tags: ['models'],
-      summary: 'The weights as a safetensors file',
+      summary: 'The weights as a safetensors file: as trained, or the inference form predict computes with',
+      description: 'form=trained (default): layers.{i}.* tensors as trained, with the frozen statistics. form=inference: the folded ' +
+        'tensors predict uses, ops.{i}.*, the metadata `ops` describing each op and `input` whether the fitted preprocessing ' +
+        '(GET /v1/models/:id, preprocessing) still applies first (affine) or is folded in (raw).',
       params: IdParams,
+      querystring: WeightsQuery,
       response: {
         200: { description: 'safetensors', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
         ...errors(400, 404),
@@ -103,9 +115,35 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    const weights = await services.models.weights(request.tenant, id);
+    const inference = request.query.form === 'inference';
+    const weights = inference ? encodeInferenceWeights(await loaded(request.tenant, id)) : await services.models.weights(request.tenant, id);
     if (!weights) throw notFound('model', id);
-    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}.safetensors"`).send(weights);
+    const name = inference ? `${id}.inference.safetensors` : `${id}.safetensors`;
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${name}"`).send(weights);
+  });
+
+  app.get('/models/:id/onnx', {
+    schema: {
+      tags: ['models'],
+      summary: 'The model as ONNX (opset 13): raw features in, probabilities and label out',
+      description: 'Input `input` FP32 [N, …inputShape] in the raw feature space; the fitted preprocessing is the graph\'s first ops, ' +
+        'frozen batch norm is folded where exact and a BatchNormalization op elsewhere. Outputs `probabilities` (softmax) [N, classes] ' +
+        'and `label` INT64 [N]. Within 1e-5 of predict in onnxruntime.',
+      params: IdParams,
+      querystring: NoQuery,
+      response: {
+        200: { description: 'ONNX ModelProto', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        ...errors(400, 404),
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const [manifest, weights] = await Promise.all([services.models.manifest(request.tenant, id), services.models.weights(request.tenant, id)]);
+    if (!manifest || !weights) throw notFound('model', id);
+    // Loaded on first use: the ONNX protobuf code takes a few hundred ms to load, which start-up need not pay.
+    const { exportOnnx } = await import('../../core/onnx.js');
+    const onnx = exportOnnx({ manifest, weights }, { name: id, producerVersion: packageVersion() });
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}.onnx"`).send(Buffer.from(onnx));
   });
 
   app.post('/models/:id/predict', {
@@ -117,6 +155,7 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
         `${services.config.predictMaxOutputValues} probabilities (PREDICT_MAX_OUTPUT_VALUES) per request (400 LIMIT_EXCEEDED); ` +
         'rows whose values overflow the model: 422 PREDICTION_NOT_FINITE.',
       params: IdParams,
+      querystring: NoQuery,
       body: predictBody(services.config.predictMaxRows),
       response: { 200: PredictResponse, ...errors(400, 404, 413, 422) },
     },
@@ -135,7 +174,9 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       }
       rows.set(row, i * f);
     });
+    const start = process.hrtime.bigint();
     const predictions = await predictRows(model, id, rows, instances.length);
+    services.metrics.observePredict('v1', instances.length, Number(process.hrtime.bigint() - start) / 1e9);
     return { predictions };
   });
 };

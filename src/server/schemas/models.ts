@@ -17,7 +17,7 @@ export const ModelSummary = Type.Object({
   parameters: Type.Integer(),
   inferenceStats: InferenceStats,
   metrics: FinalMetrics,
-  links: Type.Object({ self: Type.String(), job: Type.String(), predict: Type.String(), batchnorm: Type.String(), weights: Type.String() }),
+  links: Type.Object({ self: Type.String(), job: Type.String(), predict: Type.String(), batchnorm: Type.String(), weights: Type.String(), onnx: Type.String() }),
 });
 
 export const ModelList = Type.Object({ items: Type.Array(ModelSummary), nextCursor: Nullable(Type.String()) });
@@ -35,7 +35,21 @@ export const ModelDetail = Type.Composite([ModelSummary, Type.Object({
     description: 'Preprocessing fitted on the training split, applied to the raw rows sent to predict',
   }),
   epsilon: Type.Number({ description: 'Batch-norm epsilon' }),
+  preprocessing: Type.Object({
+    kind: Type.Union([Type.Literal('none'), Type.Literal('scale'), Type.Literal('standardize')]),
+    offset: Nullable(Type.Array(Type.Number())),
+    factor: Nullable(Type.Array(Type.Number())),
+  }, { description: 'The fitted preprocessing, per feature: x\' = (x − offset)·factor (null for none); the weights as trained expect x\'' }),
 })]);
+
+/** Routes that take no query parameters: any is an error (400), not silently ignored. */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+
+export const WeightsQuery = Type.Object({
+  form: Type.Optional(Type.Union([Type.Literal('trained'), Type.Literal('inference')], {
+    description: 'trained (default): the layers as trained; inference: the folded tensors predict computes with',
+  })),
+}, { additionalProperties: false });
 
 export const BatchNormResponse = Type.Object({
   modelId: Type.String(),
