@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { QUEUE_NAME } from '../../src/queue/keys.js';
+import { keysFor, QUEUE_NAME } from '../../src/queue/keys.js';
 import { redisOptions } from '../../src/store/redis.js';
 import { api, startStack, TINY_SPEC, type Stack } from './helpers.js';
 import { until } from './processes.js';
@@ -82,7 +82,7 @@ it('reports a job a worker has just taken as running when it is cancelled (202)'
   const held = new Promise<void>((r) => { release = r; });
   const taken = new Promise<void>((resolve) => {
     const worker = new Worker(QUEUE_NAME, async () => { resolve(); await held; }, {
-      connection: redisOptions(stack.config.redisUrl, 'normlab:test-worker'), prefix: stack.config.prefix,
+      connection: redisOptions(stack.config.redisUrl, 'normlab:test-worker'), prefix: keysFor(stack.config.prefix).bullPrefix,
     });
     afterAll(async () => { release(); await worker.close(true); });
   });
