@@ -35,11 +35,12 @@ it('loses no child when a worker is killed mid-experiment; each run matches an u
   const { id, jobIds } = res.body as { id: string; jobIds: string[] };
 
   // The first worker (one job at a time) takes a child; the second, started then, the other. The
-  // first is killed in the middle of an epoch after its child's first checkpoint.
+  // first is killed in the middle of an epoch after its child's first checkpoint (a finished
+  // child's last progress can look mid-epoch too, hence the status).
   const job = async (jobId: string) => (await api(stack.base, 'GET', `/jobs/${jobId}`)).body;
   await until(async () => (await Promise.all(jobIds.map(job))).some((j) => j.status === 'running'), 30_000, 'a running child');
   second = await startWorkerProcess(stack.config, WORKER_ENV);
-  await until(async () => (await Promise.all(jobIds.map(job))).some((j) => j.progress?.epoch >= 3 && j.progress.step < j.progress.stepsPerEpoch), 60_000, 'a child in its third epoch');
+  await until(async () => (await Promise.all(jobIds.map(job))).some((j) => j.status === 'running' && j.progress?.epoch >= 3 && j.progress.step < j.progress.stepsPerEpoch), 60_000, 'a child in its third epoch');
   first.child.kill('SIGKILL');
   expect(await first.exited).toBe('SIGKILL');
 
