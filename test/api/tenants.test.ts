@@ -129,6 +129,10 @@ describe('per-tenant limits', () => {
     for (const [key, ids] of [[BOB, bobs], [CAROL, carols], [ALICE, alices]] as const) {
       for (const id of ids) await api(base, 'DELETE', `/jobs/${id}`, undefined, key);
     }
+    // Every job has ended before the next test (and the worker's close) starts: nothing trains on.
+    for (const [key, ids] of [[BOB, bobs], [CAROL, carols], [ALICE, alices]] as const) {
+      for (const id of ids) await readEvents(base, id, { key, until: (e) => ['completed', 'failed', 'cancelled'].includes(e.event) });
+    }
   });
 
   it('refuses an upload beyond TENANT_MAX_DATASET_BYTES until one is deleted', async () => {
