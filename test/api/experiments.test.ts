@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, auth, startStack, type SseEvent, type Stack } from './helpers.js';
+import { api, readStream, startStack, type ReadOptions, type Stack } from './helpers.js';
 
 let stack: Stack;
 
@@ -21,36 +21,7 @@ afterAll(async () => {
 });
 
 /** Read an experiment's event stream until it ends, or until `until` accepts an event. */
-async function readExperimentEvents(id: string, options: { lastEventId?: string; until?: (e: SseEvent) => boolean } = {}): Promise<SseEvent[]> {
-  const controller = new AbortController();
-  const res = await fetch(`${stack.base}/experiments/${id}/events`, {
-    headers: { ...auth(), ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) }, signal: controller.signal,
-  });
-  expect(res.status).toBe(200);
-  const events: SseEvent[] = [];
-  let buffer = '';
-  const decoder = new TextDecoder();
-  try {
-    for await (const chunk of res.body!) {
-      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-      let cut: number;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':') && l.includes(': ')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]));
-        if (fields.data === undefined) continue;
-        events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) });
-        if (options.until?.(events.at(-1)!)) {
-          controller.abort();
-          return events;
-        }
-      }
-    }
-  } catch (err) {
-    if (!controller.signal.aborted) throw err;
-  }
-  return events;
-}
+const readExperimentEvents = (id: string, options: ReadOptions = {}) => readStream(`${stack.base}/experiments/${id}/events`, options);
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: number[]) => Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1));

@@ -81,17 +81,21 @@ export async function api(base: string, method: string, path: string, body?: unk
 
 export interface SseEvent { id: string; event: string; data: any }
 
+export interface ReadOptions { lastEventId?: string; stopAfter?: number; until?: (e: SseEvent) => boolean; key?: string }
+
 /**
  * Read a job's event stream until it ends (terminal event), or until
  * `stopAfter` events or the first event `until` accepts (the connection is
  * then dropped).
  */
-export async function readEvents(
-  base: string, jobId: string,
-  options: { lastEventId?: string; stopAfter?: number; until?: (e: SseEvent) => boolean; key?: string } = {},
-): Promise<SseEvent[]> {
+export function readEvents(base: string, jobId: string, options: ReadOptions = {}): Promise<SseEvent[]> {
+  return readStream(`${base}/jobs/${jobId}/events`, options);
+}
+
+/** Read any event stream (a job's, an experiment's) as readEvents does. */
+export async function readStream(url: string, options: ReadOptions = {}): Promise<SseEvent[]> {
   const controller = new AbortController();
-  const res = await fetch(`${base}/jobs/${jobId}/events`, {
+  const res = await fetch(url, {
     headers: { ...auth(options.key), ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) },
     signal: controller.signal,
   });
