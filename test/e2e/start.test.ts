@@ -37,7 +37,8 @@ async function start(): Promise<void> {
   });
   server.stdout!.on('data', (d) => { output += d; });
   server.stderr!.on('data', (d) => { output += d; });
-  for (let i = 0; i < 100; i++) {
+  // Up to 30 s: on a loaded 2-core machine the start (native addon, worker threads, Redis) has taken 15 s.
+  for (let i = 0; i < 300; i++) {
     if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
