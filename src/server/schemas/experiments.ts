@@ -100,7 +100,8 @@ export const Summary = Type.Object({
   variants: Type.Array(VariantSummary),
 }, { $id: 'ExperimentSummary' });
 
-export const Experiment = Type.Object({
+/** What a list item and the full record share. */
+const experimentFields = {
   id: Type.String(),
   name: Nullable(Type.String()),
   template: Nullable(Type.String()),
@@ -110,23 +111,16 @@ export const Experiment = Type.Object({
   variants: Type.Integer(),
   jobs: Type.Integer(),
   counts: Counts,
+  links: Links,
+};
+
+export const Experiment = Type.Object({
+  ...experimentFields,
   summary: Type.Ref(Summary),
   spec: Type.Union([ExperimentSpecShape], { description: 'The request, after template expansion and defaults (as the ExperimentSpec schema)' }),
-  links: Links,
 });
 
-export const ExperimentListItem = Type.Object({
-  id: Type.String(),
-  name: Nullable(Type.String()),
-  template: Nullable(Type.String()),
-  status: ExperimentStatus,
-  createdAt: Type.String({ format: 'date-time' }),
-  finishedAt: Nullable(Type.String({ format: 'date-time' })),
-  variants: Type.Integer(),
-  jobs: Type.Integer(),
-  counts: Counts,
-  links: Links,
-});
+export const ExperimentListItem = Type.Object(experimentFields);
 
 export const ExperimentListQuery = Type.Object({ ...PageQuery }, { additionalProperties: false });
 export const ExperimentList = Type.Object({ items: Type.Array(ExperimentListItem), nextCursor: Nullable(Type.String()) });
