@@ -9,7 +9,7 @@
  * (./experiments.ts). test/api/key-slots.test.ts checks that each call's keys
  * share one hash slot.
  */
-import { Cluster, Redis as SingleRedis, type ClusterOptions, type RedisOptions, type Result } from 'ioredis';
+import { Cluster, Redis as SingleRedis, SentinelConnector, type ClusterOptions, type SentinelConnectionOptions, type RedisOptions, type Result } from 'ioredis';
 import { redisTarget, type Config, type RedisTarget } from '../config.js';
 import { keysFor } from '../queue/keys.js';
 import { DELETE_DATASET_LUA, SAVE_DATASET_LUA } from './datasets.js';
@@ -69,6 +69,32 @@ export interface ConnectOptions {
  */
 const CLUSTER_PATIENT_REDIRECTIONS = 600;
 const CLUSTER_RETRY_DELAY_MS = 100;
+
+/** A sentinel that does not answer within this long is skipped for the next one. */
+const SENTINEL_COMMAND_TIMEOUT_MS = 1000;
+
+/**
+ * ioredis's Sentinel connector, minus a race: its failover detector (a
+ * subscription to +switch-master) ends the connector when a failover is
+ * announced, and when that happens while a reconnection is asking the
+ * sentinels for the primary, ioredis takes the aborted attempt for a manual
+ * close and stops reconnecting for good (status "end"): a connection that
+ * never reaches the promoted primary. The detector only matters while
+ * connected, so each connection attempt drops the previous one's first.
+ */
+class SentinelFailoverConnector extends SentinelConnector {
+  // ioredis hands a Connector its options untyped.
+  constructor(options: unknown) {
+    super(options as SentinelConnectionOptions);
+  }
+
+  override connect(...args: Parameters<SentinelConnector['connect']>): ReturnType<SentinelConnector['connect']> {
+    const self = this as unknown as { failoverDetector: { cleanup(): void } | null };
+    self.failoverDetector?.cleanup();
+    self.failoverDetector = null;
+    return super.connect(...args);
+  }
+}
 
 function target(connection: RedisConnection): RedisTarget {
   return typeof connection === 'string' ? { kind: 'single', url: connection } : redisTarget(connection);
@@ -140,7 +166,11 @@ export function createRedis(connection: RedisConnection, name: string, options: 
     };
     client = new Cluster(t.nodes, clusterOptions);
   } else if (t.kind === 'sentinel') {
-    client = new SingleRedis({ ...common, ...perNode, sentinels: t.sentinels, name: t.name, failoverDetector: true });
+    client = new SingleRedis({
+      ...common, ...perNode, sentinels: t.sentinels, name: t.name, failoverDetector: true,
+      // A hung sentinel (its process stopped, its host cut off) would stall every reconnection; ask the next.
+      sentinelCommandTimeout: SENTINEL_COMMAND_TIMEOUT_MS, Connector: SentinelFailoverConnector,
+    });
   } else {
     client = new SingleRedis({ ...redisOptions(t.url, name), ...common, ...perNode });
   }
