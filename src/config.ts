@@ -125,7 +125,7 @@ export const SETTINGS = {
   redisCommandTimeoutMs: int('REDIS_COMMAND_TIMEOUT_MS', 2000, 'A Redis command of the API that gets no answer within this fails (503 REDIS_UNAVAILABLE); while Redis is disconnected commands fail at once', 10, 600_000),
   shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 30_000, 'Longest graceful stop after SIGTERM/SIGINT (running jobs checkpoint, requests finish); the process then exits 1 whatever Redis does. A second signal exits at once', 100, 3_600_000),
   sseMaxStreamsPerTenant: int('SSE_MAX_STREAMS_PER_TENANT', 20, 'Most open event streams of one tenant on one API process (429 TOO_MANY_STREAMS beyond)', 1),
-  sseMaxStreams: int('SSE_MAX_STREAMS', 2000, 'Most open event streams of one API process, all tenants (429 TOO_MANY_STREAMS beyond); all of them share one Redis connection', 1),
+  sseMaxStreams: int('SSE_MAX_STREAMS', 2000, 'Most open event streams of one API process, all tenants (429 TOO_MANY_STREAMS beyond); all of them share one Redis connection (on a cluster, one per node)', 1),
   modelCacheSize: int('MODEL_CACHE_SIZE', 32, 'Models kept loaded (inference form) in each API process', 1, 100_000),
   apiKeys: apiKeys('NORMLAB_API_KEYS', 'API keys as KEY:TENANT,KEY:TENANT (sent as Authorization: Bearer KEY); unset: the API is open (one tenant, "default") and says so at start'),
   rateLimitMax: int('RATE_LIMIT_MAX', 1200, 'Requests per API key (per client address when open) per RATE_LIMIT_WINDOW_MS; 0: no limit', 0),

@@ -2,11 +2,14 @@
  * Redis streams as server-sent events, for any number of clients over a
  * fixed number of Redis connections per API process.
  *
- * `StreamReader` is the one blocking reader of a process: a single
- * connection runs `XREAD BLOCK` over the streams of every open client at
- * once and hands each client the entries after its own position. A client
- * that joins while it blocks interrupts it (`CLIENT UNBLOCK` from the shared
- * connection), so its live events are not delayed.
+ * `StreamReader` is the one reader of a process. On one node (or Sentinel)
+ * a single connection runs `XREAD BLOCK` over the streams of every open
+ * client at once and hands each client the entries after its own position;
+ * a client that joins while it blocks interrupts it (`CLIENT UNBLOCK` from
+ * the shared connection), so its live events are not delayed. On a Redis
+ * Cluster one XREAD cannot span hash slots, so the streams are grouped by
+ * slot and each group is polled (every 25 ms while entries come, backing off
+ * to 400 ms while idle) over one connection per node.
  *
  * `EventStreams.serve` is the one way a route answers with a stream: the
  * history after the client's Last-Event-ID (XRANGE on the shared
@@ -17,7 +20,9 @@
  * open stream gets a last comment and a clean end; the client reconnects (to
  * any API process) with its Last-Event-ID and misses nothing.
  */
+import calculateSlot from 'cluster-key-slot';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { Cluster } from 'ioredis';
 import { TERMINAL_EVENTS } from '../core/events.js';
 import { parseEntry } from '../store/jobs.js';
 import { createRedis, errorLogger, type Redis, type RedisConnection } from '../store/redis.js';
@@ -70,20 +75,44 @@ export interface StreamEvent { id: string; event: { type: string } }
 
 interface Subscriber { last: string; deliver: (entries: Entry[]) => void }
 
+/**
+ * The streams one read covers and its state. On one node (or Sentinel) there
+ * is one group for every stream; on a cluster one per hash slot, since Redis
+ * refuses a command whose keys lie in different slots (CROSSSLOT), even on
+ * one node.
+ */
+interface Group {
+  keys: Set<string>;
+  running: boolean;
+  /** Counts the reads, so an interruption meant for one read never hits the next. */
+  reads: number;
+  /** CLIENT ID of the blocking connection while it reads (one node); null otherwise. */
+  blockedId: number | null;
+  /** Ends the pause between two polls (cluster). */
+  wake: (() => void) | null;
+}
+
+/** Poll delay on a cluster: this long after a read that found entries, doubling up to POLL_MAX_MS while idle. */
+const POLL_MIN_MS = 25;
+const POLL_MAX_MS = 400;
+
 export class StreamReader {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
+  private readonly groups = new Map<number, Group>();
   private readonly conn: Redis;
-  /** CLIENT ID of the blocking connection while it reads; null otherwise. */
-  private blockedId: number | null = null;
-  /** Counts the reads, so an interruption meant for one read never hits the next. */
-  private reads = 0;
-  private running = false;
+  /**
+   * A cluster: each slot's streams are polled (XREAD without BLOCK) over the
+   * one connection per node of `conn`, which follows MOVED, ASK and failovers;
+   * a blocking read would hold a node's connection for one slot only.
+   */
+  private readonly cluster: boolean;
   private closed = false;
   private readonly logError: (err: unknown) => void;
 
   constructor(connection: RedisConnection, private readonly shared: Redis, logger: FastifyBaseLogger) {
     this.logError = errorLogger(logger, 'normlab:api:events');
     this.conn = createRedis(connection, 'normlab:api:events', { maxRetriesPerRequest: null }, logger);
+    this.cluster = this.conn instanceof Cluster;
     // Connected from the start, so the process holds the same connections with or without streams.
     this.conn.connect().catch(() => {});
   }
@@ -94,10 +123,17 @@ export class StreamReader {
     let set = this.subscribers.get(key);
     if (!set) this.subscribers.set(key, (set = new Set()));
     set.add(sub);
-    this.wake();
+    const slot = this.cluster ? calculateSlot(key) : 0;
+    let group = this.groups.get(slot);
+    if (!group) this.groups.set(slot, (group = { keys: new Set(), running: false, reads: 0, blockedId: null, wake: null }));
+    group.keys.add(key);
+    this.wake(slot, group);
     return () => {
       set.delete(sub);
-      if (set.size === 0 && this.subscribers.get(key) === set) this.subscribers.delete(key);
+      if (set.size > 0 || this.subscribers.get(key) !== set) return;
+      this.subscribers.delete(key);
+      // The group stays (at most one per slot): a read still blocking on it is interrupted by the next subscriber.
+      group.keys.delete(key);
     };
   }
 
@@ -111,49 +147,70 @@ export class StreamReader {
   async close(): Promise<void> {
     this.closed = true;
     this.subscribers.clear();
+    for (const group of this.groups.values()) group.wake?.();
+    this.groups.clear();
     this.conn.disconnect();
   }
 
-  private wake(): void {
-    if (!this.running) {
-      this.running = true;
-      void this.loop();
+  private wake(slot: number, group: Group): void {
+    if (!group.running) {
+      group.running = true;
+      void this.loop(slot, group);
+    } else if (this.cluster) {
+      group.wake?.();
     } else {
-      this.interrupt(this.reads, 0);
+      this.interrupt(group, group.reads, 0);
     }
   }
 
   /** End the current read so the next one includes the new subscriber; retried while the read has not started blocking yet. */
-  private interrupt(read: number, tries: number): void {
-    if (this.closed || read !== this.reads || tries > 50) return;
-    if (this.blockedId === null) {
-      setTimeout(() => this.interrupt(read, tries + 1), 5);
+  private interrupt(group: Group, read: number, tries: number): void {
+    if (this.closed || read !== group.reads || tries > 50) return;
+    if (group.blockedId === null) {
+      setTimeout(() => this.interrupt(group, read, tries + 1), 5);
       return;
     }
-    this.shared.client('UNBLOCK', this.blockedId).then((unblocked) => {
-      if (Number(unblocked) === 0) setTimeout(() => this.interrupt(read, tries + 1), 5);
+    this.shared.client('UNBLOCK', group.blockedId).then((unblocked) => {
+      if (Number(unblocked) === 0) setTimeout(() => this.interrupt(group, read, tries + 1), 5);
     }, () => {});
   }
 
-  private async loop(): Promise<void> {
+  /** One blocking read over every stream (one node), or one poll of the slot's streams (cluster). */
+  private async read(group: Group, keys: string[], ids: string[]): Promise<Array<[string, Entry[]]> | null> {
+    if (this.cluster) return await this.conn.xread('COUNT', READ_COUNT, 'STREAMS', ...keys, ...ids) as Array<[string, Entry[]]> | null;
+    const read = ++group.reads;
     try {
-      while (!this.closed && this.subscribers.size > 0) {
-        const keys = [...this.subscribers.keys()];
+      const id = Number(await this.conn.client('ID'));
+      if (read === group.reads) group.blockedId = id;
+      return await this.conn.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids) as Array<[string, Entry[]]> | null;
+    } finally {
+      group.blockedId = null;
+    }
+  }
+
+  /** Until the group is closed: `ms`, or less when a subscriber joins. */
+  private pause(group: Group, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { group.wake = null; resolve(); }, ms);
+      group.wake = () => { clearTimeout(timer); group.wake = null; resolve(); };
+    });
+  }
+
+  private async loop(slot: number, group: Group): Promise<void> {
+    let idle = POLL_MIN_MS;
+    try {
+      while (!this.closed && group.keys.size > 0) {
+        const keys = [...group.keys];
         // Each stream from its furthest-behind subscriber; the others skip what they already have.
-        const ids = keys.map((k) => [...this.subscribers.get(k)!].reduce((min, s) => (compareIds(s.last, min) < 0 ? s.last : min), MAX_ID));
+        const ids = keys.map((k) => [...this.subscribers.get(k) ?? []].reduce((min, s) => (compareIds(s.last, min) < 0 ? s.last : min), MAX_ID));
         let result: Array<[string, Entry[]]> | null;
-        const read = ++this.reads;
         try {
-          const id = Number(await this.conn.client('ID'));
-          if (read === this.reads) this.blockedId = id;
-          result = await this.conn.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids) as typeof result;
+          result = await this.read(group, keys, ids);
         } catch (err) {
           if (this.closed) return;
           this.logError(err);
-          await new Promise((r) => setTimeout(r, RETRY_MS));
+          await this.pause(group, RETRY_MS);
           continue;
-        } finally {
-          this.blockedId = null;
         }
         for (const [key, entries] of result ?? []) {
           for (const sub of this.subscribers.get(key) ?? []) {
@@ -163,10 +220,14 @@ export class StreamReader {
             sub.deliver(fresh);
           }
         }
+        if (this.cluster) {
+          idle = result ? POLL_MIN_MS : Math.min(idle * 2, POLL_MAX_MS);
+          await this.pause(group, idle);
+        }
       }
     } finally {
-      this.running = false;
-      if (!this.closed && this.subscribers.size > 0) this.wake();
+      group.running = false;
+      if (!this.closed && group.keys.size > 0) this.wake(slot, group);
     }
   }
 }
