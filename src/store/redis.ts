@@ -189,6 +189,61 @@ export function bullConnection(connection: RedisConnection, name: string, maxRet
   return createRedis(connection, name, { maxRetriesPerRequest, lazyConnect: false });
 }
 
+const CLUSTER_SLOTS = 16384;
+
+/** Every slot has a primary in the client's view, and each of them answers. */
+async function checkSlots(redis: Cluster): Promise<void> {
+  const ranges = new Map<string, Array<[number, number]>>();
+  let uncovered = 0;
+  for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+    const primary = redis.slots[slot]?.[0];
+    if (!primary) {
+      uncovered++;
+      continue;
+    }
+    const list = ranges.get(primary) ?? [];
+    const last = list.at(-1);
+    if (last && last[1] === slot - 1) last[1] = slot;
+    else list.push([slot, slot]);
+    ranges.set(primary, list);
+  }
+  if (uncovered > 0) throw new Error(`${uncovered} of ${CLUSTER_SLOTS} slots have no primary`);
+  const nodes = new Map(redis.nodes('all').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+  await Promise.all([...ranges].map(async ([primary, list]) => {
+    const slots = list.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+    const node = nodes.get(primary);
+    if (!node) throw new Error(`primary ${primary} of slots ${slots} is not connected`);
+    await node.ping().catch((err: Error) => { throw new Error(`primary ${primary} of slots ${slots} does not answer: ${err.message}`); });
+  }));
+}
+
+/**
+ * Throws, saying why, unless the service can use its Redis. One node: it
+ * answers. Sentinel: the connection is to the primary (ROLE), not to a node
+ * demoted under it. Cluster, from the client's view: every slot has a
+ * primary and every such primary answers (one node that answers says
+ * nothing of the slots the others hold).
+ */
+export async function checkReady(redis: Redis): Promise<void> {
+  if (redis instanceof Cluster) {
+    try {
+      await checkSlots(redis);
+    } catch {
+      // The client learns of a failover from a command that failed on its slots; one that only pinged has not:
+      // refresh the view from the cluster and look again.
+      await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+      await checkSlots(redis);
+    }
+    return;
+  }
+  if (redis.options.sentinels?.length) {
+    const [role] = await redis.role() as [string];
+    if (role !== 'master') throw new Error(`the connection is to a ${role}, not to the primary`);
+    return;
+  }
+  await redis.ping();
+}
+
 /** Close a connection; one that Redis or BullMQ already closed (or that cannot say goodbye) is just dropped. */
 export async function quitQuietly(client: Redis): Promise<void> {
   if (client.status === 'end') return;

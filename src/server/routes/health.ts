@@ -1,6 +1,7 @@
 /** Liveness and readiness. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { checkReady } from '../../store/redis.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../schemas/common.js';
 
@@ -22,7 +23,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     config: { rateLimit: false },
     schema: {
       tags: ['health'],
-      summary: 'Redis answers; which compute kernels inference uses',
+      summary: 'Redis is usable (it answers; on Sentinel it is the primary; on a cluster every slot has a primary that answers); which compute kernels inference uses',
       response: {
         200: Type.Object({
           status: Type.Literal('ready'),
@@ -41,7 +42,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
     });
     try {
-      await Promise.race([services.redis.ping(), timeout]);
+      await Promise.race([checkReady(services.redis), timeout]);
     } catch (err) {
       throw new HttpError(503, 'REDIS_UNAVAILABLE', `Redis is not reachable: ${(err as Error).message}`);
     } finally {

@@ -8,6 +8,7 @@
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { InferenceModel } from '../../core/inference.js';
+import { checkReady } from '../../store/redis.js';
 import { HttpError, ValidationError } from '../errors.js';
 import { checkPredictLimits, predictRows } from '../predict.js';
 import { InferResponse, inferRequest, ModelMetadata, ModelNameParams, ServerMetadata, V2Error, v2Errors } from '../schemas/v2.js';
@@ -97,14 +98,14 @@ const v2Routes: FastifyPluginAsync = async (fastify) => {
   app.get('/health/ready', {
     config: { rateLimit: false },
     schema: {
-      tags: ['v2'], summary: 'The server is ready for inference (Redis answers); 400 when not, as the protocol says', security: [],
+      tags: ['v2'], summary: 'The server is ready for inference (Redis is usable, as /v1/readyz checks); 400 when not, as the protocol says', security: [],
       response: { 200: Type.Object({ ready: Type.Boolean() }), 400: Type.Object({ ready: Type.Boolean() }) },
     },
   }, async (_request, reply) => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS); });
     try {
-      await Promise.race([services.redis.ping(), timeout]);
+      await Promise.race([checkReady(services.redis), timeout]);
       return { ready: true };
     } catch {
       return reply.code(400).send({ ready: false });
