@@ -213,13 +213,38 @@ export class RedisClusterServers extends Deployment {
   async primaryOf(key) {
     const live = this.servers.find((s) => s.child.exitCode === null && s.child.signalCode === null);
     if (!live) throw new Error('no live node');
-    const slot = Number(await command(live.port, 'CLUSTER', 'KEYSLOT', key));
+    return this.primaryOfSlot(Number(await command(live.port, 'CLUSTER', 'KEYSLOT', key)));
+  }
+
+
+  /**
+   * Move one slot with its keys to the primary on `toPort`, as a resharding
+   * does (IMPORTING / MIGRATING, MIGRATE, SETSLOT NODE): clients get ASK,
+   * then MOVED. @param {number} slot @param {number} toPort
+   */
+  async moveSlot(slot, toPort) {
+    const fromPort = await this.primaryOfSlot(slot);
+    if (fromPort === toPort) throw new Error(`slot ${slot} is already on ${toPort}`);
+    const [fromId, toId] = await Promise.all([command(fromPort, 'CLUSTER', 'MYID'), command(toPort, 'CLUSTER', 'MYID')]);
+    await command(toPort, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', String(fromId));
+    await command(fromPort, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', String(toId));
+    for (;;) {
+      const keys = /** @type {string[]} */ (await command(fromPort, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100'));
+      if (keys.length === 0) break;
+      await command(fromPort, 'MIGRATE', '127.0.0.1', String(toPort), '', '0', '5000', 'KEYS', ...keys);
+    }
+    for (const port of [toPort, fromPort]) await command(port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', String(toId));
+  }
+
+  /** The port of the primary that serves `slot` now. @param {number} slot */
+  async primaryOfSlot(slot) {
+    const live = this.servers.find((s) => s.child.exitCode === null && s.child.signalCode === null);
+    if (!live) throw new Error('no live node');
     const ranges = /** @type {Array<[number, number, [string, number]]>} */ (await command(live.port, 'CLUSTER', 'SLOTS'));
     const range = ranges.find(([from, to]) => slot >= from && slot <= to);
     if (!range) throw new Error(`no node serves slot ${slot}`);
     return Number(range[2][1]);
   }
-
 }
 
 export const SENTINEL_NAME = 'normlab-primary';
