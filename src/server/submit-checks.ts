@@ -4,7 +4,7 @@
  */
 import { SETTINGS, type Config } from '../config.js';
 import { expandLayers } from '../core/layers.js';
-import { multiplyAddsPerRow, outputSize, parameterCount, scratchSize, type LayerInfo } from '../core/layers/index.js';
+import { cacheValuesPerRow, multiplyAddsPerRow, outputSize, parameterCount, scratchSize, type LayerInfo } from '../core/layers/index.js';
 import type { JobSpec } from '../core/spec.js';
 import { listBuiltinDatasets } from '../datasets/index.js';
 import type { DatasetStore } from '../store/datasets.js';
@@ -50,7 +50,8 @@ export interface CostEstimate { memoryBytes: number; seconds: number }
 /**
  * Peak memory and training time of a job, estimated from its layers: every
  * layer keeps its output and its input gradient for the largest batch it
- * runs (training batch or evaluation batch, as the trainer sizes them), the
+ * runs (training batch or evaluation batch, as the trainer sizes them) and
+ * whatever else its module says it caches per row, the
  * parameters their gradients and the optimizer's slots, the data its raw and
  * preprocessed copies; compute is a forward and a backward pass (2×) per
  * training row plus a forward pass per evaluated row, every epoch.
@@ -63,7 +64,7 @@ export function estimateCost(spec: JobSpec, shape: DatasetShape, layers: LayerIn
   const trainRows = rows - valRows;
   let width = features;
   let widest = width;
-  let values = 0;
+  let values = cacheValuesPerRow(layers);
   for (const l of layers) {
     const out = outputSize(l, width);
     values += width + out;

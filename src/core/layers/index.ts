@@ -73,6 +73,13 @@ export function multiplyAddsPerRow(layers: LayerInfoBase[]): number {
   return Math.max(1, total);
 }
 
+/** Values per row the layers keep beyond their inputs and outputs (memory estimate). */
+export function cacheValuesPerRow(layers: LayerInfoBase[]): number {
+  let total = 0;
+  for (const l of layers) total += moduleOf(l.type).cacheValues?.(l) ?? 0;
+  return total;
+}
+
 /** Floats of the scratch buffer the layers share (the largest any of them needs). */
 export function scratchSize(layers: LayerInfoBase[]): number {
   return Math.max(0, ...layers.map((l) => moduleOf(l.type).scratch?.(l) ?? 0));

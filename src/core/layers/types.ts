@@ -253,8 +253,10 @@ export interface LayerModule<S extends { type: string } = { type: string }, I ex
   readonly isActivation?: boolean;
   /** Floats of shared scratch the layer needs (conv im2col). */
   scratch?(info: I): number;
-  /** Multiply-adds per row (cost estimate and predict limits). */
+  /** Multiply-adds per row of a forward pass (cost estimate and predict limits). */
   multiplyAdds?(info: I): number;
+  /** Values per row the layer keeps for its backward pass beyond its input and output (gates, per-step states): memory estimate. */
+  cacheValues?(info: I): number;
   /** The training runtime. */
   build(info: I, ctx: BuildContext): RuntimeLayer;
   /** The inference ops (empty: identity) and the statistics it lists. */
