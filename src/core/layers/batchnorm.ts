@@ -54,6 +54,9 @@ export class BatchNorm implements NormalizingLayer {
   /** Scratch statistics of forwardBatchStatistics (so the training caches stay as they are). */
   private readonly probeMean: Float32Array;
   private readonly probeRstd: Float32Array;
+  /** Ghost batch norm: the mean over virtual batches of their mean and unbiased variance. */
+  private readonly chunkMean: Float64Array;
+  private readonly chunkVar: Float64Array;
 
   private readonly k: Kernels;
   readonly cfg: BatchNormSpec;
@@ -87,6 +90,8 @@ export class BatchNorm implements NormalizingLayer {
     this.epochVarSum = new Float64Array(c);
     this.probeMean = new Float32Array(c);
     this.probeRstd = new Float32Array(c);
+    this.chunkMean = new Float64Array(maxChunks > 1 ? c : 0);
+    this.chunkVar = new Float64Array(maxChunks > 1 ? c : 0);
     this.y = new Float32Array(maxBatch * this.outputSize);
     this.dx = new Float32Array(maxBatch * this.outputSize);
     const self = this;
@@ -131,9 +136,11 @@ export class BatchNorm implements NormalizingLayer {
     const m = rows * s;
     for (let j = 0; j < c; j++) {
       const meanShifted = sum[j]! / m;
-      this.runningMean[j] = shift[j]! + meanShifted;
-      this.runningVar[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0;
+      sum[j] = shift[j]! + meanShifted; // the mean
+      sumSq[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0; // the unbiased variance
     }
+    // Momentum 0: the exact statistics replace the running ones.
+    this.k.batchNormUpdateRunning(this.runningMean, this.runningVar, sum, sumSq, c, 0, 0);
     this.population = null;
   }
 
@@ -238,25 +245,10 @@ export class BatchNorm implements NormalizingLayer {
       return this.dx;
     }
     const { channels: c, spatial: s } = this.info;
-    const per = c * s;
-    const vbs = this.cfg.virtualBatchSize!;
-    // Each virtual batch's γ/β gradients go to scratch first, then into the sums.
-    const dg = dgamma && this.chunkGrads.subarray(0, c);
-    const db = dbeta && this.chunkGrads.subarray(c, 2 * c);
-    dgamma?.fill(0);
-    dbeta?.fill(0);
-    for (let i = 0; i < this.chunks; i++) {
-      const first = i * vbs;
-      const rows = this.chunkRows(i, n);
-      const view = (a: Float32Array) => a.subarray(first * per, (first + rows) * per);
-      const stats = (a: Float32Array) => a.subarray(i * c, (i + 1) * c);
-      this.normalizeBackward(view(this.x!), view(dy), view(this.dx), view(this.y), rows, stats(this.saveMean),
-        stats(this.saveRstd), stats(this.saveR), stats(this.saveD), dg, db);
-      for (let j = 0; j < c; j++) {
-        if (dgamma) dgamma[j] = dgamma[j]! + dg![j]!;
-        if (dbeta) dbeta[j] = dbeta[j]! + db![j]!;
-      }
-    }
+    const renorm = this.cfg.renorm !== null;
+    this.k.batchNormBackwardGhost(this.x!, dy, this.dx, n, c, s, this.cfg.virtualBatchSize!, this.gamma?.value ?? null, this.saveMean,
+      this.saveRstd, renorm ? this.saveR : null, renorm ? this.saveD : null, dgamma, dbeta, this.chunkGrads,
+      this.act.code, this.act.alpha, this.y);
     return this.dx;
   }
 
@@ -299,48 +291,28 @@ export class BatchNorm implements NormalizingLayer {
   /** Ghost batch norm: one running-statistics update per batch, from the virtual batches' mean statistics. */
   private updateRunningFromChunks(momentum: number, n: number): void {
     const c = this.info.channels;
+    const mean = this.chunkMean;
+    const variance = this.chunkVar;
     for (let j = 0; j < c; j++) {
-      let mean = 0;
-      let variance = 0;
+      let m = 0;
+      let v = 0;
       for (let i = 0; i < this.chunks; i++) {
         const count = this.chunkRows(i, n) * this.info.spatial;
         const rstd = this.saveRstd[i * c + j]!;
-        mean += this.saveMean[i * c + j]!;
-        variance += ((1 / (rstd * rstd) - this.cfg.epsilon) * count) / (count - 1); // unbiased
+        m += this.saveMean[i * c + j]!;
+        v += ((1 / (rstd * rstd) - this.cfg.epsilon) * count) / (count - 1); // unbiased
       }
-      this.runningMean[j] = momentum * this.runningMean[j]! + (1 - momentum) * (mean / this.chunks);
-      this.runningVar[j] = momentum * this.runningVar[j]! + (1 - momentum) * (variance / this.chunks);
+      mean[j] = m / this.chunks;
+      variance[j] = v / this.chunks;
     }
+    this.k.batchNormUpdateRunning(this.runningMean, this.runningVar, mean, variance, c, momentum, 0);
   }
 
   /** Frozen statistics: y = γ·(x − μ)/σ + β with μ, σ constants, so dx = dy·γ/σ. */
   private frozenBackward(dy: Float32Array, n: number): void {
     const { channels: c, spatial: s } = this.info;
-    const size = n * c * s;
-    let g = dy;
-    if (this.act !== NONE) {
-      // f' read off the output, whose sign matches the input for every activation here.
-      this.k.activationBackward(this.act.code, this.y, this.y, dy, this.dx, size, this.act.alpha);
-      g = this.dx;
-    }
-    const eps = this.cfg.epsilon;
-    for (let j = 0; j < c; j++) {
-      const rstd = 1 / Math.sqrt(this.runningVar[j]! + eps);
-      const mean = this.runningMean[j]!;
-      const scale = (this.gamma ? this.gamma.value[j]! : 1) * rstd;
-      let sum = 0;
-      let sumXhat = 0;
-      for (let r = 0; r < n; r++) {
-        const off = (r * c + j) * s;
-        for (let q = off; q < off + s; q++) {
-          sum += g[q]!;
-          sumXhat += g[q]! * (this.x![q]! - mean) * rstd;
-          this.dx[q] = g[q]! * scale;
-        }
-      }
-      if (this.gamma) this.gamma.grad[j] = sumXhat;
-      if (this.beta) this.beta.grad[j] = sum;
-    }
+    this.k.batchNormBackwardFrozen(this.x!, dy, this.dx, n, c, s, this.gamma?.value ?? null, this.runningMean, this.runningVar,
+      this.cfg.epsilon, this.gamma?.grad ?? null, this.beta?.grad ?? null, this.act.code, this.act.alpha, this.y);
   }
 }
 
