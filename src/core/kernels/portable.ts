@@ -18,15 +18,15 @@ const SIGMOID = activationCode('sigmoid');
 const f32 = Math.fround;
 
 /**
- * Mean and biased variance of channel c over its N*S values. Sums are taken
- * around the channel's first value, as in the addon, so they do not cancel
- * when |mean| >> std.
+ * Adds Σ(x − shift) and Σ(x − shift)² over the N*S values of channel c to
+ * sums[at] and sums[at + 1], value by value in order (double precision). The
+ * one shifted-moments pass in TypeScript: channelMoments here, and the
+ * population statistics over many batches (one shift for all of them).
  */
-function channelMoments(x: Float32Array, N: number, C: number, S: number, c: number): [number, number] {
-  const M = N * S;
-  const shift = x[c * S]!;
-  let sum = 0;
-  let sumsq = 0;
+export function addShiftedSums(x: Float32Array, N: number, C: number, S: number, c: number, shift: number,
+  sums: Float64Array, at: number): void {
+  let sum = sums[at]!;
+  let sumsq = sums[at + 1]!;
   for (let n = 0; n < N; n++) {
     const off = (n * C + c) * S;
     for (let s = 0; s < S; s++) {
@@ -35,6 +35,24 @@ function channelMoments(x: Float32Array, N: number, C: number, S: number, c: num
       sumsq += d * d;
     }
   }
+  sums[at] = sum;
+  sums[at + 1] = sumsq;
+}
+
+const momentSums = new Float64Array(2);
+
+/**
+ * Mean and biased variance of channel c over its N*S values. Sums are taken
+ * around the channel's first value, as in the addon, so they do not cancel
+ * when |mean| >> std.
+ */
+function channelMoments(x: Float32Array, N: number, C: number, S: number, c: number): [number, number] {
+  const M = N * S;
+  const shift = x[c * S]!;
+  momentSums.fill(0);
+  addShiftedSums(x, N, C, S, c, shift, momentSums, 0);
+  const sum = momentSums[0]!;
+  const sumsq = momentSums[1]!;
   return [shift + sum / M, Math.max(0, (sumsq - (sum * sum) / M) / M)];
 }
 

@@ -5,6 +5,7 @@
  * are configured by the job's top-level `batchNorm` object, not per layer.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { addShiftedSums } from '../kernels/portable.js';
 import { NO_ACTIVATION, type Kernels } from '../kernels/types.js';
 import type { BatchNormSpec } from '../spec.js';
 import type {
@@ -63,7 +64,7 @@ export class BatchNorm implements NormalizingLayer {
   private readonly act: Fused;
   private readonly clock: BatchNormClock;
   /** Population statistics in progress (see beginPopulation). */
-  private population: { sum: Float64Array; sumSq: Float64Array; shift: Float64Array; rows: number } | null = null;
+  private population: { sums: Float64Array; shift: Float64Array; rows: number } | null = null;
 
   constructor(readonly info: BatchNormInfo, ctx: BuildContext) {
     const c = info.channels;
@@ -108,39 +109,32 @@ export class BatchNorm implements NormalizingLayer {
 
   beginPopulation(): void {
     const c = this.info.channels;
-    this.population = { sum: new Float64Array(c), sumSq: new Float64Array(c), shift: new Float64Array(c), rows: 0 };
+    this.population = { sums: new Float64Array(2 * c), shift: new Float64Array(c), rows: 0 };
   }
 
   /** Sums around the first row's values (kept well-conditioned), in double precision, over every batch. */
   accumulatePopulation(h: Float32Array, n: number): void {
     const { channels: c, spatial: s } = this.info;
-    const { sum, sumSq, shift } = this.population!;
+    const { sums, shift } = this.population!;
     if (this.population!.rows === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
-    for (let r = 0; r < n; r++) {
-      for (let j = 0; j < c; j++) {
-        const off = (r * c + j) * s;
-        for (let q = off; q < off + s; q++) {
-          const d = h[q]! - shift[j]!;
-          sum[j] += d;
-          sumSq[j] += d * d;
-        }
-      }
-    }
+    for (let j = 0; j < c; j++) addShiftedSums(h, n, c, s, j, shift[j]!, sums, 2 * j);
     this.population!.rows += n;
   }
 
   /** The exact mean and unbiased variance of every value seen become the running statistics. */
   finishPopulation(): void {
     const { channels: c, spatial: s } = this.info;
-    const { sum, sumSq, shift, rows } = this.population!;
+    const { sums, shift, rows } = this.population!;
     const m = rows * s;
+    const mean = new Float64Array(c);
+    const variance = new Float64Array(c);
     for (let j = 0; j < c; j++) {
-      const meanShifted = sum[j]! / m;
-      sum[j] = shift[j]! + meanShifted; // the mean
-      sumSq[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0; // the unbiased variance
+      const meanShifted = sums[2 * j]! / m;
+      mean[j] = shift[j]! + meanShifted;
+      variance[j] = m > 1 ? Math.max(0, (sums[2 * j + 1]! - m * meanShifted * meanShifted) / (m - 1)) : 0; // unbiased
     }
     // Momentum 0: the exact statistics replace the running ones.
-    this.k.batchNormUpdateRunning(this.runningMean, this.runningVar, sum, sumSq, c, 0, 0);
+    this.k.batchNormUpdateRunning(this.runningMean, this.runningVar, mean, variance, c, 0, 0);
     this.population = null;
   }
 
