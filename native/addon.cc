@@ -14,7 +14,6 @@
 #include "cpu.h"
 #include "infer.h"
 #include "kernels.h"
-#include "renorm.h"
 
 namespace {
 
@@ -128,6 +127,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("biasGrad", &NormLabAddon::BiasGrad, napi_enumerable),
         InstanceMethod("batchNormForwardTrain", &NormLabAddon::BatchNormForwardTrain, napi_enumerable),
         InstanceMethod("batchNormForwardInfer", &NormLabAddon::BatchNormForwardInfer, napi_enumerable),
+        InstanceMethod("batchRenormForwardTrain", &NormLabAddon::BatchRenormForwardTrain, napi_enumerable),
         InstanceMethod("batchNormBackward", &NormLabAddon::BatchNormBackward, napi_enumerable),
         InstanceMethod("batchNormUpdateRunning", &NormLabAddon::BatchNormUpdateRunning, napi_enumerable),
         InstanceMethod("batchNormBackwardFrozen", &NormLabAddon::BatchNormBackwardFrozen, napi_enumerable),
@@ -142,7 +142,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
                        napi_enumerable),
         InstanceMethod("sgdStep", &NormLabAddon::SgdStep, napi_enumerable),
         InstanceMethod("adamStep", &NormLabAddon::AdamStep, napi_enumerable),
-        // Convolution, pooling, batch renormalization (conv.cc, renorm.cc).
+        // Convolution and pooling (conv.cc).
         InstanceMethod("conv2dForward", &NormLabAddon::Conv2dForward, napi_enumerable),
         InstanceMethod("conv2dForwardBuiltin", &NormLabAddon::Conv2dForwardBuiltin, napi_enumerable),
         InstanceMethod("conv2dBackward", &NormLabAddon::Conv2dBackward, napi_enumerable),
@@ -153,8 +153,6 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("avgPool2dBackward", &NormLabAddon::AvgPool2dBackward, napi_enumerable),
         InstanceMethod("globalAvgPoolForward", &NormLabAddon::GlobalAvgPoolForward, napi_enumerable),
         InstanceMethod("globalAvgPoolBackward", &NormLabAddon::GlobalAvgPoolBackward, napi_enumerable),
-        InstanceMethod("batchRenormForwardTrain", &NormLabAddon::BatchRenormForwardTrain, napi_enumerable),
-        InstanceMethod("batchRenormBackward", &NormLabAddon::BatchRenormBackward, napi_enumerable),
     });
   }
 
@@ -319,7 +317,37 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     }
     normlab::batchnorm_forward_train(x, y, N, C, S, gamma, beta, running_mean, running_var, momentum,
                                      eps, update_running, save_mean, save_rstd,
-                                     FusedActivation(a, 14), FusedAlpha(a, 15));
+                                     FusedActivation(a, 14), FusedAlpha(a, 15), nullptr);
+  }
+
+  // batchRenormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps,
+  //                         rMax, dMax, updateRunning, saveMean, saveRstd, saveR, saveD, activation?, alpha?)
+  void BatchRenormForwardTrain(const Napi::CallbackInfo& info) {
+    Args a(info, "batchRenormForwardTrain");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    float* y = a.Array<float>(1, "y", size);
+    const float* gamma = a.Array<float>(5, "gamma", C, true);
+    const float* beta = a.Array<float>(6, "beta", C, true);
+    float* running_mean = a.Array<float>(7, "runningMean", C);
+    float* running_var = a.Array<float>(8, "runningVar", C);
+    const double momentum = a.Number(9, "momentum"), eps = a.Number(10, "eps");
+    const double r_max = a.Number(11, "rMax"), d_max = a.Number(12, "dMax");
+    const bool update_running = a.Flag(13, "updateRunning");
+    float* save_mean = a.Array<float>(14, "saveMean", C);
+    float* save_rstd = a.Array<float>(15, "saveRstd", C);
+    const normlab::RenormClip renorm{r_max, d_max, a.Array<float>(16, "saveR", C), a.Array<float>(17, "saveD", C)};
+    if (!(r_max >= 1.0)) a.RangeError("rMax must be at least 1");
+    if (!(d_max >= 0.0)) a.RangeError("dMax must be at least 0");
+    const size_t per_channel = a.Product(N, S);
+    if (C > 0 && per_channel < (update_running ? 2u : 1u)) {
+      a.RangeError("needs " + std::string(update_running ? "two values" : "a value") +
+                   " per channel (N*S = " + std::to_string(per_channel) + ")");
+    }
+    normlab::batchnorm_forward_train(x, y, N, C, S, gamma, beta, running_mean, running_var, momentum, eps,
+                                     update_running, save_mean, save_rstd, FusedActivation(a, 18), FusedAlpha(a, 19),
+                                     &renorm);
   }
 
   // batchNormForwardInfer(x, y, N, C, S, gamma, beta, runningMean, runningVar, eps)
@@ -337,7 +365,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     normlab::batchnorm_forward_infer(x, y, N, C, S, gamma, beta, running_mean, running_var, eps);
   }
 
-  // batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta, activation?, alpha?, y?)
+  // batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta,
+  //                   activation?, alpha?, y?)
   void BatchNormBackward(const Napi::CallbackInfo& info) {
     Args a(info, "batchNormBackward");
     const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S");
@@ -348,13 +377,16 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* gamma = a.Array<float>(6, "gamma", C, true);
     const float* save_mean = a.Array<float>(7, "saveMean", C);
     const float* save_rstd = a.Array<float>(8, "saveRstd", C);
-    float* dgamma = a.Array<float>(9, "dgamma", C, true);
-    float* dbeta = a.Array<float>(10, "dbeta", C, true);
+    const float* save_r = a.Array<float>(9, "saveR", C, true);
+    const float* save_d = a.Array<float>(10, "saveD", C, true);
+    if ((save_r == nullptr) != (save_d == nullptr)) a.TypeError("saveR and saveD go together");
+    float* dgamma = a.Array<float>(11, "dgamma", C, true);
+    float* dbeta = a.Array<float>(12, "dbeta", C, true);
     if (C > 0 && a.Product(N, S) == 0) a.RangeError("needs a value per channel (N*S = 0)");
-    const int activation = FusedActivation(a, 11);
-    const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(13, "y", size);
-    normlab::batchnorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, dgamma, dbeta,
-                                activation, FusedAlpha(a, 12), y);
+    const int activation = FusedActivation(a, 13);
+    const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(15, "y", size);
+    normlab::batchnorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, save_r, save_d, dgamma, dbeta,
+                                activation, FusedAlpha(a, 14), y);
   }
 
   // batchNormUpdateRunning(runningMean, runningVar, mean, variance, C, momentum, count)
@@ -414,7 +446,6 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     float* dbeta = a.Array<float>(13, "dbeta", C, true);
     float* scratch = a.Array<float>(14, "scratch", a.Product(2, C));
     const int activation = FusedActivation(a, 15);
-    if (save_r && activation != normlab::kNoActivation) a.RangeError("renormalization takes no fused activation");
     const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(17, "y", size);
     normlab::batchnorm_backward_ghost(x, dy, dx, N, C, S, vb, gamma, save_mean, save_rstd, save_r, save_d, dgamma, dbeta,
                                       scratch, activation, FusedAlpha(a, 16), y);
@@ -557,7 +588,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
   }
 
   // ---------------------------------------------------------------------------
-  // Convolution, pooling and batch renormalization (conv.cc, renorm.cc).
+  // Convolution and pooling (conv.cc).
 
   // The gemm of the conv kernels: OpenBLAS for conv2d*, the built-in one for conv2d*Builtin.
   normlab::GemmChoice GemmFor(bool builtin) {
@@ -707,55 +738,6 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* dy = a.Array<float>(0, "dy", a.Product(N, C));
     float* dx = a.Array<float>(1, "dx", a.Product(N, C, S));
     normlab::global_avgpool_backward(dy, dx, N, C, S);
-  }
-
-  // batchRenormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps,
-  //                         rMax, dMax, updateRunning, saveMean, saveRstd, saveR, saveD)
-  void BatchRenormForwardTrain(const Napi::CallbackInfo& info) {
-    Args a(info, "batchRenormForwardTrain");
-    const int N = a.Size(2, "N"), C = a.Size(3, "C"), S = a.Size(4, "S");
-    const size_t size = a.Product(N, C, S);
-    const float* x = a.Array<float>(0, "x", size);
-    float* y = a.Array<float>(1, "y", size);
-    const float* gamma = a.Array<float>(5, "gamma", C, true);
-    const float* beta = a.Array<float>(6, "beta", C, true);
-    float* running_mean = a.Array<float>(7, "runningMean", C);
-    float* running_var = a.Array<float>(8, "runningVar", C);
-    const double momentum = a.Number(9, "momentum"), eps = a.Number(10, "eps");
-    const double r_max = a.Number(11, "rMax"), d_max = a.Number(12, "dMax");
-    const bool update_running = a.Flag(13, "updateRunning");
-    float* save_mean = a.Array<float>(14, "saveMean", C);
-    float* save_rstd = a.Array<float>(15, "saveRstd", C);
-    float* save_r = a.Array<float>(16, "saveR", C);
-    float* save_d = a.Array<float>(17, "saveD", C);
-    if (!(r_max >= 1.0)) a.RangeError("rMax must be at least 1");
-    if (!(d_max >= 0.0)) a.RangeError("dMax must be at least 0");
-    const size_t per_channel = a.Product(N, S);
-    if (C > 0 && per_channel < (update_running ? 2u : 1u)) {
-      a.RangeError("needs " + std::string(update_running ? "two values" : "a value") +
-                   " per channel (N*S = " + std::to_string(per_channel) + ")");
-    }
-    normlab::batch_renorm_forward_train(x, y, N, C, S, gamma, beta, running_mean, running_var, momentum, eps,
-                                        r_max, d_max, update_running, save_mean, save_rstd, save_r, save_d);
-  }
-
-  // batchRenormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta)
-  void BatchRenormBackward(const Napi::CallbackInfo& info) {
-    Args a(info, "batchRenormBackward");
-    const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S");
-    const size_t size = a.Product(N, C, S);
-    const float* x = a.Array<float>(0, "x", size);
-    const float* dy = a.Array<float>(1, "dy", size);
-    float* dx = a.Array<float>(2, "dx", size);
-    const float* gamma = a.Array<float>(6, "gamma", C, true);
-    const float* save_mean = a.Array<float>(7, "saveMean", C);
-    const float* save_rstd = a.Array<float>(8, "saveRstd", C);
-    const float* save_r = a.Array<float>(9, "saveR", C);
-    const float* save_d = a.Array<float>(10, "saveD", C);
-    float* dgamma = a.Array<float>(11, "dgamma", C, true);
-    float* dbeta = a.Array<float>(12, "dbeta", C, true);
-    if (C > 0 && a.Product(N, S) == 0) a.RangeError("needs a value per channel (N*S = 0)");
-    normlab::batch_renorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, save_r, save_d, dgamma, dbeta);
   }
 };
 

@@ -9,13 +9,21 @@
 // and elu keep the sign of their input; tanh' = 1−y², sigmoid' = y(1−y)), so
 // the pre-activation values are never kept.
 //
+// Batch renormalization (Ioffe 2017, "Batch Renormalization: Towards Reducing
+// Minibatch Dependence in Batch-Normalized Models") is the same forward with
+//   sigma = sqrt(runningVar + eps)                (the old running value)
+//   r     = clip(sqrt(var + eps)/sigma, 1/rMax, rMax)
+//   d     = clip((mean - runningMean)/sigma, -dMax, dMax)
+//   y     = f(gamma*((x - mean)*rstd*r + d) + beta)
+// and, r and d being constants to the gradient, the same backward with γ·r as
+// the scale and dγ = r·Σg·x̂ + d·Σg. rMax = 1, dMax = 0 gives r = 1, d = 0.
+//
 // Layout x[(n*C + c)*S + s]. With S = 1 (dense layers) the loops run along
 // rows, over contiguous channels, so the compiler vectorizes them.
 #include <algorithm>
 #include <cmath>
 
 #include "kernels.h"
-#include "renorm.h"
 
 namespace normlab {
 
@@ -115,7 +123,8 @@ NORMLAB_CLONES void batchnorm_forward_train(const float* x, float* y, int N, int
                              const float* gamma, const float* beta,
                              float* running_mean, float* running_var,
                              double momentum, double eps, bool update_running,
-                             float* save_mean, float* save_rstd, int activation, float alpha) {
+                             float* save_mean, float* save_rstd, int activation, float alpha,
+                             const RenormClip* renorm) {
   const double M = (double)N * S;
   for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
     const int cb = std::min(kChannelBlock, C - c0);
@@ -126,12 +135,26 @@ NORMLAB_CLONES void batchnorm_forward_train(const float* x, float* y, int N, int
       const int c = c0 + j;
       const double mean = means[j], var = vars[j];
       const double rstd = 1.0 / std::sqrt(var + eps);
+      const double g = gamma ? gamma[c] : 1.0, b = beta ? beta[c] : 0.0;
       save_mean[c] = (float)mean;
       save_rstd[c] = (float)rstd;
+      if (renorm) {
+        // r and d from the running statistics as they were before this batch.
+        // std::max/min with the ratio first: a NaN ratio stays NaN.
+        const double sigma = std::sqrt((double)running_var[c] + eps);
+        const double r = std::min(std::max(std::sqrt(var + eps) / sigma, 1.0 / renorm->r_max), renorm->r_max);
+        const double d = std::min(std::max((mean - running_mean[c]) / sigma, -renorm->d_max), renorm->d_max);
+        renorm->save_r[c] = (float)r;
+        renorm->save_d[c] = (float)d;
+        // γ·((x − mean)·rstd·r + d) + β as one multiply-add per value.
+        scale[j] = (float)(g * rstd * r);
+        shift[j] = (float)(b + g * d - mean * g * rstd * r);
+      } else {
+        // (x − mean)·rstd·γ + β folded into one multiply-add per value.
+        scale[j] = (float)(g * rstd);
+        shift[j] = (float)(b - mean * g * rstd);
+      }
       if (update_running) update_running_stats(running_mean, running_var, c, mean, var, M, momentum);
-      // (x − mean)·rstd·γ + β folded into one multiply-add per value.
-      scale[j] = (float)((gamma ? gamma[c] : 1.0) * rstd);
-      shift[j] = (float)((beta ? beta[c] : 0.0) - mean * (gamma ? gamma[c] : 1.0) * rstd);
     }
     with_activation(activation, [&]<int K>() { affine_activation<K>(x, y, N, C, S, c0, cb, scale, shift, alpha); });
   }
@@ -159,6 +182,7 @@ template <int K>
 NORMLAB_CLONES void batchnorm_backward_block(const float* x, const float* y, const float* dy, float* dx,
                               int N, int C, int S, int c0, int cb, const float* gamma,
                               const float* save_mean, const float* save_rstd,
+                              const float* save_r, const float* save_d,
                               float* dgamma, float* dbeta, const float alpha) {
   const double M = (double)N * S;
   double gsum[kChannelBlock] = {}, gxhat_sum[kChannelBlock] = {};
@@ -192,9 +216,16 @@ NORMLAB_CLONES void batchnorm_backward_block(const float* x, const float* y, con
   }
   float scale[kChannelBlock], gmean[kChannelBlock], gxhat_mean[kChannelBlock];
   for (int j = 0; j < cb; j++) {
-    if (dgamma) dgamma[c0 + j] = (float)gxhat_sum[j];
-    if (dbeta) dbeta[c0 + j] = (float)gsum[j];
-    scale[j] = (gamma ? gamma[c0 + j] : 1.0f) * rstd[j];
+    const int c = c0 + j;
+    if (save_r) {
+      // Renormalization: x̂ = r·x̂_B + d, so Σg·x̂ = r·Σg·x̂_B + d·Σg, and γ·r scales dx.
+      if (dgamma) dgamma[c] = (float)((double)save_r[c] * gxhat_sum[j] + (double)save_d[c] * gsum[j]);
+      scale[j] = (gamma ? gamma[c] : 1.0f) * save_r[c] * rstd[j];
+    } else {
+      if (dgamma) dgamma[c] = (float)gxhat_sum[j];
+      scale[j] = (gamma ? gamma[c] : 1.0f) * rstd[j];
+    }
+    if (dbeta) dbeta[c] = (float)gsum[j];
     gmean[j] = (float)(gsum[j] / M);
     gxhat_mean[j] = (float)(gxhat_sum[j] / M);
   }
@@ -223,11 +254,13 @@ NORMLAB_CLONES void batchnorm_backward_block(const float* x, const float* y, con
 
 NORMLAB_CLONES void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                         const float* gamma, const float* save_mean, const float* save_rstd,
+                        const float* save_r, const float* save_d,
                         float* dgamma, float* dbeta, int activation, float alpha, const float* y) {
   for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
     const int cb = std::min(kChannelBlock, C - c0);
     with_activation(activation, [&]<int K>() {
-      batchnorm_backward_block<K>(x, y, dy, dx, N, C, S, c0, cb, gamma, save_mean, save_rstd, dgamma, dbeta, alpha);
+      batchnorm_backward_block<K>(x, y, dy, dx, N, C, S, c0, cb, gamma, save_mean, save_rstd, save_r, save_d, dgamma,
+                                  dbeta, alpha);
     });
   }
 }
@@ -282,13 +315,9 @@ void batchnorm_backward_ghost(const float* x, const float* dy, float* dx, int N,
     const int rows = i == chunks - 1 ? N - (int)first : virtual_batch;
     const size_t off = first * per;
     const size_t st = (size_t)i * C;
-    if (save_r) {
-      batch_renorm_backward(x + off, dy + off, dx + off, rows, C, S, gamma, save_mean + st, save_rstd + st,
-                            save_r + st, save_d + st, dg, db);
-    } else {
-      batchnorm_backward(x + off, dy + off, dx + off, rows, C, S, gamma, save_mean + st, save_rstd + st, dg, db,
-                         activation, alpha, y ? y + off : nullptr);
-    }
+    batchnorm_backward(x + off, dy + off, dx + off, rows, C, S, gamma, save_mean + st, save_rstd + st,
+                       save_r ? save_r + st : nullptr, save_d ? save_d + st : nullptr, dg, db, activation, alpha,
+                       y ? y + off : nullptr);
     for (int c = 0; c < C; c++) {
       if (dgamma) dgamma[c] += dg[c];
       if (dbeta) dbeta[c] += db[c];

@@ -49,13 +49,13 @@ void openblas_threads(int n);
 enum Activation { kNoActivation = -1, kRelu = 0, kLeakyRelu = 1, kElu = 2, kTanh = 3, kSigmoid = 4 };
 void add_bias(float* x, const float* bias, int N, int C, int S, int activation, float alpha);
 // Per-channel statistics over the N*S values of channels [c0, c0+cb),
-// cb <= kChannelBlock: mean and biased variance (batch norm and renormalization).
+// cb <= kChannelBlock: mean and biased variance.
 constexpr int kChannelBlock = 64;
 void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var);
 // Keras convention: momentum weighs the old value; the variance goes in
 // unbiased (M values per channel), or as it is when M = 0 (already unbiased).
-// The one running-statistics update: batch norm, renormalization, and
-// batch_norm_update_running (ghost batch norm, population statistics).
+// The one running-statistics update: batchnorm_forward_train (with or without
+// renormalization) and batch_norm_update_running (ghost batch norm, population statistics).
 inline void update_running_stats(float* running_mean, float* running_var, int c, double mean, double var,
                                  double M, double momentum) {
   running_mean[c] = (float)(momentum * running_mean[c] + (1.0 - momentum) * mean);
@@ -66,22 +66,31 @@ void batch_norm_update_running(float* running_mean, float* running_var, const do
                                int C, double momentum, double count);
 // With an activation, dy is first replaced in place by dy·f'(y).
 void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y);
+// Batch renormalization's clip limits and the r, d it saves; null for batch norm.
+struct RenormClip {
+  double r_max, d_max;
+  float* save_r;
+  float* save_d;
+};
 void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              float* running_mean, float* running_var,
                              double momentum, double eps, bool update_running,
-                             float* save_mean, float* save_rstd, int activation, float alpha);
+                             float* save_mean, float* save_rstd, int activation, float alpha,
+                             const RenormClip* renorm);
 void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
                              const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, double eps);
+// save_r, save_d (renormalization's r and d, constants here) both null for batch norm.
 void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                         const float* gamma, const float* save_mean, const float* save_rstd,
+                        const float* save_r, const float* save_d,
                         float* dgamma, float* dbeta, int activation, float alpha, const float* y);
 // Frozen statistics: dx = g·γ·rstd, dγ = Σ g·x̂, dβ = Σ g in double, g = dy·f'(y) with an activation.
 void batchnorm_backward_frozen(const float* x, const float* dy, float* dx, int N, int C, int S,
                                const float* gamma, const float* running_mean, const float* running_var, double eps,
                                float* dgamma, float* dbeta, int activation, float alpha, const float* y);
-// Ghost batch norm: batchnorm_backward (save_r null) or batch_renorm_backward per virtual batch,
+// Ghost batch norm: batchnorm_backward per virtual batch (save_r, save_d null without renormalization),
 // γ/β gradients summed in float through scratch (2·C floats).
 void batchnorm_backward_ghost(const float* x, const float* dy, float* dx, int N, int C, int S, int virtual_batch,
                               const float* gamma, const float* save_mean, const float* save_rstd,

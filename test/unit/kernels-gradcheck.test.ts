@@ -40,7 +40,7 @@ for (const [name, k] of implementations) {
         const dx = new Float32Array(size);
         const dgamma = new Float32Array(C);
         const dbeta = new Float32Array(C);
-        K.batchNormBackward(x, w, dx, N, C, S, gamma, mean, rstd, dgamma, dbeta);
+        K.batchNormBackward(x, w, dx, N, C, S, gamma, mean, rstd, null, null, dgamma, dbeta);
         const numericDx = numericGrad(forward, x);
         expectClose(dx, numericDx, GRAD, 'dx');
         expectClose(dgamma, numericGrad(forward, gamma), GRAD, 'dgamma');

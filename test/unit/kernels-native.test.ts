@@ -81,7 +81,7 @@ for (const [name, k] of implementations) {
       expect(() => K.batchNormForwardTrain(ok, ok, 2, 4, 1, short, null, ok, ok, 0.9, 1e-3, true, ok, ok))
         .toThrow(/gamma is too short/);
       expect(() => K.batchNormForwardInfer(ok, ok, 2, 4, 1, null, null, ok, short, 1e-3)).toThrow(/runningVar is too short/);
-      expect(() => K.batchNormBackward(ok, ok, ok, 2, 4, 1, null, ok, ok, short, null)).toThrow(/dgamma is too short/);
+      expect(() => K.batchNormBackward(ok, ok, ok, 2, 4, 1, null, ok, ok, null, null, short, null)).toThrow(/dgamma is too short/);
       expect(() => K.activationForward(0, short, ok, 4, 0)).toThrow(/activationForward: x is too short/);
       expect(() => K.activationBackward(0, ok, ok, ok, short, 4, 0)).toThrow(/dx is too short/);
       expect(() => K.dropoutForward(ok, ok, short, 4, 0.5, createRng(1))).toThrow(/mask is too short/);
@@ -101,7 +101,7 @@ for (const [name, k] of implementations) {
       // One value per channel has no unbiased variance to update the running statistics with.
       expect(() => K.batchNormForwardTrain(ok, ok, 1, 4, 1, null, null, ok, ok, 0.9, 1e-3, true, ok, ok))
         .toThrow(/needs two values per channel/);
-      expect(() => K.batchNormBackward(ok, ok, ok, 0, 4, 1, null, ok, ok, null, null)).toThrow(RangeError);
+      expect(() => K.batchNormBackward(ok, ok, ok, 0, 4, 1, null, ok, ok, null, null, null, null)).toThrow(RangeError);
       expect(() => K.dropoutForward(ok, ok, ok, 4, 1, createRng(1))).toThrow(/rate must be in \[0, 1\)/);
       expect(() => K.adamStep(ok, ok, ok, ok, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 0)).toThrow(/step counts from 1/);
     });

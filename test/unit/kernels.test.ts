@@ -105,7 +105,7 @@ function checkBnTrain(k: Kernels, fx: BnTrainFixture): void {
       const dx = new Float32Array(x.length);
       const dgamma = new Float32Array(C);
       const dbeta = new Float32Array(C);
-      k.batchNormBackward(x, f32(step.dy), dx, N, C, S, gamma, mean, rstd, dgamma, dbeta);
+      k.batchNormBackward(x, f32(step.dy), dx, N, C, S, gamma, mean, rstd, null, null, dgamma, dbeta);
       expectClose(dx, step.dx!, FIXTURE, 'dx');
       expectClose(dgamma, step.dgamma!, FIXTURE, 'dgamma');
       expectClose(dbeta, step.dbeta!, FIXTURE, 'dbeta');
@@ -197,9 +197,9 @@ for (const [name, k] of implementations) {
       expect(Array.from(v2)).toEqual(Array.from(v1));
 
       const dx = new Float32Array(x.length);
-      K.batchNormBackward(x, dy, dx, N, C, S, ones, mean, rstd, null, null);
+      K.batchNormBackward(x, dy, dx, N, C, S, ones, mean, rstd, null, null, null, null);
       const dxAliased = dy.slice();
-      K.batchNormBackward(x, dxAliased, dxAliased, N, C, S, null, mean, rstd, null, null);
+      K.batchNormBackward(x, dxAliased, dxAliased, N, C, S, null, mean, rstd, null, null, null, null);
       expect(Array.from(dxAliased)).toEqual(Array.from(dx));
 
       // updateRunning = false leaves the running statistics alone.
@@ -349,7 +349,7 @@ describe.skipIf(native === null)('native and portable agree on larger random sha
           rm: new Float32Array(C), rv: new Float32Array(C).fill(1),
         };
         k.batchNormForwardTrain(x, out.y, N, C, S, gamma, beta, out.rm, out.rv, 0.99, 1e-3, true, out.mean, out.rstd);
-        k.batchNormBackward(x, dy, out.dx, N, C, S, gamma, out.mean, out.rstd, out.dgamma, out.dbeta);
+        k.batchNormBackward(x, dy, out.dx, N, C, S, gamma, out.mean, out.rstd, null, null, out.dgamma, out.dbeta);
         k.batchNormForwardInfer(x, out.yInfer, N, C, S, gamma, beta, out.rm, out.rv, 1e-3);
         return out;
       });

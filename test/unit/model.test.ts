@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Kernels } from '../../src/core/kernels/types.js';
 import { expandLayers, type LayerInfo } from '../../src/core/layers.js';
+import { fusedActivation } from '../../src/core/layers/index.js';
 import { Sequential } from '../../src/core/model.js';
 import { Optimizer } from '../../src/core/optimizer.js';
 import { createRng, nextNormal } from '../../src/core/rng.js';
@@ -111,16 +112,18 @@ describe.each(kernelSets)('full MLP SGD steps against PyTorch (%s kernels)', (_n
 });
 
 describe.each(kernelSets)('finite-difference gradients through the whole model (%s kernels)', (_name, k) => {
-  const cases: Array<[string, object]> = [
+  const cases: Array<[string, object, object?]> = [
     ['BN before, relu', { hidden: [6, 5], batchNorm: 'before', activation: 'relu' }],
+    // Running statistics set far off in build(): r and d clipped, so constants as the backward assumes.
+    ['renorm before, elu', { hidden: [6, 5], batchNorm: 'before', activation: 'elu' }, { renorm: { rMax: 1.5, dMax: 0.5, warmupSteps: 0 } }],
     ['BN after, tanh', { hidden: [6, 5], batchNorm: 'after', activation: 'tanh' }],
     ['BN input, elu, dropout', { hidden: [6], batchNorm: 'input', activation: 'elu', dropout: 0.3 }],
     ['no BN, sigmoid', { hidden: [6, 5], batchNorm: 'none', activation: 'sigmoid' }],
     ['explicit leaky_relu', { layers: [{ type: 'dense', units: 6, bias: true }, { type: 'batchnorm' }, { type: 'leaky_relu', alpha: 0.1 }] }],
   ];
 
-  it.each(cases)('%s', (_label, modelSpec) => {
-    const spec = resolveSpec({ dataset: { id: 'spirals' }, model: modelSpec, batchNorm: { epsilon: 1e-3 } });
+  it.each(cases)('%s', (_label, modelSpec, bnSpec = {}) => {
+    const spec = resolveSpec({ dataset: { id: 'spirals' }, model: modelSpec, batchNorm: { epsilon: 1e-3, ...bnSpec } });
     const features = 4, classes = 3, n = 7;
     const build = (fuse: boolean) => {
       const rng = createRng(7);
@@ -130,6 +133,8 @@ describe.each(kernelSets)('finite-difference gradients through the whole model (
       for (const bn of model.batchNorms()) {
         bn.gamma!.value.forEach((_, j, a) => { a[j] = 0.5 + 0.1 * j; });
         bn.beta!.value.forEach((_, j, a) => { a[j] = 0.05 * j - 0.1; });
+        bn.runningMean.fill(50);
+        bn.runningVar.fill(100);
       }
       return { model, rng, dropoutState: rng.slice() };
     };
@@ -161,6 +166,11 @@ describe.each(kernelSets)('finite-difference gradients through the whole model (
     }
     // Activations fused into the batch-norm / bias kernels give the same gradients as separate layers.
     const fusedModel = build(true);
+    if (spec.batchNorm.renorm) {
+      // The activation after a renormalization layer runs inside its kernels, as after batch norm.
+      const infos = fusedModel.model.infos;
+      expect(infos.some((l, i) => l.type === 'batchnorm' && fusedActivation(infos, i, spec.batchNorm, true) !== null)).toBe(true);
+    }
     const fusedGrads = gradients(fusedModel);
     gradients(plain).forEach((g, i) => expectClose(fusedGrads[i]!, g, { rtol: 1e-5, atol: 1e-6 }, `fused vs separate, parameter ${i}`));
 

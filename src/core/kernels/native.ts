@@ -130,7 +130,6 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     globalAvgPoolForward: addon.globalAvgPoolForward,
     globalAvgPoolBackward: addon.globalAvgPoolBackward,
     batchRenormForwardTrain: addon.batchRenormForwardTrain,
-    batchRenormBackward: addon.batchRenormBackward,
     packDense: addon.packDense,
     alignedFloat32Array: addon.alignedFloat32Array,
     denseInfer: addon.denseInfer,

@@ -69,6 +69,49 @@ function updateRunningStats(runningMean: Float32Array, runningVar: Float32Array,
     : momentum * runningVar[c]! + (1 - momentum) * variance;
 }
 
+/** Renormalization's clip limits and where its r and d go (batchRenormForwardTrain). */
+interface RenormClip { rMax: number; dMax: number; saveR: Float32Array; saveD: Float32Array }
+
+/** The training forward of batch norm, and of renormalization when renorm is given. */
+function normForwardTrain(fn: string, x: Float32Array, y: Float32Array, N: number, C: number, S: number,
+  gamma: Float32Array | null, beta: Float32Array | null, runningMean: Float32Array, runningVar: Float32Array,
+  momentum: number, eps: number, updateRunning: boolean, saveMean: Float32Array, saveRstd: Float32Array,
+  renorm: RenormClip | null, activation: number, alpha: number): void {
+  size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+  const M = N * S;
+  need(fn, 'x', x, M * C); need(fn, 'y', y, M * C); need(fn, 'gamma', gamma, C); need(fn, 'beta', beta, C);
+  need(fn, 'runningMean', runningMean, C); need(fn, 'runningVar', runningVar, C);
+  need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C);
+  if (C > 0 && M < (updateRunning ? 2 : 1)) {
+    throw new RangeError(`${fn}: needs ${updateRunning ? 'two values' : 'a value'} per channel (N*S = ${M})`);
+  }
+  const a = f32(alpha);
+  for (let c = 0; c < C; c++) {
+    const [mean, variance] = channelMoments(x, N, C, S, c);
+    const rstd = 1 / Math.sqrt(variance + eps);
+    saveMean[c] = mean;
+    saveRstd[c] = rstd;
+    const g = gamma ? gamma[c]! : 1;
+    let scale = g * rstd;
+    let b = beta ? beta[c]! : 0;
+    if (renorm) {
+      // r and d from the running statistics as they were before this batch; NaN stays NaN.
+      const sigma = Math.sqrt(runningVar[c]! + eps);
+      const r = Math.min(Math.max(Math.sqrt(variance + eps) / sigma, 1 / renorm.rMax), renorm.rMax);
+      const d = Math.min(Math.max((mean - runningMean[c]!) / sigma, -renorm.dMax), renorm.dMax);
+      renorm.saveR[c] = r;
+      renorm.saveD[c] = d;
+      scale = g * rstd * r;
+      b = g * d + b;
+    }
+    if (updateRunning) updateRunningStats(runningMean, runningVar, c, mean, variance, M, momentum);
+    for (let n = 0; n < N; n++) {
+      const off = (n * C + c) * S;
+      for (let s = 0; s < S; s++) y[off + s] = act(activation, f32((x[off + s]! - mean) * scale + b), a);
+    }
+  }
+}
+
 /** The activation fused into bias and batch-norm kernels (NO_ACTIVATION: identity). */
 function act(kind: number, z: number, alpha: number): number {
   switch (kind) {
@@ -306,28 +349,18 @@ const kernels: Kernels = {
 
   batchNormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps, updateRunning,
     saveMean, saveRstd, activation = NO_ACTIVATION, alpha = 0) {
-    const fn = 'batchNormForwardTrain';
-    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
-    const M = N * S;
-    need(fn, 'x', x, M * C); need(fn, 'y', y, M * C); need(fn, 'gamma', gamma, C); need(fn, 'beta', beta, C);
-    need(fn, 'runningMean', runningMean, C); need(fn, 'runningVar', runningVar, C);
-    need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C);
-    if (C > 0 && M < (updateRunning ? 2 : 1)) {
-      throw new RangeError(`${fn}: needs ${updateRunning ? 'two values' : 'a value'} per channel (N*S = ${M})`);
-    }
-    for (let c = 0; c < C; c++) {
-      const [mean, variance] = channelMoments(x, N, C, S, c);
-      const rstd = 1 / Math.sqrt(variance + eps);
-      saveMean[c] = mean;
-      saveRstd[c] = rstd;
-      if (updateRunning) updateRunningStats(runningMean, runningVar, c, mean, variance, M, momentum);
-      const scale = (gamma ? gamma[c]! : 1) * rstd;
-      const b = beta ? beta[c]! : 0;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) y[off + s] = act(activation, f32((x[off + s]! - mean) * scale + b), f32(alpha));
-      }
-    }
+    normForwardTrain('batchNormForwardTrain', x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps,
+      updateRunning, saveMean, saveRstd, null, activation, alpha);
+  },
+
+  batchRenormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps, rMax, dMax,
+    updateRunning, saveMean, saveRstd, saveR, saveD, activation = NO_ACTIVATION, alpha = 0) {
+    const fn = 'batchRenormForwardTrain';
+    need(fn, 'saveR', saveR, C); need(fn, 'saveD', saveD, C);
+    if (!(rMax >= 1)) throw new RangeError(`${fn}: rMax must be at least 1`);
+    if (!(dMax >= 0)) throw new RangeError(`${fn}: dMax must be at least 0`);
+    normForwardTrain(fn, x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps, updateRunning,
+      saveMean, saveRstd, { rMax, dMax, saveR, saveD }, activation, alpha);
   },
 
   batchNormForwardInfer(x, y, N, C, S, gamma, beta, runningMean, runningVar, eps) {
@@ -346,15 +379,21 @@ const kernels: Kernels = {
     }
   },
 
-  batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, dgamma, dbeta, activation = NO_ACTIVATION, alpha = 0, y = null) {
+  batchNormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta,
+    activation = NO_ACTIVATION, alpha = 0, y = null) {
     const fn = 'batchNormBackward';
     size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
     const M = N * S;
     need(fn, 'x', x, M * C); need(fn, 'dy', dy, M * C); need(fn, 'dx', dx, M * C); need(fn, 'gamma', gamma, C);
     need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C);
+    if ((saveR === null) !== (saveD === null)) throw new TypeError(`${fn}: saveR and saveD go together`);
+    need(fn, 'saveR', saveR, C); need(fn, 'saveD', saveD, C);
     need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C);
     if (C > 0 && M === 0) throw new RangeError(`${fn}: needs a value per channel (N*S = 0)`);
-    if (activation !== NO_ACTIVATION) need(fn, 'y', y, M * C);
+    if (activation !== NO_ACTIVATION) {
+      if (!y) throw new TypeError(`${fn}: y must be a Float32Array`);
+      need(fn, 'y', y, M * C);
+    }
     // g = dy·f'(y), the gradient at the batch-norm output.
     const a = f32(alpha);
     const g = (i: number) => (activation === NO_ACTIVATION ? dy[i]! : f32(dy[i]! * actGrad(activation, y![i]!, a)));
@@ -370,10 +409,12 @@ const kernels: Kernels = {
           dxhatSum += g(off + s) * ((x[off + s]! - mean) * rstd);
         }
       }
-      if (dgamma) dgamma[c] = dxhatSum;
+      // Renormalization: x̂ = r·x̂_B + d with r, d constants, so Σg·x̂ = r·Σg·x̂_B + d·Σg and γ·r scales dx.
+      const r = saveR ? saveR[c]! : 1;
+      if (dgamma) dgamma[c] = saveR ? r * dxhatSum + saveD![c]! * dsum : dxhatSum;
       if (dbeta) dbeta[c] = dsum;
       // Reads dy[i] before writing dx[i], so dx may alias dy.
-      const scale = (gamma ? gamma[c]! : 1) * rstd;
+      const scale = saveR ? (gamma ? gamma[c]! : 1) * r * rstd : (gamma ? gamma[c]! : 1) * rstd;
       const dmean = dsum / M;
       const dxhatMean = dxhatSum / M;
       for (let n = 0; n < N; n++) {
@@ -441,7 +482,6 @@ const kernels: Kernels = {
     need(fn, 'saveMean', saveMean, chunks * C); need(fn, 'saveRstd', saveRstd, chunks * C);
     if ((saveR === null) !== (saveD === null)) throw new TypeError(`${fn}: saveR and saveD go together`);
     need(fn, 'saveR', saveR, chunks * C); need(fn, 'saveD', saveD, chunks * C);
-    if (saveR && activation !== NO_ACTIVATION) throw new RangeError(`${fn}: renormalization takes no fused activation`);
     need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C); need(fn, 'scratch', scratch, 2 * C);
     if (activation !== NO_ACTIVATION) {
       if (!y) throw new TypeError(`${fn}: y must be a Float32Array`);
@@ -457,13 +497,8 @@ const kernels: Kernels = {
       const rows = i === chunks - 1 ? N - first : virtualBatch;
       const view = (a: Float32Array) => a.subarray(first * per, (first + rows) * per);
       const stats = (a: Float32Array) => a.subarray(i * C, (i + 1) * C);
-      if (saveR) {
-        kernels.batchRenormBackward(view(x), view(dy), view(dx), rows, C, S, gamma, stats(saveMean), stats(saveRstd), stats(saveR),
-          stats(saveD!), dg, db);
-      } else {
-        kernels.batchNormBackward(view(x), view(dy), view(dx), rows, C, S, gamma, stats(saveMean), stats(saveRstd), dg, db,
-          activation, alpha, activation === NO_ACTIVATION ? null : view(y!));
-      }
+      kernels.batchNormBackward(view(x), view(dy), view(dx), rows, C, S, gamma, stats(saveMean), stats(saveRstd),
+        saveR && stats(saveR), saveD && stats(saveD), dg, db, activation, alpha, activation === NO_ACTIVATION ? null : view(y!));
       for (let c = 0; c < C; c++) {
         if (dgamma) dgamma[c] = dgamma[c]! + dg![c]!;
         if (dbeta) dbeta[c] = dbeta[c]! + db![c]!;
@@ -834,82 +869,6 @@ const kernels: Kernels = {
     size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
     need(fn, 'dy', dy, N * C); need(fn, 'dx', dx, N * C * S);
     for (let pl = 0; pl < N * C; pl++) dx.fill(dy[pl]! / S, pl * S, (pl + 1) * S);
-  },
-
-  batchRenormForwardTrain(x, y, N, C, S, gamma, beta, runningMean, runningVar, momentum, eps, rMax, dMax,
-    updateRunning, saveMean, saveRstd, saveR, saveD) {
-    const fn = 'batchRenormForwardTrain';
-    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
-    const M = N * S;
-    need(fn, 'x', x, M * C); need(fn, 'y', y, M * C); need(fn, 'gamma', gamma, C); need(fn, 'beta', beta, C);
-    need(fn, 'runningMean', runningMean, C); need(fn, 'runningVar', runningVar, C);
-    need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C); need(fn, 'saveR', saveR, C);
-    need(fn, 'saveD', saveD, C);
-    if (!(rMax >= 1)) throw new RangeError(`${fn}: rMax must be at least 1`);
-    if (!(dMax >= 0)) throw new RangeError(`${fn}: dMax must be at least 0`);
-    if (C > 0 && M < (updateRunning ? 2 : 1)) {
-      throw new RangeError(`${fn}: needs ${updateRunning ? 'two values' : 'a value'} per channel (N*S = ${M})`);
-    }
-    for (let c = 0; c < C; c++) {
-      const [mean, variance] = channelMoments(x, N, C, S, c);
-      const stdB = Math.sqrt(variance + eps);
-      const rstd = 1 / stdB;
-      // r and d from the running statistics as they were before this batch; NaN stays NaN.
-      const sigma = Math.sqrt(runningVar[c]! + eps);
-      const r = Math.min(Math.max(stdB / sigma, 1 / rMax), rMax);
-      const d = Math.min(Math.max((mean - runningMean[c]!) / sigma, -dMax), dMax);
-      saveMean[c] = mean;
-      saveRstd[c] = rstd;
-      saveR[c] = r;
-      saveD[c] = d;
-      if (updateRunning) updateRunningStats(runningMean, runningVar, c, mean, variance, M, momentum);
-      const g = gamma ? gamma[c]! : 1;
-      const scale = g * rstd * r;
-      const offset = g * d + (beta ? beta[c]! : 0);
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) y[off + s] = (x[off + s]! - mean) * scale + offset;
-      }
-    }
-  },
-
-  batchRenormBackward(x, dy, dx, N, C, S, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta) {
-    const fn = 'batchRenormBackward';
-    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
-    const M = N * S;
-    need(fn, 'x', x, M * C); need(fn, 'dy', dy, M * C); need(fn, 'dx', dx, M * C); need(fn, 'gamma', gamma, C);
-    need(fn, 'saveMean', saveMean, C); need(fn, 'saveRstd', saveRstd, C); need(fn, 'saveR', saveR, C);
-    need(fn, 'saveD', saveD, C); need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C);
-    if (C > 0 && M === 0) throw new RangeError(`${fn}: needs a value per channel (N*S = 0)`);
-    for (let c = 0; c < C; c++) {
-      const mean = saveMean[c]!;
-      const rstd = saveRstd[c]!;
-      const r = saveR[c]!;
-      // Σdy and Σdy·xhatB, xhatB = (x - mean)·rstd.
-      let dsum = 0;
-      let dxhatSum = 0;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) {
-          dsum += dy[off + s]!;
-          dxhatSum += dy[off + s]! * ((x[off + s]! - mean) * rstd);
-        }
-      }
-      // xhat = r·xhatB + d, so Σdy·xhat = r·Σdy·xhatB + d·Σdy.
-      if (dgamma) dgamma[c] = r * dxhatSum + saveD[c]! * dsum;
-      if (dbeta) dbeta[c] = dsum;
-      // Reads dy[i] before writing dx[i], so dx may alias dy.
-      const scale = (gamma ? gamma[c]! : 1) * r * rstd;
-      const dmean = dsum / M;
-      const dxhatMean = dxhatSum / M;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * S;
-        for (let s = 0; s < S; s++) {
-          const xhat = (x[off + s]! - mean) * rstd;
-          dx[off + s] = scale * (dy[off + s]! - dmean - xhat * dxhatMean);
-        }
-      }
-    }
   },
 };
 

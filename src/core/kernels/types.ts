@@ -92,10 +92,12 @@ export interface Kernels {
   ): void;
 
   /**
-   * Batch norm backward for the training-mode forward. x is the forward input,
-   * saveMean/saveRstd what the forward saved. Writes (overwrites):
-   *   dgamma[c] = Σ dy * xhat,  dbeta[c] = Σ dy          (each skipped when null)
-   *   dx = gamma*rstd/M * (M*dy - Σdy - xhat*Σ(dy*xhat)),  M = N*S, xhat = (x-mean)*rstd
+   * Batch norm backward for the training-mode forward, and batch renormalization's (r and d
+   * treated as constants, as in the paper). x is the forward input, saveMean/saveRstd (and
+   * saveR/saveD for renormalization, both null otherwise) what the forward saved. With
+   * xhatB = (x-mean)*rstd, M = N*S, and r = 1, d = 0 without renormalization, writes (overwrites):
+   *   dgamma[c] = Σ dy * xhat = r*Σ(dy*xhatB) + d*Σdy,  dbeta[c] = Σ dy     (each skipped when null)
+   *   dx = gamma*r*rstd/M * (M*dy - Σdy - xhatB*Σ(dy*xhatB))
    * gamma null → 1. dx may alias dy. For the fused forward, pass the same
    * activation and its output y: dy is then the gradient at f's output and the
    * formulas above apply to dy·f'(·) (read off y).
@@ -103,6 +105,7 @@ export interface Kernels {
   batchNormBackward(
     x: Float32Array, dy: Float32Array, dx: Float32Array, N: number, C: number, S: number,
     gamma: Float32Array | null, saveMean: Float32Array, saveRstd: Float32Array,
+    saveR: Float32Array | null, saveD: Float32Array | null,
     dgamma: Float32Array | null, dbeta: Float32Array | null,
     activation?: number, alpha?: number, y?: Float32Array | null,
   ): void;
@@ -140,9 +143,8 @@ export interface Kernels {
   /**
    * Ghost batch norm backward: the N rows are floor(N/virtualBatch) virtual batches of virtualBatch
    * rows, the last taking the remainder; virtual batch i saved its statistics at saveMean/saveRstd
-   * [i*C, (i+1)*C) (and saveR/saveD for renormalization). Each runs batchNormBackward (saveR null;
-   * with the fused activation) or batchRenormBackward (saveR and saveD given; no activation) on its
-   * rows, and dgamma/dbeta (each skipped when null) get the sum over virtual batches, accumulated
+   * [i*C, (i+1)*C) (and saveR/saveD for renormalization, both null otherwise). Each runs
+   * batchNormBackward (with the fused activation) on its rows, and dgamma/dbeta (each skipped when null) get the sum over virtual batches, accumulated
    * in float in order. scratch holds at least 2*C floats. dx may alias dy.
    */
   batchNormBackwardGhost(
@@ -369,7 +371,9 @@ export interface Kernels {
    * Writes saveMean = mean, saveRstd = rstd, saveR = r, saveD = d for the backward pass; then (after
    * r and d are computed) updates the running statistics exactly as batchNormForwardTrain does
    * (Keras momentum, unbiased variance), unless updateRunning is false.
-   * Needs rMax ≥ 1 and dMax ≥ 0; rMax = 1, dMax = 0 is plain batch norm. y may alias x.
+   * Needs rMax ≥ 1 and dMax ≥ 0; rMax = 1, dMax = 0 is plain batch norm. With a fused activation
+   * (default NO_ACTIVATION), y = f(...) in the same pass, as batchNormForwardTrain. y may alias x.
+   * The backward is batchNormBackward with saveR and saveD.
    */
   batchRenormForwardTrain(
     x: Float32Array, y: Float32Array, N: number, C: number, S: number,
@@ -377,21 +381,7 @@ export interface Kernels {
     runningMean: Float32Array, runningVar: Float32Array,
     momentum: number, eps: number, rMax: number, dMax: number, updateRunning: boolean,
     saveMean: Float32Array, saveRstd: Float32Array, saveR: Float32Array, saveD: Float32Array,
-  ): void;
-
-  /**
-   * Batch renorm backward, r and d treated as constants (as in the paper). x is the forward
-   * input, save* what the forward saved. With xhatB = (x - mean)*rstd and M = N*S, writes (overwrites):
-   *   dgamma[c] = Σ dy * xhat = r*Σ(dy*xhatB) + d*Σdy,  dbeta[c] = Σ dy    (each skipped when null)
-   *   dx = gamma*r*rstd/M * (M*dy - Σdy - xhatB*Σ(dy*xhatB))
-   * i.e. batchNormBackward (gamma null) for the upstream gradient dy*gamma*r. gamma null → 1.
-   * dx may alias dy.
-   */
-  batchRenormBackward(
-    x: Float32Array, dy: Float32Array, dx: Float32Array, N: number, C: number, S: number,
-    gamma: Float32Array | null, saveMean: Float32Array, saveRstd: Float32Array,
-    saveR: Float32Array, saveD: Float32Array,
-    dgamma: Float32Array | null, dbeta: Float32Array | null,
+    activation?: number, alpha?: number,
   ): void;
 }
 

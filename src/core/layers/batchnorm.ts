@@ -257,7 +257,7 @@ export class BatchNorm implements NormalizingLayer {
       const { rMax, dMax, warmupSteps } = this.cfg.renorm;
       const ramp = warmupSteps > 0 ? Math.min(1, (this.clock.updates - 1) / warmupSteps) : 1;
       this.k.batchRenormForwardTrain(x, y, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
-        this.cfg.epsilon, 1 + (rMax - 1) * ramp, dMax * ramp, updateRunning, mean, rstd, r, d);
+        this.cfg.epsilon, 1 + (rMax - 1) * ramp, dMax * ramp, updateRunning, mean, rstd, r, d, this.act.code, this.act.alpha);
     } else {
       this.k.batchNormForwardTrain(x, y, rows, c, s, gamma, beta, this.runningMean, this.runningVar, momentum,
         this.cfg.epsilon, updateRunning, mean, rstd, this.act.code, this.act.alpha);
@@ -268,12 +268,9 @@ export class BatchNorm implements NormalizingLayer {
     mean: Float32Array, rstd: Float32Array, r: Float32Array, d: Float32Array,
     dgamma: Float32Array | null, dbeta: Float32Array | null): void {
     const { channels: c, spatial: s } = this.info;
-    const gamma = this.gamma?.value ?? null;
-    if (this.cfg.renorm) {
-      this.k.batchRenormBackward(x, dy, dx, rows, c, s, gamma, mean, rstd, r, d, dgamma, dbeta);
-    } else {
-      this.k.batchNormBackward(x, dy, dx, rows, c, s, gamma, mean, rstd, dgamma, dbeta, this.act.code, this.act.alpha, y);
-    }
+    const renorm = this.cfg.renorm !== null;
+    this.k.batchNormBackward(x, dy, dx, rows, c, s, this.gamma?.value ?? null, mean, rstd, renorm ? r : null, renorm ? d : null,
+      dgamma, dbeta, this.act.code, this.act.alpha, y);
   }
 
   /** Rows of virtual batch i of a batch of n. */
@@ -362,8 +359,7 @@ export const batchnorm: LayerModule<Static<typeof BatchNormLayerSpec>, BatchNorm
   outputSize: (_l, inputSize) => inputSize,
   params: (l, bn) => [...(bn.scale ? [{ name: 'gamma', shape: [l.channels], fill: 1 }] : []), ...(bn.center ? [{ name: 'beta', shape: [l.channels] }] : [])],
   state: (l) => [{ name: 'running_mean', shape: [l.channels] }, { name: 'running_var', shape: [l.channels], fill: 1 }],
-  // Renormalization's kernels have no fused activation.
-  fusesActivation: (_l, bn) => !bn.renorm,
+  fusesActivation: () => true,
   build: (info, ctx) => new BatchNorm(info, ctx),
   inference(l, ctx) {
     const c = l.channels;

@@ -88,7 +88,7 @@ export function scratchSize(layers: LayerInfoBase[]): number {
 /**
  * The activation fusion rule, the one place it is written: an activation
  * layer directly after a layer whose module says it fuses activations (a
- * dense layer with a bias; batch norm except renormalization) runs inside
+ * dense layer with a bias; batch norm, renormalization included) runs inside
  * that layer's kernels. Returns the fused activation for layer i, or null.
  */
 export function fusedActivation(layers: LayerInfoBase[], i: number, bn: BatchNormSpec, fuse: boolean): Fused | null {
