@@ -130,6 +130,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("batchRenormForwardTrain", &NormLabAddon::BatchRenormForwardTrain, napi_enumerable),
         InstanceMethod("batchNormBackward", &NormLabAddon::BatchNormBackward, napi_enumerable),
         InstanceMethod("batchNormUpdateRunning", &NormLabAddon::BatchNormUpdateRunning, napi_enumerable),
+        InstanceMethod("channelShiftedSums", &NormLabAddon::ChannelShiftedSums, napi_enumerable),
         InstanceMethod("batchNormBackwardFrozen", &NormLabAddon::BatchNormBackwardFrozen, napi_enumerable),
         InstanceMethod("batchNormBackwardGhost", &NormLabAddon::BatchNormBackwardGhost, napi_enumerable),
         InstanceMethod("activationForward", &NormLabAddon::ActivationForward, napi_enumerable),
@@ -401,6 +402,16 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const int count = a.Size(6, "count");
     if (count == 1) a.RangeError("count must be 0 (unbiased variance) or at least 2");
     normlab::batch_norm_update_running(running_mean, running_var, mean, var, C, momentum, count);
+  }
+
+  // channelShiftedSums(x, N, C, S, shift, sums)
+  void ChannelShiftedSums(const Napi::CallbackInfo& info) {
+    Args a(info, "channelShiftedSums");
+    const int N = a.Size(1, "N"), C = a.Size(2, "C"), S = a.Size(3, "S");
+    const float* x = a.Array<float>(0, "x", a.Product(N, C, S));
+    const double* shift = a.Array<double>(4, "shift", C);
+    double* sums = a.Array<double>(5, "sums", a.Product(2, C));
+    normlab::channel_shifted_sums(x, N, C, S, shift, sums);
   }
 
   // batchNormBackwardFrozen(x, dy, dx, N, C, S, gamma, runningMean, runningVar, eps, dgamma, dbeta, activation?, alpha?, y?)

@@ -79,15 +79,12 @@ NORMLAB_CLONES void affine_activation(const float* x, float* y, int N, int C, in
 
 }  // namespace
 
-NORMLAB_CLONES void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var) {
-  // Sums around a shift (the channel's first value) keep the variance from
-  // cancelling when |mean| >> std.
-  float shift[kChannelBlock];
+NORMLAB_CLONES void add_shifted_sums(const float* x, int N, int C, int S, int c0, int cb, const double* shift,
+                                     double* sums) {
   double sum[kChannelBlock], sumsq[kChannelBlock];
   for (int j = 0; j < cb; j++) {
-    shift[j] = x[(size_t)(c0 + j) * S];
-    sum[j] = 0.0;
-    sumsq[j] = 0.0;
+    sum[j] = sums[2 * j];
+    sumsq[j] = sums[2 * j + 1];
   }
   for (int n = 0; n < N; n++) {
     const float* xn = x + ((size_t)n * C + c0) * S;
@@ -111,10 +108,29 @@ NORMLAB_CLONES void channel_moments(const float* x, int N, int C, int S, int c0,
       }
     }
   }
+  for (int j = 0; j < cb; j++) {
+    sums[2 * j] = sum[j];
+    sums[2 * j + 1] = sumsq[j];
+  }
+}
+
+void channel_shifted_sums(const float* x, int N, int C, int S, const double* shift, double* sums) {
+  for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+    add_shifted_sums(x, N, C, S, c0, std::min(kChannelBlock, C - c0), shift + c0, sums + 2 * (size_t)c0);
+  }
+}
+
+void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var) {
+  // Sums around a shift (the channel's first value) keep the variance from
+  // cancelling when |mean| >> std.
+  double shift[kChannelBlock], sums[2 * kChannelBlock] = {};
+  for (int j = 0; j < cb; j++) shift[j] = x[(size_t)(c0 + j) * S];
+  add_shifted_sums(x, N, C, S, c0, cb, shift, sums);
   const double M = (double)N * S;
   for (int j = 0; j < cb; j++) {
-    mean[j] = shift[j] + sum[j] / M;
-    var[j] = (sumsq[j] - sum[j] * sum[j] / M) / M;
+    const double sum = sums[2 * j], sumsq = sums[2 * j + 1];
+    mean[j] = shift[j] + sum / M;
+    var[j] = (sumsq - sum * sum / M) / M;
     if (var[j] < 0.0) var[j] = 0.0;  // rounding only; NaN must stay NaN
   }
 }

@@ -52,6 +52,11 @@ void add_bias(float* x, const float* bias, int N, int C, int S, int activation, 
 // cb <= kChannelBlock: mean and biased variance.
 constexpr int kChannelBlock = 64;
 void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var);
+// The one shifted-moments pass: adds Σ(x − shift[j]) and Σ(x − shift[j])² over the N*S values of
+// channel c0 + j to sums[2j] and sums[2j + 1] (double; each row's S values summed first), j < cb.
+void add_shifted_sums(const float* x, int N, int C, int S, int c0, int cb, const double* shift, double* sums);
+// add_shifted_sums over all C channels (sums[2c], sums[2c + 1]): channel_moments, population statistics.
+void channel_shifted_sums(const float* x, int N, int C, int S, const double* shift, double* sums);
 // Keras convention: momentum weighs the old value; the variance goes in
 // unbiased (M values per channel), or as it is when M = 0 (already unbiased).
 // The one running-statistics update: batchnorm_forward_train (with or without

@@ -1,6 +1,7 @@
 /**
  * The batch-norm kernels the model no longer writes itself: the
- * running-statistics update (batchNormUpdateRunning), backward with frozen
+ * running-statistics update (batchNormUpdateRunning), the shifted-moments
+ * pass (channelShiftedSums, also under batchNormForwardTrain), backward with frozen
  * statistics (batchNormBackwardFrozen) and ghost batch norm's backward
  * (batchNormBackwardGhost). Against PyTorch (bn_frozen.json, bn_ghost.json,
  * bn1d/bn2d_train.json), finite differences, native against portable, and
@@ -212,6 +213,37 @@ for (const [name, k] of kernelSets) {
       }
     });
 
+    it.each([[1], [5]])('channelShiftedSums adds the shifted sums of every channel (S = %i, C = 70: two channel blocks)', (S) => {
+      const rng = createRng(30 + S);
+      const [N, C] = [6, 70];
+      const batches = [randn(rng, N * C * S, 2, 40), randn(rng, N * C * S, 2, 40)]; // |mean| >> std
+      const shift = Float64Array.from({ length: C }, (_, c) => batches[0]![c * S]!);
+      const sums = new Float64Array(2 * C);
+      for (const x of batches) k.channelShiftedSums(x, N, C, S, shift, sums);
+      // Reference in double, value by value.
+      const want = new Float64Array(2 * C);
+      for (const x of batches) {
+        for (let c = 0; c < C; c++) {
+          for (let n = 0; n < N; n++) {
+            for (let q = 0; q < S; q++) {
+              const d = x[(n * C + c) * S + q]! - shift[c]!;
+              want[2 * c] += d;
+              want[2 * c + 1] += d * d;
+            }
+          }
+        }
+      }
+      expectClose(sums, want, { rtol: 1e-12, atol: 1e-12 }, 'sums');
+      // The forward's statistics come from the same pass: its mean is the shifted mean of one batch.
+      const one = new Float64Array(2 * C);
+      const first = Float64Array.from({ length: C }, (_, c) => batches[1]![c * S]!);
+      k.channelShiftedSums(batches[1]!, N, C, S, first, one);
+      const mean = new Float32Array(C);
+      k.batchNormForwardTrain(batches[1]!, new Float32Array(N * C * S), N, C, S, null, null, new Float32Array(C), new Float32Array(C),
+        0, 1e-3, false, mean, new Float32Array(C));
+      expect(Array.from(mean)).toEqual(Array.from(first, (f, c) => Math.fround(f + one[2 * c]! / (N * S))));
+    });
+
     it('argument checks', () => {
       const a = new Float32Array(8);
       const d = new Float64Array(2);
@@ -220,6 +252,9 @@ for (const [name, k] of kernelSets) {
       expect(() => k.batchNormBackwardFrozen(a, a, a, 2, 2, 2, null, a, a, 1e-3, null, null, activationCode('relu'), 0, null)).toThrow(/y must be|y is too short/);
       expect(() => k.batchNormBackwardGhost(a, a, a, 2, 2, 2, 3, null, a, a, null, null, null, null, a)).toThrow(/virtualBatch/);
       expect(() => k.batchNormBackwardGhost(a, a, a, 2, 2, 2, 1, null, a, a, a, null, null, null, a)).toThrow(/saveR and saveD/);
+      expect(() => k.channelShiftedSums(a, 2, 2, 2, new Float64Array(1), new Float64Array(4))).toThrow(/shift is too short/);
+      expect(() => k.channelShiftedSums(a, 2, 2, 2, d, new Float64Array(3))).toThrow(/sums is too short/);
+      expect(() => k.channelShiftedSums(a, 3, 2, 2, d, new Float64Array(4))).toThrow(/x is too short/);
     });
   });
 }

@@ -110,6 +110,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     batchNormForwardInfer: addon.batchNormForwardInfer,
     batchNormBackward: addon.batchNormBackward,
     batchNormUpdateRunning: addon.batchNormUpdateRunning,
+    channelShiftedSums: addon.channelShiftedSums,
     batchNormBackwardFrozen: addon.batchNormBackwardFrozen,
     batchNormBackwardGhost: addon.batchNormBackwardGhost,
     activationForward: addon.activationForward,

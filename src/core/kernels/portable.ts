@@ -20,10 +20,10 @@ const f32 = Math.fround;
 /**
  * Adds Σ(x − shift) and Σ(x − shift)² over the N*S values of channel c to
  * sums[at] and sums[at + 1], value by value in order (double precision). The
- * one shifted-moments pass in TypeScript: channelMoments here, and the
- * population statistics over many batches (one shift for all of them).
+ * one shifted-moments pass of the portable kernels: channelMoments here, and
+ * the channelShiftedSums kernel (population statistics).
  */
-export function addShiftedSums(x: Float32Array, N: number, C: number, S: number, c: number, shift: number,
+function addShiftedSums(x: Float32Array, N: number, C: number, S: number, c: number, shift: number,
   sums: Float64Array, at: number): void {
   let sum = sums[at]!;
   let sumsq = sums[at + 1]!;
@@ -434,6 +434,13 @@ const kernels: Kernels = {
     need(fn, 'mean', mean, C); need(fn, 'variance', variance, C);
     if (count === 1) throw new RangeError(`${fn}: count must be 0 (unbiased variance) or at least 2`);
     for (let c = 0; c < C; c++) updateRunningStats(runningMean, runningVar, c, mean[c]!, variance[c]!, count, momentum);
+  },
+
+  channelShiftedSums(x, N, C, S, shift, sums) {
+    const fn = 'channelShiftedSums';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+    need(fn, 'x', x, N * C * S); need(fn, 'shift', shift, C); need(fn, 'sums', sums, 2 * C);
+    for (let c = 0; c < C; c++) addShiftedSums(x, N, C, S, c, shift[c]!, sums, 2 * c);
   },
 
   batchNormBackwardFrozen(x, dy, dx, N, C, S, gamma, runningMean, runningVar, eps, dgamma, dbeta,

@@ -126,6 +126,15 @@ export interface Kernels {
   ): void;
 
   /**
+   * The shifted-moments pass of batch norm's statistics: for each channel c, adds
+   *   Σ(x - shift[c]) to sums[2c] and Σ(x - shift[c])² to sums[2c + 1]
+   * over its N*S values, in double precision (the native kernels sum each row's S values first).
+   * With shift[c] one of the channel's values the sums do not cancel when |mean| >> std; the
+   * population statistics accumulate them over every batch with one shift.
+   */
+  channelShiftedSums(x: Float32Array, N: number, C: number, S: number, shift: Float64Array, sums: Float64Array): void;
+
+  /**
    * Batch norm backward with frozen statistics (y = gamma*(x - runningMean)*rstd + beta with
    * rstd = 1/sqrt(runningVar + eps) constants, as after freezeBatchNormAfterEpoch). With g = dy, or
    * dy*f'(y) for the fused activation (f' read off the output y, as batchNormBackward), writes (overwrites):

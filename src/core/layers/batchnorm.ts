@@ -5,7 +5,6 @@
  * are configured by the job's top-level `batchNorm` object, not per layer.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { addShiftedSums } from '../kernels/portable.js';
 import { NO_ACTIVATION, type Kernels } from '../kernels/types.js';
 import type { BatchNormSpec } from '../spec.js';
 import type {
@@ -117,7 +116,7 @@ export class BatchNorm implements NormalizingLayer {
     const { channels: c, spatial: s } = this.info;
     const { sums, shift } = this.population!;
     if (this.population!.rows === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
-    for (let j = 0; j < c; j++) addShiftedSums(h, n, c, s, j, shift[j]!, sums, 2 * j);
+    this.k.channelShiftedSums(h, n, c, s, shift, sums);
     this.population!.rows += n;
   }
 
