@@ -1,7 +1,7 @@
 /**
  * Batch renormalization kernels: against the paper's equations in PyTorch
  * (test/fixtures/make_fixtures.py: batch_renorm.json, r and d clipped and
- * not), equal to plain batch norm at rMax = 1, dMax = 0, against finite
+ * not, plain and followed by tanh or relu), equal to plain batch norm at rMax = 1, dMax = 0, against finite
  * differences where r and d are constants (clipped; also with a fused
  * activation), native against portable, and their argument checks. The
  * backward is batch norm's (batchNormBackward with saveR, saveD).
@@ -24,7 +24,7 @@ const implementations: [string, Kernels | null][] = [['native', native], ['porta
 interface RenormFixture {
   cases: {
     N: number; C: number; S: number; eps: number; momentum: number; rMax: number; dMax: number;
-    gamma: number[]; beta: number[]; running_mean: number[]; running_var: number[];
+    activation: 'relu' | 'tanh' | null; gamma: number[]; beta: number[]; running_mean: number[]; running_var: number[];
     steps: {
       x: number[]; y: number[]; mean: number[]; rstd: number[]; r: number[]; d: number[];
       running_mean: number[]; running_var: number[]; dy: number[]; dx: number[]; dgamma: number[]; dbeta: number[];
@@ -61,15 +61,16 @@ for (const [name, k] of implementations) {
       const clipped = { r: 0, d: 0, rFree: 0, dFree: 0 };
       for (const c of renorm.cases) {
         const { N, C, S, eps, momentum, rMax, dMax } = c;
+        const act = c.activation === null ? NO_ACTIVATION : activationCode(c.activation);
         const gamma = f32(c.gamma);
         const beta = f32(c.beta);
         const st = state(C, c.running_mean, c.running_var);
         c.steps.forEach((step, i) => {
-          const label = `rMax=${rMax} dMax=${dMax} step ${i}`;
+          const label = `rMax=${rMax} dMax=${dMax} ${c.activation ?? 'no activation'} step ${i}`;
           const x = f32(step.x);
           const y = new Float32Array(x.length);
           K.batchRenormForwardTrain(x, y, N, C, S, gamma, beta, st.runningMean, st.runningVar, momentum, eps, rMax, dMax,
-            true, st.mean, st.rstd, st.r, st.d);
+            true, st.mean, st.rstd, st.r, st.d, act, 0);
           expectClose(y, step.y, FIXTURE, `${label} y`);
           expectClose(st.mean, step.mean, FIXTURE, `${label} saveMean`);
           expectClose(st.rstd, step.rstd, FIXTURE, `${label} saveRstd`);
@@ -78,7 +79,8 @@ for (const [name, k] of implementations) {
           expectClose(st.runningMean, step.running_mean, FIXTURE, `${label} runningMean`);
           expectClose(st.runningVar, step.running_var, FIXTURE, `${label} runningVar`);
           const dx = new Float32Array(x.length).fill(Number.NaN);
-          K.batchNormBackward(x, f32(step.dy), dx, N, C, S, gamma, st.mean, st.rstd, st.r, st.d, st.dgamma, st.dbeta);
+          K.batchNormBackward(x, f32(step.dy), dx, N, C, S, gamma, st.mean, st.rstd, st.r, st.d, st.dgamma, st.dbeta,
+            act, 0, y);
           expectClose(dx, step.dx, FIXTURE, `${label} dx`);
           expectClose(st.dgamma, step.dgamma, FIXTURE, `${label} dgamma`);
           expectClose(st.dbeta, step.dbeta, FIXTURE, `${label} dbeta`);
@@ -90,8 +92,9 @@ for (const [name, k] of implementations) {
           }
         });
       }
-      // The fixture covers r and d clipped at either bound and not clipped.
+      // The fixture covers r and d clipped at either bound and not clipped, with and without an activation.
       expect(Math.min(clipped.r, clipped.d, clipped.rFree, clipped.dFree)).toBeGreaterThan(0);
+      expect(renorm.cases.map((c) => c.activation)).toEqual([null, null, 'tanh', 'relu']);
     });
 
     it('rMax = 1, dMax = 0 is plain batch norm: the BN fixtures and batchNormForwardTrain/Backward', () => {
