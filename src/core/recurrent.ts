@@ -1,0 +1,420 @@
+/**
+ * Recurrent layers (LSTM, GRU, Elman RNN) with three batch-norm variants:
+ *   none       PyTorch's nn.LSTM / nn.GRU / nn.RNN: pre = W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh.
+ *   sequence   Deep Speech 2: BN(W_ih·x_t; γ_ih, β_ih) + W_hh·h_{t−1} + b_hh, statistics per unit
+ *              over all N·T values of the batch (β_ih replaces b_ih). Inference folds it into W_ih.
+ *   recurrent  Cooijmans et al. 2016: BN_t(W_ih·x_t; γ_ih) + b_ih + BN_t(W_hh·h_{t−1}; γ_hh) + b_hh,
+ *              and for the LSTM h_t = o ⊙ tanh(BN_t(c_t; γ_c, β_c)); statistics per time step t,
+ *              γ initialized to 0.1. The GRU's hidden term is normalized before r multiplies its
+ *              n block (n = tanh(x_n + r ⊙ (BN_t(W_hn·h) + b_hn))), and an Elman cell takes the
+ *              same two normalized terms; neither has a cell state.
+ * Internally time-major: step t's N rows are one contiguous block, so the input projection of
+ * all steps is one gemm, a per-step batch norm is the BN kernel on one block, and the weight
+ * gradients are one gemm each over all T·N rows. Each direction keeps per-step gates, cell and
+ * hidden states for backpropagation through time. Rows outside are batch-major [N, T, F].
+ */
+import { activationCode, type Kernels } from './kernels/types.js';
+import { nextFloat, type RngState } from './rng.js';
+import type { BatchNormSpec } from './spec.js';
+
+export const CELLS = ['lstm', 'gru', 'rnn'] as const;
+export type CellKind = (typeof CELLS)[number];
+export type RecurrentBatchNorm = 'none' | 'sequence' | 'recurrent';
+/** Gate blocks per unit, PyTorch order: LSTM i, f, g, o; GRU r, z, n; Elman one. */
+export const CELL_GATES: Record<CellKind, number> = { lstm: 4, gru: 3, rnn: 1 };
+
+export interface RecurrentInfo {
+  index: number;
+  type: CellKind;
+  /** Time steps T and features per step F of the input. */
+  steps: number;
+  features: number;
+  units: number;
+  /** true: the output is every step's [T, D·units]; false: the last step's [D·units]. */
+  returnSequences: boolean;
+  bidirectional: boolean;
+  batchNorm: RecurrentBatchNorm;
+}
+
+export function recurrentOutputSize(l: RecurrentInfo): number {
+  const width = (l.bidirectional ? 2 : 1) * l.units;
+  return l.returnSequences ? l.steps * width : width;
+}
+
+/** A tensor of a recurrent layer: a parameter (with its initial fill) or running statistics. */
+export interface RecurrentTensor { name: string; shape: number[]; param: boolean; fill: number }
+
+const TANH = activationCode('tanh');
+/** Cooijmans et al.: γ = 0.1 keeps the normalized pre-activations in the linear range of the gates. */
+export const RECURRENT_GAMMA_INIT = 0.1;
+
+/**
+ * Every tensor of the layer, by name (PyTorch's weight_ih_l0 ... with _reverse for the reverse
+ * direction): the source of the parameter count, the artifact checks and the checkpoint.
+ */
+export function recurrentTensors(l: RecurrentInfo, bn: Pick<BatchNormSpec, 'center' | 'scale'>): RecurrentTensor[] {
+  const G = CELL_GATES[l.type] * l.units;
+  const H = l.units;
+  const T = l.steps;
+  const out: RecurrentTensor[] = [];
+  for (const suffix of l.bidirectional ? ['_l0', '_l0_reverse'] : ['_l0']) {
+    const p = (name: string, shape: number[], fill = 0) => out.push({ name: name + suffix, shape, param: true, fill });
+    const stat = (name: string, shape: number[], fill: number) => out.push({ name: name + suffix, shape, param: false, fill });
+    p('weight_ih', [G, l.features]);
+    p('weight_hh', [G, H]);
+    if (l.batchNorm !== 'sequence') p('bias_ih', [G]);
+    p('bias_hh', [G]);
+    if (l.batchNorm === 'sequence') {
+      if (bn.scale) p('gamma_ih', [G], 1);
+      if (bn.center) p('beta_ih', [G]);
+      stat('running_mean_ih', [G], 0);
+      stat('running_var_ih', [G], 1);
+    } else if (l.batchNorm === 'recurrent') {
+      if (bn.scale) {
+        p('gamma_ih', [G], RECURRENT_GAMMA_INIT);
+        p('gamma_hh', [G], RECURRENT_GAMMA_INIT);
+        if (l.type === 'lstm') p('gamma_c', [H], RECURRENT_GAMMA_INIT);
+      }
+      if (l.type === 'lstm' && bn.center) p('beta_c', [H]);
+      for (const [name, width] of [['ih', G], ['hh', G], ...(l.type === 'lstm' ? [['c', H]] : [])] as [string, number][]) {
+        stat(`running_mean_${name}`, [T, width], 0);
+        stat(`running_var_${name}`, [T, width], 1);
+      }
+    }
+  }
+  return out;
+}
+
+/** What the layer needs of the model: its Param type and batch-norm clock. */
+interface Param { name: string; value: Float32Array; grad: Float32Array; shape: number[] }
+interface Clock { updates: number }
+
+/** One direction's tensors by plain name (suffix stripped), and its running statistics. */
+class Direction {
+  readonly params: Param[] = [];
+  readonly stats = new Map<string, Float32Array>();
+  private readonly byName = new Map<string, Param>();
+  private readonly G: number;
+  // Forward stores, time-major; h and c have a leading zero block (the initial state).
+  private readonly xw: Float32Array;
+  private readonly xg: Float32Array;
+  private readonly hw: Float32Array;
+  private readonly hg: Float32Array;
+  private readonly hgStep: boolean;
+  private readonly gates: Float32Array;
+  readonly h: Float32Array;
+  private readonly c: Float32Array;
+  private readonly z: Float32Array;
+  // Batch statistics of the last training forward: per block (recurrent) or one (sequence).
+  private readonly save = new Map<string, { mean: Float32Array; rstd: Float32Array }>();
+  // Backward.
+  private readonly dxg: Float32Array;
+  private readonly dhw: Float32Array;
+  private readonly dz: Float32Array;
+  private readonly dhRec: Float32Array;
+  private readonly dcRec: Float32Array;
+  private readonly scratchGamma: Float32Array;
+  private readonly scratchBeta: Float32Array;
+  readonly dxT: Float32Array | null;
+  private xT: Float32Array | null = null;
+  private trained = false;
+
+  constructor(readonly info: RecurrentInfo, tensors: RecurrentTensor[], private readonly k: Kernels, maxBatch: number,
+    needsInputGrad: boolean, private readonly cfg: BatchNormSpec) {
+    for (const t of tensors) {
+      const size = t.shape.reduce((a, b) => a * b, 1);
+      const plain = t.name.replace(/_l0(_reverse)?$/, '');
+      if (t.param) {
+        const p = { name: t.name, shape: t.shape, value: new Float32Array(size).fill(t.fill), grad: new Float32Array(size) };
+        this.params.push(p);
+        this.byName.set(plain, p);
+      } else {
+        this.stats.set(plain, new Float32Array(size).fill(t.fill));
+      }
+    }
+    const { steps: T, units: H, type, batchNorm: bn } = info;
+    const G = (this.G = CELL_GATES[type] * H);
+    const rows = T * maxBatch;
+    const store = (n: number, when = true) => new Float32Array(when ? n : 0);
+    this.xw = store(rows * G);
+    this.xg = bn === 'none' ? this.xw : store(rows * G);
+    this.hw = store(rows * G, bn === 'recurrent');
+    // The hidden term is kept for every step when the GRU backward needs it; else one step's worth.
+    this.hgStep = type !== 'gru';
+    this.hg = store((this.hgStep ? maxBatch : rows) * G);
+    this.gates = store(rows * G, type !== 'rnn');
+    this.h = store((T + 1) * maxBatch * H);
+    this.c = store((T + 1) * maxBatch * H, type === 'lstm');
+    this.z = store(rows * H, type === 'lstm' && bn === 'recurrent');
+    const saved = (name: string, blocks: number, width: number) =>
+      this.save.set(name, { mean: new Float32Array(blocks * width), rstd: new Float32Array(blocks * width) });
+    if (bn === 'sequence') saved('ih', 1, G);
+    if (bn === 'recurrent') {
+      saved('ih', T, G);
+      saved('hh', T, G);
+      if (type === 'lstm') saved('c', T, H);
+    }
+    this.dxg = store(rows * G);
+    this.dhw = type === 'gru' || bn === 'recurrent' ? store(rows * G) : this.dxg;
+    this.dz = store(maxBatch * H, type === 'lstm');
+    this.dhRec = store(maxBatch * H);
+    this.dcRec = store(maxBatch * H, type === 'lstm');
+    this.scratchGamma = store(G);
+    this.scratchBeta = store(G);
+    this.dxT = needsInputGrad ? store(rows * info.features) : null;
+  }
+
+  private p(name: string): Param | null {
+    return this.byName.get(name) ?? null;
+  }
+
+  /** PyTorch's initialization of recurrent weights: U(−1/√units, 1/√units); biases stay 0. */
+  initialize(rng: RngState): void {
+    const bound = 1 / Math.sqrt(this.info.units);
+    for (const name of ['weight_ih', 'weight_hh']) {
+      const w = this.p(name)!.value;
+      for (let i = 0; i < w.length; i++) w[i] = (2 * nextFloat(rng) - 1) * bound;
+    }
+  }
+
+  /** Batch norm of `rows` rows of `width` channels from x into y, batch statistics (training) or frozen ones. */
+  private norm(name: string, block: number, x: Float32Array, y: Float32Array, rows: number, width: number,
+    gamma: Float32Array | null, beta: Float32Array | null, training: boolean, momentum: number): void {
+    const mean = this.stats.get(`running_mean_${name}`)!.subarray(block * width, (block + 1) * width);
+    const variance = this.stats.get(`running_var_${name}`)!.subarray(block * width, (block + 1) * width);
+    if (!training) {
+      this.k.batchNormForwardInfer(x, y, rows, width, 1, gamma, beta, mean, variance, this.cfg.epsilon);
+      return;
+    }
+    const s = this.save.get(name)!;
+    this.k.batchNormForwardTrain(x, y, rows, width, 1, gamma, beta, mean, variance, momentum, this.cfg.epsilon, true,
+      s.mean.subarray(block * width, (block + 1) * width), s.rstd.subarray(block * width, (block + 1) * width));
+  }
+
+  /** Backward of norm() in place on dy, adding dγ and dβ into the given gradients. */
+  private normBackward(name: string, block: number, x: Float32Array, dy: Float32Array, dx: Float32Array, rows: number,
+    width: number, gamma: Param | null, beta: Param | null): void {
+    const s = this.save.get(name)!;
+    const dg = gamma ? this.scratchGamma.subarray(0, width) : null;
+    const db = beta ? this.scratchBeta.subarray(0, width) : null;
+    this.k.batchNormBackward(x, dy, dx, rows, width, 1, gamma?.value ?? null, s.mean.subarray(block * width, (block + 1) * width),
+      s.rstd.subarray(block * width, (block + 1) * width), dg, db);
+    for (let j = 0; j < width; j++) {
+      if (gamma) gamma.grad[j] = gamma.grad[j]! + dg![j]!;
+      if (beta) beta.grad[j] = beta.grad[j]! + db![j]!;
+    }
+  }
+
+  /** xT: the input, time-major [T, n, F] (for the reverse direction, in reversed time). */
+  forward(xT: Float32Array, n: number, training: boolean, momentum: number): void {
+    this.xT = xT;
+    this.trained = training;
+    const { k, G } = this;
+    const { steps: T, units: H, features: F, type, batchNorm: bn } = this.info;
+    const v = (name: string) => this.p(name)?.value ?? null;
+    const whh = v('weight_hh')!;
+    k.gemm(false, true, T * n, G, F, 1, xT, v('weight_ih')!, 0, this.xw); // all steps' W_ih·x_t at once
+    if (bn === 'none') k.addBias(this.xw, v('bias_ih')!, T * n, G, 1);
+    else if (bn === 'sequence') this.norm('ih', 0, this.xw, this.xg, T * n, G, v('gamma_ih'), v('beta_ih'), training, momentum);
+    const block = (a: Float32Array, s: number, width: number) => a.subarray(s * n * width, (s + 1) * n * width);
+    this.h.fill(0, 0, n * H);
+    if (type === 'lstm') this.c.fill(0, 0, n * H);
+    for (let s = 0; s < T; s++) {
+      const xg = block(this.xg, s, G);
+      const hPrev = block(this.h, s, H);
+      const hg = this.hgStep ? this.hg.subarray(0, n * G) : block(this.hg, s, G);
+      if (bn === 'recurrent') {
+        this.norm('ih', s, block(this.xw, s, G), xg, n, G, v('gamma_ih'), v('bias_ih'), training, momentum);
+        const hw = block(this.hw, s, G);
+        k.gemm(false, true, n, G, H, 1, hPrev, whh, 0, hw);
+        this.norm('hh', s, hw, hg, n, G, v('gamma_hh'), v('bias_hh'), training, momentum);
+      } else {
+        k.gemm(false, true, n, G, H, 1, hPrev, whh, 0, hg);
+        k.addBias(hg, v('bias_hh')!, n, G, 1);
+      }
+      const h = block(this.h, s + 1, H);
+      if (type === 'lstm') {
+        const gates = block(this.gates, s, G);
+        const c = block(this.c, s + 1, H);
+        k.lstmCellForward(xg, hg, block(this.c, s, H), gates, c, n, H);
+        let z = c;
+        if (bn === 'recurrent') {
+          z = block(this.z, s, H);
+          this.norm('c', s, c, z, n, H, v('gamma_c'), v('beta_c'), training, momentum);
+        }
+        k.lstmOutputForward(gates, z, h, n, H);
+      } else if (type === 'gru') {
+        k.gruCellForward(xg, hg, hPrev, block(this.gates, s, G), h, n, H);
+      } else {
+        k.rnnCellForward(xg, hg, h, n, H, TANH);
+      }
+    }
+  }
+
+  /**
+   * Backpropagation through time. dhAbove(s) is the gradient at step s's output from the layer
+   * above ([n, units], or null for none). Writes every parameter gradient and, when the layer
+   * needs it, dxT (time-major, in this direction's time order).
+   */
+  backward(dhAbove: (s: number) => Float32Array | null, n: number): void {
+    if (!this.trained) throw new Error('recurrent layer: backward without a training forward');
+    const { k, G } = this;
+    const { steps: T, units: H, features: F, type, batchNorm: bn } = this.info;
+    const block = (a: Float32Array, s: number, width: number) => a.subarray(s * n * width, (s + 1) * n * width);
+    const p = (name: string) => this.p(name);
+    for (const param of this.params) param.grad.fill(0);
+    const whh = p('weight_hh')!.value;
+    const dhRec = this.dhRec.subarray(0, n * H);
+    const dcRec = this.dcRec.subarray(0, n * H);
+    dhRec.fill(0);
+    dcRec.fill(0);
+    for (let s = T - 1; s >= 0; s--) {
+      const dh = dhAbove(s);
+      const dxg = block(this.dxg, s, G);
+      const dhw = block(this.dhw, s, G);
+      if (type === 'lstm') {
+        const gates = block(this.gates, s, G);
+        const c = block(this.c, s + 1, H);
+        const dz = this.dz.subarray(0, n * H);
+        k.lstmOutputBackward(gates, bn === 'recurrent' ? block(this.z, s, H) : c, dh, dhRec, dz, dxg, n, H);
+        if (bn === 'recurrent') this.normBackward('c', s, c, dz, dz, n, H, p('gamma_c'), p('beta_c'));
+        k.lstmCellBackward(gates, block(this.c, s, H), dz, dcRec, dxg, dcRec, n, H);
+      } else if (type === 'gru') {
+        k.gruCellBackward(block(this.gates, s, G), block(this.hg, s, G), block(this.h, s, H), dh, dhRec, dxg, dhw, dhRec, n, H);
+      } else {
+        k.rnnCellBackward(block(this.h, s + 1, H), dh, dhRec, dxg, n, H, TANH);
+      }
+      // dxg is now the gradient at the input term; the hidden term's is dhw (the same for LSTM and Elman).
+      if (bn === 'recurrent') {
+        this.normBackward('hh', s, block(this.hw, s, G), type === 'gru' ? dhw : dxg, dhw, n, G, p('gamma_hh'), p('bias_hh'));
+        this.normBackward('ih', s, block(this.xw, s, G), dxg, dxg, n, G, p('gamma_ih'), p('bias_ih'));
+      }
+      if (s > 0) k.gemm(false, false, n, H, G, 1, dhw, whh, type === 'gru' ? 1 : 0, dhRec); // into dh_{s−1}
+    }
+    const rows = T * n;
+    // dhw first: for LSTM and Elman cells without recurrent BN it is dxg, which the sequence BN backward overwrites.
+    if (bn !== 'recurrent') k.biasGrad(this.dhw, p('bias_hh')!.grad, rows, G, 1);
+    k.gemm(true, false, G, H, rows, 1, this.dhw, this.h, 0, p('weight_hh')!.grad); // Σ_s dhw_sᵀ·h_{s−1}
+    if (bn === 'none') k.biasGrad(this.dxg, p('bias_ih')!.grad, rows, G, 1);
+    if (bn === 'sequence') {
+      const s = this.save.get('ih')!;
+      k.batchNormBackward(this.xw, this.dxg, this.dxg, rows, G, 1, p('gamma_ih')?.value ?? null, s.mean, s.rstd,
+        p('gamma_ih')?.grad ?? null, p('beta_ih')?.grad ?? null);
+    }
+    k.gemm(true, false, G, F, rows, 1, this.dxg, this.xT!, 0, p('weight_ih')!.grad);
+    if (this.dxT) k.gemm(false, false, rows, F, G, 1, this.dxg, p('weight_ih')!.value, 0, this.dxT);
+  }
+}
+
+/**
+ * The trainable layer: one Direction, or two for bidirectional (the reverse one reads the
+ * sequence backwards; outputs are concatenated forward ‖ reverse per step, as PyTorch). Without
+ * returnSequences the output is each direction's final hidden state (PyTorch's h_n): forward
+ * after step T−1, reverse after step 0.
+ */
+export class RecurrentLayer {
+  readonly outputSize: number;
+  readonly params: Param[];
+  readonly directions: Direction[];
+  private readonly xT: Float32Array[];
+  private readonly y: Float32Array;
+  private readonly dx: Float32Array | null;
+  private readonly dhAbove: Float32Array;
+
+  constructor(readonly info: RecurrentInfo, private readonly k: Kernels, maxBatch: number, needsInputGrad: boolean,
+    readonly cfg: BatchNormSpec, private readonly clock: Clock) {
+    const { steps: T, features: F, units: H } = info;
+    this.outputSize = recurrentOutputSize(info);
+    const tensors = recurrentTensors(info, cfg);
+    const dirs = info.bidirectional ? 2 : 1;
+    const per = tensors.length / dirs;
+    this.directions = Array.from({ length: dirs }, (_, d) =>
+      new Direction(info, tensors.slice(d * per, (d + 1) * per), k, maxBatch, needsInputGrad, cfg));
+    this.params = this.directions.flatMap((d) => d.params);
+    this.xT = Array.from({ length: dirs }, () => new Float32Array(T * maxBatch * F));
+    this.y = new Float32Array(maxBatch * this.outputSize);
+    this.dx = needsInputGrad ? new Float32Array(maxBatch * T * F) : null;
+    this.dhAbove = new Float32Array(T * maxBatch * H);
+  }
+
+  get hasBatchNorm(): boolean {
+    return this.info.batchNorm !== 'none';
+  }
+
+  initialize(rng: RngState): void {
+    for (const d of this.directions) d.initialize(rng);
+  }
+
+  /** Tensors by name: parameters, then running statistics. */
+  namedTensors(): Array<{ name: string; value: Float32Array; shape: number[] }> {
+    const shapes = new Map(recurrentTensors(this.info, this.cfg).map((t) => [t.name, t.shape]));
+    return this.directions.flatMap((d, i) => [
+      ...d.params.map((p) => ({ name: p.name, value: p.value, shape: p.shape })),
+      ...[...d.stats].map(([plain, value]) => {
+        const name = `${plain}_l0${i === 1 ? '_reverse' : ''}`;
+        return { name, value, shape: shapes.get(name)! };
+      }),
+    ]);
+  }
+
+  forward(x: Float32Array, n: number, training: boolean): Float32Array {
+    const { steps: T, features: F, units: H } = this.info;
+    const momentum = this.cfg.momentum ?? 1 - 1 / Math.max(1, this.clock.updates);
+    this.directions.forEach((d, i) => {
+      const xT = this.xT[i]!;
+      for (let t = 0; t < T; t++) {
+        const s = i === 0 ? t : T - 1 - t;
+        for (let r = 0; r < n; r++) xT.set(x.subarray((r * T + t) * F, (r * T + t + 1) * F), (s * n + r) * F);
+      }
+      d.forward(xT, n, training, momentum);
+    });
+    const width = this.directions.length * H;
+    this.directions.forEach((d, i) => {
+      const steps = this.info.returnSequences ? T : 1;
+      for (let q = 0; q < steps; q++) {
+        // Output step t of direction i is its hidden block s + 1, s its own step index.
+        const t = this.info.returnSequences ? q : T - 1;
+        const blockIndex = this.info.returnSequences ? (i === 0 ? t + 1 : T - t) : T;
+        for (let r = 0; r < n; r++) {
+          const src = d.h.subarray((blockIndex * n + r) * H, (blockIndex * n + r + 1) * H);
+          this.y.set(src, (r * steps + q) * width + i * H);
+        }
+      }
+    });
+    return this.y;
+  }
+
+  backward(dy: Float32Array, n: number): Float32Array | null {
+    const { steps: T, features: F, units: H, returnSequences } = this.info;
+    const width = this.directions.length * H;
+    const dhAbove = this.dhAbove;
+    this.directions.forEach((d, i) => {
+      if (returnSequences) {
+        for (let s = 0; s < T; s++) {
+          const t = i === 0 ? s : T - 1 - s;
+          for (let r = 0; r < n; r++) {
+            const off = (r * T + t) * width + i * H;
+            dhAbove.set(dy.subarray(off, off + H), (s * n + r) * H);
+          }
+        }
+        d.backward((s) => dhAbove.subarray(s * n * H, (s + 1) * n * H), n);
+      } else {
+        for (let r = 0; r < n; r++) dhAbove.set(dy.subarray(r * width + i * H, r * width + (i + 1) * H), r * H);
+        const last = dhAbove.subarray(0, n * H);
+        d.backward((s) => (s === T - 1 ? last : null), n);
+      }
+    });
+    const dx = this.dx;
+    if (!dx) return null;
+    const [fwd, rev] = this.directions.map((d) => d.dxT!);
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r < n; r++) {
+        const out = (r * T + t) * F;
+        const a = (t * n + r) * F;
+        const b = ((T - 1 - t) * n + r) * F;
+        for (let f = 0; f < F; f++) dx[out + f] = fwd![a + f]! + (rev ? rev[b + f]! : 0);
+      }
+    }
+    return dx;
+  }
+}
