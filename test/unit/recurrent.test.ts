@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RecurrentLayer, type CellKind, type RecurrentBatchNorm, type RecurrentInfo } from '../../src/core/recurrent.js';
-import type { BatchNormSpec } from '../../src/core/spec.js';
 import { expectClose, type Tolerance } from '../helpers/gradcheck.js';
 import { f32, fixture, kernelSets } from '../helpers/kernels.js';
+import { bnConfig } from '../helpers/recurrent.js';
 
 interface RecurrentCase {
   cell: CellKind; batchNorm: RecurrentBatchNorm; N: number; T: number; F: number; H: number; eps: number; momentum: number;
@@ -16,12 +16,13 @@ interface RecurrentCase {
   grads: Record<string, number[]>; running: Record<string, number[]>; infer: { x: number[]; y: number[] };
 }
 
-const { cases } = fixture<{ cases: RecurrentCase[] }>('recurrent.json');
-const TOL: Tolerance = { rtol: 1e-4, atol: 2e-5 };
-
-export function bnConfig(momentum: number | null, epsilon: number): BatchNormSpec {
-  return { momentum, epsilon, center: true, scale: true, inferenceStats: 'moving', renorm: null, virtualBatchSize: null };
+interface BidirectionalCase {
+  cell: CellKind; N: number; T: number; F: number; H: number; x: number[]; y: number[]; dy: number[]; dx: number[];
+  params: Record<string, number[]>; grads: Record<string, number[]>;
 }
+
+const { cases, bidirectional } = fixture<{ cases: RecurrentCase[]; bidirectional: BidirectionalCase[] }>('recurrent.json');
+const TOL: Tolerance = { rtol: 1e-4, atol: 2e-5 };
 
 /** The fixture's names without the _l0 suffix; running statistics are mean_ih / var_ih etc. there. */
 function fixtureName(name: string): string {
@@ -53,6 +54,22 @@ for (const [kname, k] of kernelSets) {
         for (const p of layer.params) expectClose(p.grad, c.grads[fixtureName(p.name)]!, TOL, `d${p.name}`);
         const yInfer = layer.forward(f32(c.infer.x), 2, false);
         expectClose(yInfer.subarray(0, c.infer.y.length), c.infer.y, TOL, 'inference y');
+      });
+    }
+
+    for (const c of bidirectional) {
+      it(`${c.cell}, bidirectional (nn.${c.cell.toUpperCase()} bidirectional=True): every step's outputs, every gradient`, () => {
+        const info: RecurrentInfo = {
+          index: 0, type: c.cell, steps: c.T, features: c.F, units: c.H, returnSequences: true, bidirectional: true, batchNorm: 'none',
+        };
+        const layer = new RecurrentLayer(info, k, c.N, true, bnConfig(0.9, 1e-3), { updates: 1 });
+        expect(layer.params.map((p) => p.name).sort()).toEqual(Object.keys(c.params).sort());
+        for (const p of layer.params) p.value.set(c.params[p.name]!);
+        const y = layer.forward(f32(c.x), c.N, true);
+        expectClose(y.subarray(0, c.y.length), c.y, TOL, 'y');
+        const dx = layer.backward(f32(c.dy), c.N)!;
+        expectClose(dx.subarray(0, c.dx.length), c.dx, TOL, 'dx');
+        for (const p of layer.params) expectClose(p.grad, c.grads[p.name]!, TOL, `d${p.name}`);
       });
     }
   });
