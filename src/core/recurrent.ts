@@ -13,7 +13,7 @@
  * gradients are one gemm each over all T·N rows. Each direction keeps per-step gates, cell and
  * hidden states for backpropagation through time. Rows outside are batch-major [N, T, F].
  */
-import { activationCode, type Kernels } from './kernels/types.js';
+import { activationCode, packedDenseSize, type Kernels } from './kernels/types.js';
 import { nextFloat, type RngState } from './rng.js';
 import type { BatchNormSpec } from './spec.js';
 
@@ -321,7 +321,7 @@ export class RecurrentLayer {
   private readonly dx: Float32Array | null;
   private readonly dhAbove: Float32Array;
 
-  constructor(readonly info: RecurrentInfo, private readonly k: Kernels, maxBatch: number, needsInputGrad: boolean,
+  constructor(readonly info: RecurrentInfo, k: Kernels, maxBatch: number, needsInputGrad: boolean,
     readonly cfg: BatchNormSpec, private readonly clock: Clock) {
     const { steps: T, features: F, units: H } = info;
     this.outputSize = recurrentOutputSize(info);
@@ -416,5 +416,149 @@ export class RecurrentLayer {
       }
     }
     return dx;
+  }
+}
+
+/** One direction in inference form: plain layout, batch norm frozen (and folded where exact). */
+export interface RecurrentDirectionWeights {
+  /** [G, F] and [G]: for `sequence`, with the frozen BN folded in; null bias: none (recurrent BN's β carries it). */
+  weightIh: Float32Array;
+  biasIh: Float32Array | null;
+  weightHh: Float32Array;
+  biasHh: Float32Array | null;
+  /** Recurrent BN only: γ (null: 1), β and the per-step frozen statistics [T, width] of each normalized term. */
+  norms: Partial<Record<'ih' | 'hh' | 'c', { gamma: Float32Array | null; beta: Float32Array | null; mean: Float32Array; variance: Float32Array }>>;
+}
+
+/**
+ * The inference form of a layer from its tensors (get: by full name, null when absent): frozen
+ * statistics; a `sequence` BN is the per-unit affine map s·(W_ih·x) + t with s = γ/√(var + ε),
+ * t = β − mean·s, folded into W_ih's rows and the bias (exact in real arithmetic), so the cell
+ * that runs is a plain one.
+ */
+export function recurrentInferenceWeights(l: RecurrentInfo, get: (name: string) => Float32Array | null,
+  epsilon: number): RecurrentDirectionWeights[] {
+  const G = CELL_GATES[l.type] * l.units;
+  return (l.bidirectional ? ['_l0', '_l0_reverse'] : ['_l0']).map((suffix) => {
+    const t = (name: string) => get(name + suffix);
+    let weightIh = t('weight_ih')!;
+    let biasIh = t('bias_ih');
+    const norms: RecurrentDirectionWeights['norms'] = {};
+    if (l.batchNorm === 'sequence') {
+      const gamma = t('gamma_ih');
+      const beta = t('beta_ih');
+      const mean = t('running_mean_ih')!;
+      const variance = t('running_var_ih')!;
+      const F = l.features;
+      weightIh = weightIh.slice();
+      biasIh = new Float32Array(G);
+      for (let o = 0; o < G; o++) {
+        const s = (gamma ? gamma[o]! : 1) / Math.sqrt(variance[o]! + epsilon);
+        for (let j = 0; j < F; j++) weightIh[o * F + j] = weightIh[o * F + j]! * s;
+        biasIh[o] = (beta ? beta[o]! : 0) - mean[o]! * s;
+      }
+    } else if (l.batchNorm === 'recurrent') {
+      norms.ih = { gamma: t('gamma_ih'), beta: biasIh, mean: t('running_mean_ih')!, variance: t('running_var_ih')! };
+      norms.hh = { gamma: t('gamma_hh'), beta: t('bias_hh'), mean: t('running_mean_hh')!, variance: t('running_var_hh')! };
+      if (l.type === 'lstm') norms.c = { gamma: t('gamma_c'), beta: t('beta_c'), mean: t('running_mean_c')!, variance: t('running_var_c')! };
+      biasIh = null;
+    }
+    return { weightIh, biasIh, weightHh: t('weight_hh')!, biasHh: l.batchNorm === 'recurrent' ? null : t('bias_hh'), norms };
+  });
+}
+
+/**
+ * A recurrent layer as predict runs it. Every matrix product is denseInfer on weights packed
+ * once, and everything else is elementwise per row (cells, frozen BN), so a row's output is
+ * the same bytes alone or at any position of any batch. Scratch grows to the largest batch.
+ */
+export class RecurrentInference {
+  private readonly packed: Array<{ ih: Float32Array; hh: Float32Array }>;
+  private capacity = 0;
+  private xT = new Float32Array(0);
+  private xg = new Float32Array(0);
+  private hg = new Float32Array(0);
+  private gates = new Float32Array(0);
+  private h = new Float32Array(0);
+  private c = new Float32Array(0);
+  private z = new Float32Array(0);
+
+  constructor(readonly info: RecurrentInfo, readonly weights: RecurrentDirectionWeights[], private readonly k: Kernels,
+    private readonly epsilon: number) {
+    const G = CELL_GATES[info.type] * info.units;
+    this.packed = weights.map((w) => {
+      const ih = k.alignedFloat32Array(packedDenseSize(G, info.features));
+      const hh = k.alignedFloat32Array(packedDenseSize(G, info.units));
+      k.packDense(w.weightIh, G, info.features, ih);
+      k.packDense(w.weightHh, G, info.units, hh);
+      return { ih, hh };
+    });
+  }
+
+  /** y [n, outputSize] from x [n, T·F]; y must not overlap x. */
+  run(x: Float32Array, y: Float32Array, n: number): void {
+    const { steps: T, features: F, units: H, type, returnSequences } = this.info;
+    const G = CELL_GATES[type] * H;
+    if (n > this.capacity) {
+      this.capacity = n;
+      this.xT = new Float32Array(n * F);
+      this.xg = new Float32Array(n * G);
+      this.hg = new Float32Array(n * G);
+      this.gates = new Float32Array(n * G);
+      this.h = new Float32Array(2 * n * H);
+      this.c = new Float32Array(2 * n * H);
+      this.z = new Float32Array(n * H);
+    }
+    const k = this.k;
+    const width = this.weights.length * H;
+    const xT = this.xT.subarray(0, n * F);
+    const xg = this.xg.subarray(0, n * G);
+    const hg = this.hg.subarray(0, n * G);
+    const gates = this.gates.subarray(0, n * G);
+    const z = this.z.subarray(0, n * H);
+    const state = (a: Float32Array, s: number) => a.subarray((s & 1) * n * H, ((s & 1) + 1) * n * H);
+    this.weights.forEach((w, d) => {
+      const { ih, hh } = this.packed[d]!;
+      this.h.fill(0);
+      this.c.fill(0);
+      const norm = (name: 'ih' | 'hh' | 'c', s: number, v: Float32Array, channels: number) => {
+        const p = w.norms[name]!;
+        const step = Math.min(s, p.mean.length / channels - 1);
+        k.batchNormForwardInfer(v, v, n, channels, 1, p.gamma, p.beta, p.mean.subarray(step * channels, (step + 1) * channels),
+          p.variance.subarray(step * channels, (step + 1) * channels), this.epsilon);
+      };
+      for (let s = 0; s < T; s++) {
+        const t = d === 0 ? s : T - 1 - s;
+        for (let r = 0; r < n; r++) xT.set(x.subarray((r * T + t) * F, (r * T + t + 1) * F), r * F);
+        const hPrev = state(this.h, s);
+        const h = state(this.h, s + 1);
+        k.denseInfer(xT, ih, w.biasIh, xg, n, F, G);
+        k.denseInfer(hPrev, hh, w.biasHh, hg, n, H, G);
+        if (w.norms.ih) {
+          norm('ih', s, xg, G);
+          norm('hh', s, hg, G);
+        }
+        if (type === 'lstm') {
+          const c = state(this.c, s + 1);
+          k.lstmCellForward(xg, hg, state(this.c, s), gates, c, n, H);
+          let zc = c;
+          if (w.norms.c) {
+            z.set(c);
+            norm('c', s, z, H);
+            zc = z;
+          }
+          k.lstmOutputForward(gates, zc, h, n, H);
+        } else if (type === 'gru') {
+          k.gruCellForward(xg, hg, hPrev, gates, h, n, H);
+        } else {
+          k.rnnCellForward(xg, hg, h, n, H, TANH);
+        }
+        if (returnSequences) {
+          for (let r = 0; r < n; r++) y.set(h.subarray(r * H, (r + 1) * H), (r * T + t) * width + d * H);
+        } else if (s === T - 1) {
+          for (let r = 0; r < n; r++) y.set(h.subarray(r * H, (r + 1) * H), r * width + d * H);
+        }
+      }
+    });
   }
 }

@@ -5,9 +5,12 @@
  * norm written out in torch (test/fixtures/make_fixtures.py), on the native and portable kernels.
  */
 import { describe, expect, it } from 'vitest';
-import { RecurrentLayer, type CellKind, type RecurrentBatchNorm, type RecurrentInfo } from '../../src/core/recurrent.js';
+import {
+  CELLS, RecurrentInference, recurrentInferenceWeights, RecurrentLayer, type CellKind, type RecurrentBatchNorm, type RecurrentInfo,
+} from '../../src/core/recurrent.js';
+import { createRng, nextFloat } from '../../src/core/rng.js';
 import { expectClose, type Tolerance } from '../helpers/gradcheck.js';
-import { f32, fixture, kernelSets } from '../helpers/kernels.js';
+import { f32, fixture, kernelSets, randn } from '../helpers/kernels.js';
 import { bnConfig } from '../helpers/recurrent.js';
 
 interface RecurrentCase {
@@ -71,6 +74,50 @@ for (const [kname, k] of kernelSets) {
         expectClose(dx.subarray(0, c.dx.length), c.dx, TOL, 'dx');
         for (const p of layer.params) expectClose(p.grad, c.grads[p.name]!, TOL, `d${p.name}`);
       });
+    }
+  });
+}
+
+for (const [kname, k] of kernelSets) {
+  describe(`recurrent inference form: ${kname}`, () => {
+    for (const cell of CELLS) {
+      for (const [batchNorm, bidirectional, returnSequences] of [['none', false, false], ['sequence', true, false], ['recurrent', false, true],
+        ['recurrent', true, false]] as const) {
+        it(`${cell}, batchNorm ${batchNorm}${bidirectional ? ', bidirectional' : ''}: the training layer's inference output, the same bytes at any batch position and size`, () => {
+          const info: RecurrentInfo = { index: 0, type: cell, steps: 5, features: 3, units: 4, returnSequences, bidirectional, batchNorm };
+          const rng = createRng(800 + CELLS.indexOf(cell));
+          const batch = 16;
+          const layer = new RecurrentLayer(info, k, batch, false, bnConfig(0.5, 1e-3), { updates: 1 });
+          layer.initialize(rng);
+          for (const p of layer.params) if (!p.name.startsWith('weight')) p.value.set(randn(rng, p.value.length, 0.3, p.name.startsWith('gamma') ? 1 : 0));
+          const features = info.steps * info.features;
+          for (let i = 0; i < 3; i++) layer.forward(randn(rng, batch * features, 1.5, 0.3), batch, true); // statistics off their start
+          const tensors = new Map(layer.namedTensors().map((t) => [t.name, t.value]));
+          const op = new RecurrentInference(info, recurrentInferenceWeights(info, (name) => tensors.get(name) ?? null, 1e-3), k, 1e-3);
+          const pool = 12;
+          const x = randn(rng, pool * features, 1.5);
+          const out = layer.outputSize;
+          const alone = new Float32Array(pool * out);
+          const one = new Float32Array(out);
+          for (let r = 0; r < pool; r++) {
+            op.run(x.subarray(r * features, (r + 1) * features), one, 1);
+            alone.set(one, r * out);
+          }
+          expectClose(alone, layer.forward(x, pool, false).subarray(0, pool * out), { rtol: 1e-4, atol: 1e-5 }, 'inference op vs layer');
+          const rows = new Float32Array(40 * features);
+          const y = new Float32Array(40 * out);
+          let mismatches = 0;
+          for (let n = 1; n <= 40; n++) {
+            const picks = Array.from({ length: n }, () => Math.floor(nextFloat(rng) * pool));
+            picks.forEach((p, i) => rows.set(x.subarray(p * features, (p + 1) * features), i * features));
+            op.run(rows, y, n);
+            picks.forEach((p, i) => {
+              for (let j = 0; j < out; j++) if (!Object.is(y[i * out + j], alone[p * out + j])) mismatches++;
+            });
+          }
+          expect(mismatches).toBe(0);
+        });
+      }
     }
   });
 }
