@@ -85,9 +85,25 @@ export function recurrentTensors(l: RecurrentInfo, bn: Pick<BatchNormSpec, 'cent
   return out;
 }
 
-/** What the layer needs of the model: its Param type and batch-norm clock. */
+/** What the layer needs of the model: its tensor types and batch-norm clock. */
 interface Param { name: string; value: Float32Array; grad: Float32Array; shape: number[] }
+interface StateTensor { name: string; value: Float32Array; shape: number[] }
 interface Clock { updates: number }
+/** 'train': batch statistics, running statistics updated; 'batch': batch statistics only; 'infer': frozen statistics. */
+type ForwardMode = 'train' | 'batch' | 'infer';
+
+/** Parameters and state tensors of a layer, created from recurrentTensors (zero or `fill`). */
+export function createRecurrentTensors(l: RecurrentInfo, bn: Pick<BatchNormSpec, 'center' | 'scale'>): { params: Param[]; state: StateTensor[] } {
+  const params: Param[] = [];
+  const state: StateTensor[] = [];
+  for (const t of recurrentTensors(l, bn)) {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    const value = new Float32Array(size).fill(t.fill);
+    if (t.param) params.push({ name: t.name, shape: t.shape, value, grad: new Float32Array(size) });
+    else state.push({ name: t.name, shape: t.shape, value });
+  }
+  return { params, state };
+}
 
 /** One direction's tensors by plain name (suffix stripped), and its running statistics. */
 class Direction {
@@ -107,6 +123,8 @@ class Direction {
   private readonly z: Float32Array;
   // Batch statistics of the last training forward: per block (recurrent) or one (sequence).
   private readonly save = new Map<string, { mean: Float32Array; rstd: Float32Array }>();
+  /** Sums over the epoch's training batches of the batch mean and unbiased variance, per normalized term. */
+  readonly epoch = new Map<string, { mean: Float64Array; variance: Float64Array }>();
   // Backward.
   private readonly dxg: Float32Array;
   private readonly dhw: Float32Array;
@@ -119,19 +137,14 @@ class Direction {
   private xT: Float32Array | null = null;
   private trained = false;
 
-  constructor(readonly info: RecurrentInfo, tensors: RecurrentTensor[], private readonly k: Kernels, maxBatch: number,
+  constructor(readonly info: RecurrentInfo, params: Param[], state: StateTensor[], private readonly k: Kernels, maxBatch: number,
     needsInputGrad: boolean, private readonly cfg: BatchNormSpec) {
-    for (const t of tensors) {
-      const size = t.shape.reduce((a, b) => a * b, 1);
-      const plain = t.name.replace(/_l0(_reverse)?$/, '');
-      if (t.param) {
-        const p = { name: t.name, shape: t.shape, value: new Float32Array(size).fill(t.fill), grad: new Float32Array(size) };
-        this.params.push(p);
-        this.byName.set(plain, p);
-      } else {
-        this.stats.set(plain, new Float32Array(size).fill(t.fill));
-      }
+    const plain = (name: string) => name.replace(/_l0(_reverse)?$/, '');
+    for (const p of params) {
+      this.params.push(p);
+      this.byName.set(plain(p.name), p);
     }
+    for (const t of state) this.stats.set(plain(t.name), t.value);
     const { steps: T, units: H, type, batchNorm: bn } = info;
     const G = (this.G = CELL_GATES[type] * H);
     const rows = T * maxBatch;
@@ -146,8 +159,10 @@ class Direction {
     this.h = store((T + 1) * maxBatch * H);
     this.c = store((T + 1) * maxBatch * H, type === 'lstm');
     this.z = store(rows * H, type === 'lstm' && bn === 'recurrent');
-    const saved = (name: string, blocks: number, width: number) =>
+    const saved = (name: string, blocks: number, width: number) => {
       this.save.set(name, { mean: new Float32Array(blocks * width), rstd: new Float32Array(blocks * width) });
+      this.epoch.set(name, { mean: new Float64Array(blocks * width), variance: new Float64Array(blocks * width) });
+    };
     if (bn === 'sequence') saved('ih', 1, G);
     if (bn === 'recurrent') {
       saved('ih', T, G);
@@ -177,18 +192,32 @@ class Direction {
     }
   }
 
-  /** Batch norm of `rows` rows of `width` channels from x into y, batch statistics (training) or frozen ones. */
+  /**
+   * Batch norm of `rows` rows of `width` channels from x into y: batch statistics that update the
+   * running ones and the epoch sums ('train'), batch statistics alone ('batch'), or frozen ones ('infer').
+   */
   private norm(name: string, block: number, x: Float32Array, y: Float32Array, rows: number, width: number,
-    gamma: Float32Array | null, beta: Float32Array | null, training: boolean, momentum: number): void {
-    const mean = this.stats.get(`running_mean_${name}`)!.subarray(block * width, (block + 1) * width);
-    const variance = this.stats.get(`running_var_${name}`)!.subarray(block * width, (block + 1) * width);
-    if (!training) {
+    gamma: Float32Array | null, beta: Float32Array | null, mode: ForwardMode, momentum: number): void {
+    const range = (a: Float32Array) => a.subarray(block * width, (block + 1) * width);
+    const mean = range(this.stats.get(`running_mean_${name}`)!);
+    const variance = range(this.stats.get(`running_var_${name}`)!);
+    if (mode === 'infer') {
       this.k.batchNormForwardInfer(x, y, rows, width, 1, gamma, beta, mean, variance, this.cfg.epsilon);
       return;
     }
     const s = this.save.get(name)!;
-    this.k.batchNormForwardTrain(x, y, rows, width, 1, gamma, beta, mean, variance, momentum, this.cfg.epsilon, true,
-      s.mean.subarray(block * width, (block + 1) * width), s.rstd.subarray(block * width, (block + 1) * width));
+    const saveMean = range(s.mean);
+    const saveRstd = range(s.rstd);
+    this.k.batchNormForwardTrain(x, y, rows, width, 1, gamma, beta, mean, variance, momentum, this.cfg.epsilon, mode === 'train',
+      saveMean, saveRstd);
+    if (mode !== 'train') return;
+    const e = this.epoch.get(name)!;
+    const unbiased = rows / Math.max(1, rows - 1);
+    for (let j = 0; j < width; j++) {
+      const rstd = saveRstd[j]!;
+      e.mean[block * width + j] += saveMean[j]!;
+      e.variance[block * width + j] += (1 / (rstd * rstd) - this.cfg.epsilon) * unbiased;
+    }
   }
 
   /** Backward of norm() in place on dy, adding dγ and dβ into the given gradients. */
@@ -205,17 +234,24 @@ class Direction {
     }
   }
 
+  /** W_ih·x_t of every step into the xw store (the sequence-wise BN's input), for population statistics. */
+  inputProjection(xT: Float32Array, n: number): Float32Array {
+    const { steps: T, features: F } = this.info;
+    this.k.gemm(false, true, T * n, this.G, F, 1, xT, this.p('weight_ih')!.value, 0, this.xw);
+    return this.xw.subarray(0, T * n * this.G);
+  }
+
   /** xT: the input, time-major [T, n, F] (for the reverse direction, in reversed time). */
-  forward(xT: Float32Array, n: number, training: boolean, momentum: number): void {
+  forward(xT: Float32Array, n: number, mode: ForwardMode, momentum: number): void {
     this.xT = xT;
-    this.trained = training;
+    this.trained = mode === 'train';
     const { k, G } = this;
     const { steps: T, units: H, features: F, type, batchNorm: bn } = this.info;
     const v = (name: string) => this.p(name)?.value ?? null;
     const whh = v('weight_hh')!;
     k.gemm(false, true, T * n, G, F, 1, xT, v('weight_ih')!, 0, this.xw); // all steps' W_ih·x_t at once
     if (bn === 'none') k.addBias(this.xw, v('bias_ih')!, T * n, G, 1);
-    else if (bn === 'sequence') this.norm('ih', 0, this.xw, this.xg, T * n, G, v('gamma_ih'), v('beta_ih'), training, momentum);
+    else if (bn === 'sequence') this.norm('ih', 0, this.xw, this.xg, T * n, G, v('gamma_ih'), v('beta_ih'), mode, momentum);
     const block = (a: Float32Array, s: number, width: number) => a.subarray(s * n * width, (s + 1) * n * width);
     this.h.fill(0, 0, n * H);
     if (type === 'lstm') this.c.fill(0, 0, n * H);
@@ -224,10 +260,10 @@ class Direction {
       const hPrev = block(this.h, s, H);
       const hg = this.hgStep ? this.hg.subarray(0, n * G) : block(this.hg, s, G);
       if (bn === 'recurrent') {
-        this.norm('ih', s, block(this.xw, s, G), xg, n, G, v('gamma_ih'), v('bias_ih'), training, momentum);
+        this.norm('ih', s, block(this.xw, s, G), xg, n, G, v('gamma_ih'), v('bias_ih'), mode, momentum);
         const hw = block(this.hw, s, G);
         k.gemm(false, true, n, G, H, 1, hPrev, whh, 0, hw);
-        this.norm('hh', s, hw, hg, n, G, v('gamma_hh'), v('bias_hh'), training, momentum);
+        this.norm('hh', s, hw, hg, n, G, v('gamma_hh'), v('bias_hh'), mode, momentum);
       } else {
         k.gemm(false, true, n, G, H, 1, hPrev, whh, 0, hg);
         k.addBias(hg, v('bias_hh')!, n, G, 1);
@@ -240,7 +276,7 @@ class Direction {
         let z = c;
         if (bn === 'recurrent') {
           z = block(this.z, s, H);
-          this.norm('c', s, c, z, n, H, v('gamma_c'), v('beta_c'), training, momentum);
+          this.norm('c', s, c, z, n, H, v('gamma_c'), v('beta_c'), mode, momentum);
         }
         k.lstmOutputForward(gates, z, h, n, H);
       } else if (type === 'gru') {
@@ -306,39 +342,62 @@ class Direction {
   }
 }
 
+/** One set of batch-norm statistics of the layer (the shape of the model's NormStatistics). */
+export interface RecurrentNormStatistics {
+  readonly layer: number;
+  readonly kind: string;
+  readonly channels: number;
+  readonly runningMean: Float32Array;
+  readonly runningVar: Float32Array;
+  readonly gamma: Float32Array | null;
+  readonly beta: Float32Array | null;
+  readonly epsilon: number;
+  epochStatistics(): { mean: Float64Array; variance: Float64Array } | null;
+}
+
 /**
  * The trainable layer: one Direction, or two for bidirectional (the reverse one reads the
  * sequence backwards; outputs are concatenated forward ‖ reverse per step, as PyTorch). Without
  * returnSequences the output is each direction's final hidden state (PyTorch's h_n): forward
  * after step T−1, reverse after step 0.
+ *
+ * Batch statistics: a `sequence` layer has one set per direction (the W_ih·x term, G·units
+ * channels); a `recurrent` one has a set per normalized term (ih, hh, and c for the LSTM) whose
+ * channels are its T·width per-step statistics, step-major. Population statistics are exact for
+ * `sequence` (W_ih·x does not depend on the recurrence, so one pass over the training rows
+ * gives them). For `recurrent` the statistics of step t depend on the frozen statistics of the
+ * steps before it, which one pass cannot give, so the moving averages stay (finishPopulation
+ * leaves them; the spec rejects inferenceStats "population" for such a layer).
  */
 export class RecurrentLayer {
   readonly outputSize: number;
   readonly params: Param[];
+  readonly state: StateTensor[];
   readonly directions: Direction[];
+  /** Frozen statistics in training are not offered for recurrent layers (the spec rejects freezeBatchNormAfterEpoch). */
+  frozen = false;
   private readonly xT: Float32Array[];
   private readonly y: Float32Array;
   private readonly dx: Float32Array | null;
   private readonly dhAbove: Float32Array;
+  private epochBatches = 0;
+  private population: Array<{ sum: Float64Array; sumSq: Float64Array; shift: Float64Array; rows: number }> | null = null;
 
   constructor(readonly info: RecurrentInfo, k: Kernels, maxBatch: number, needsInputGrad: boolean,
-    readonly cfg: BatchNormSpec, private readonly clock: Clock) {
+    readonly cfg: BatchNormSpec, private readonly clock: Clock,
+    tensors: { params: Param[]; state: StateTensor[] } = createRecurrentTensors(info, cfg)) {
     const { steps: T, features: F, units: H } = info;
     this.outputSize = recurrentOutputSize(info);
-    const tensors = recurrentTensors(info, cfg);
-    const dirs = info.bidirectional ? 2 : 1;
-    const per = tensors.length / dirs;
-    this.directions = Array.from({ length: dirs }, (_, d) =>
-      new Direction(info, tensors.slice(d * per, (d + 1) * per), k, maxBatch, needsInputGrad, cfg));
-    this.params = this.directions.flatMap((d) => d.params);
-    this.xT = Array.from({ length: dirs }, () => new Float32Array(T * maxBatch * F));
+    this.params = tensors.params;
+    this.state = tensors.state;
+    const reverse = (t: { name: string }) => t.name.endsWith('_reverse');
+    const dirs = info.bidirectional ? [false, true] : [false];
+    this.directions = dirs.map((rev) => new Direction(info, tensors.params.filter((t) => reverse(t) === rev),
+      tensors.state.filter((t) => reverse(t) === rev), k, maxBatch, needsInputGrad, cfg));
+    this.xT = dirs.map(() => new Float32Array(T * maxBatch * F));
     this.y = new Float32Array(maxBatch * this.outputSize);
     this.dx = needsInputGrad ? new Float32Array(maxBatch * T * F) : null;
     this.dhAbove = new Float32Array(T * maxBatch * H);
-  }
-
-  get hasBatchNorm(): boolean {
-    return this.info.batchNorm !== 'none';
   }
 
   initialize(rng: RngState): void {
@@ -347,30 +406,27 @@ export class RecurrentLayer {
 
   /** Tensors by name: parameters, then running statistics. */
   namedTensors(): Array<{ name: string; value: Float32Array; shape: number[] }> {
-    const shapes = new Map(recurrentTensors(this.info, this.cfg).map((t) => [t.name, t.shape]));
-    return this.directions.flatMap((d, i) => [
-      ...d.params.map((p) => ({ name: p.name, value: p.value, shape: p.shape })),
-      ...[...d.stats].map(([plain, value]) => {
-        const name = `${plain}_l0${i === 1 ? '_reverse' : ''}`;
-        return { name, value, shape: shapes.get(name)! };
-      }),
-    ]);
+    return [...this.params, ...this.state].map((t) => ({ name: t.name, value: t.value, shape: t.shape }));
   }
 
   forward(x: Float32Array, n: number, training: boolean): Float32Array {
-    const { steps: T, features: F, units: H } = this.info;
+    if (training && this.frozen) throw new Error('recurrent layers do not train with frozen batch-norm statistics');
+    if (training) this.epochBatches++;
+    return this.run(x, n, training ? 'train' : 'infer');
+  }
+
+  /** Training-mode output with batch statistics, the running statistics untouched (the "batch" side of the gap). */
+  forwardBatchStatistics(x: Float32Array, n: number): Float32Array {
+    return this.run(x, n, this.info.batchNorm === 'none' ? 'infer' : 'batch');
+  }
+
+  private run(x: Float32Array, n: number, mode: ForwardMode): Float32Array {
+    const { steps: T, units: H } = this.info;
     const momentum = this.cfg.momentum ?? 1 - 1 / Math.max(1, this.clock.updates);
-    this.directions.forEach((d, i) => {
-      const xT = this.xT[i]!;
-      for (let t = 0; t < T; t++) {
-        const s = i === 0 ? t : T - 1 - t;
-        for (let r = 0; r < n; r++) xT.set(x.subarray((r * T + t) * F, (r * T + t + 1) * F), (s * n + r) * F);
-      }
-      d.forward(xT, n, training, momentum);
-    });
+    this.directions.forEach((d, i) => d.forward(this.timeMajor(x, n, i), n, mode, momentum));
     const width = this.directions.length * H;
+    const steps = this.info.returnSequences ? T : 1;
     this.directions.forEach((d, i) => {
-      const steps = this.info.returnSequences ? T : 1;
       for (let q = 0; q < steps; q++) {
         // Output step t of direction i is its hidden block s + 1, s its own step index.
         const t = this.info.returnSequences ? q : T - 1;
@@ -382,6 +438,17 @@ export class RecurrentLayer {
       }
     });
     return this.y;
+  }
+
+  /** x [n, T, F] batch-major as direction i reads it: time-major [T, n, F], reversed in time for the reverse direction. */
+  private timeMajor(x: Float32Array, n: number, i: number): Float32Array {
+    const { steps: T, features: F } = this.info;
+    const xT = this.xT[i]!;
+    for (let t = 0; t < T; t++) {
+      const s = i === 0 ? t : T - 1 - t;
+      for (let r = 0; r < n; r++) xT.set(x.subarray((r * T + t) * F, (r * T + t + 1) * F), (s * n + r) * F);
+    }
+    return xT;
   }
 
   backward(dy: Float32Array, n: number): Float32Array | null {
@@ -416,6 +483,81 @@ export class RecurrentLayer {
       }
     }
     return dx;
+  }
+
+  statistics(): RecurrentNormStatistics[] {
+    const { index, batchNorm, units: H, type, steps: T } = this.info;
+    if (batchNorm === 'none') return [];
+    const G = CELL_GATES[type] * H;
+    const terms: Array<[string, number, string, string]> = batchNorm === 'sequence'
+      ? [['ih', G, 'gamma_ih', 'beta_ih']]
+      : [['ih', G, 'gamma_ih', 'bias_ih'], ['hh', G, 'gamma_hh', 'bias_hh'], ...(type === 'lstm' ? [['c', H, 'gamma_c', 'beta_c'] as [string, number, string, string]] : [])];
+    const blocks = batchNorm === 'sequence' ? 1 : T;
+    return this.directions.flatMap((d, i) => terms.map(([name, width, gamma, beta]) => {
+      // γ and β are shared by the steps: listed once per step, as the statistics are.
+      const tile = (v: Float32Array | null) => {
+        if (!v) return null;
+        const out = new Float32Array(blocks * width);
+        for (let b = 0; b < blocks; b++) out.set(v, b * width);
+        return out;
+      };
+      const param = (plain: string) => this.params.find((p) => p.name === `${plain}_l0${i === 1 ? '_reverse' : ''}`)?.value ?? null;
+      const sums = d.epoch.get(name)!;
+      return {
+        layer: index, kind: `${batchNorm}-${name}${i === 1 ? '-reverse' : ''}`, channels: blocks * width,
+        runningMean: d.stats.get(`running_mean_${name}`)!, runningVar: d.stats.get(`running_var_${name}`)!,
+        gamma: tile(param(gamma)), beta: tile(param(beta)), epsilon: this.cfg.epsilon,
+        epochStatistics: () => (this.epochBatches === 0 ? null : {
+          mean: sums.mean.map((v) => v / this.epochBatches), variance: sums.variance.map((v) => v / this.epochBatches),
+        }),
+      };
+    }));
+  }
+
+  resetEpochStatistics(): void {
+    this.epochBatches = 0;
+    for (const d of this.directions) for (const e of d.epoch.values()) { e.mean.fill(0); e.variance.fill(0); }
+  }
+
+  beginPopulation(): void {
+    if (this.info.batchNorm !== 'sequence') return;
+    const G = CELL_GATES[this.info.type] * this.info.units;
+    this.population = this.directions.map(() => ({ sum: new Float64Array(G), sumSq: new Float64Array(G), shift: new Float64Array(G), rows: 0 }));
+  }
+
+  /** x: this layer's input for n training rows (layers before it frozen). */
+  accumulatePopulation(x: Float32Array, n: number): void {
+    if (!this.population) return;
+    const G = CELL_GATES[this.info.type] * this.info.units;
+    this.directions.forEach((d, i) => {
+      const pop = this.population![i]!;
+      const xw = d.inputProjection(this.timeMajor(x, n, i), n);
+      const rows = xw.length / G;
+      if (pop.rows === 0) for (let j = 0; j < G; j++) pop.shift[j] = xw[j]!; // sums around the first row stay well-conditioned
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < G; j++) {
+          const v = xw[r * G + j]! - pop.shift[j]!;
+          pop.sum[j] += v;
+          pop.sumSq[j] += v * v;
+        }
+      }
+      pop.rows += rows;
+    });
+  }
+
+  finishPopulation(): void {
+    if (!this.population) return;
+    this.directions.forEach((d, i) => {
+      const { sum, sumSq, shift, rows } = this.population![i]!;
+      const mean = d.stats.get('running_mean_ih')!;
+      const variance = d.stats.get('running_var_ih')!;
+      for (let j = 0; j < mean.length; j++) {
+        const m = sum[j]! / rows;
+        mean[j] = shift[j]! + m;
+        variance[j] = rows > 1 ? Math.max(0, (sumSq[j]! - rows * m * m) / (rows - 1)) : 0;
+      }
+    });
+    this.population = null;
   }
 }
 

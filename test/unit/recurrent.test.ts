@@ -121,3 +121,56 @@ for (const [kname, k] of kernelSets) {
     }
   });
 }
+
+describe('recurrent batch statistics', () => {
+  const k = kernelSets[kernelSets.length - 1]![1];
+  it('sequence: population statistics are the exact per-unit mean and unbiased variance of W_ih·x over every row and step', () => {
+    const info: RecurrentInfo = { index: 2, type: 'gru', steps: 4, features: 3, units: 2, returnSequences: false, bidirectional: true, batchNorm: 'sequence' };
+    const rng = createRng(900);
+    const layer = new RecurrentLayer(info, k, 8, false, bnConfig(0.9, 1e-3), { updates: 1 });
+    layer.initialize(rng);
+    const rows = 13;
+    const x = randn(rng, rows * 12, 2, 1);
+    layer.beginPopulation();
+    layer.accumulatePopulation(x.subarray(0, 8 * 12), 8);
+    layer.accumulatePopulation(x.subarray(8 * 12), rows - 8);
+    layer.finishPopulation();
+    const sets = layer.statistics();
+    expect(sets.map((s) => [s.kind, s.channels])).toEqual([['sequence-ih', 6], ['sequence-ih-reverse', 6]]);
+    const w = layer.params.find((p) => p.name === 'weight_ih_l0')!.value;
+    for (let j = 0; j < 6; j++) {
+      const v: number[] = [];
+      for (let r = 0; r < rows * 4; r++) v.push(w[j * 3]! * x[r * 3]! + w[j * 3 + 1]! * x[r * 3 + 1]! + w[j * 3 + 2]! * x[r * 3 + 2]!);
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      const variance = v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1);
+      expect(sets[0]!.runningMean[j]).toBeCloseTo(mean, 4);
+      expect(sets[0]!.runningVar[j]).toBeCloseTo(variance, 3);
+    }
+  });
+
+  it('recurrent: one set per term with per-step channels; epoch sums average the batches; population leaves the moving averages', () => {
+    const info: RecurrentInfo = { index: 0, type: 'lstm', steps: 3, features: 2, units: 2, returnSequences: false, bidirectional: false, batchNorm: 'recurrent' };
+    const rng = createRng(901);
+    const layer = new RecurrentLayer(info, k, 8, false, bnConfig(0.9, 1e-3), { updates: 1 });
+    layer.initialize(rng);
+    const x = randn(rng, 8 * 6, 1, 0.5);
+    layer.resetEpochStatistics();
+    expect(layer.statistics()[0]!.epochStatistics()).toBeNull();
+    layer.forward(x, 8, true);
+    layer.forward(x, 8, true);
+    const sets = layer.statistics();
+    expect(sets.map((s) => [s.kind, s.channels])).toEqual([['recurrent-ih', 24], ['recurrent-hh', 24], ['recurrent-c', 6]]);
+    expect(sets[0]!.gamma!.every((g) => Math.abs(g - 0.1) < 1e-7)).toBe(true); // Cooijmans' initial γ, tiled per step
+    const epoch = sets[0]!.epochStatistics()!;
+    const w = layer.params.find((p) => p.name === 'weight_ih_l0')!.value;
+    // Step 1, unit 0 of the input term: the mean over the 8 rows of W_ih·x_1 (the same batch twice).
+    let sum = 0;
+    for (let r = 0; r < 8; r++) sum += w[0]! * x[(r * 3 + 1) * 2]! + w[1]! * x[(r * 3 + 1) * 2 + 1]!;
+    expect(epoch.mean[8]).toBeCloseTo(sum / 8, 5);
+    const before = sets.map((s) => s.runningMean.slice());
+    layer.beginPopulation();
+    layer.accumulatePopulation(x, 8);
+    layer.finishPopulation();
+    sets.forEach((s, i) => expect(s.runningMean).toEqual(before[i]));
+  });
+});
