@@ -6,46 +6,17 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { ActivationName } from './layers/activation.js';
+import { LAYER_SPECS } from './layers/index.js';
 import { explainErrors, type SchemaIssue } from './schema-errors.js';
 
 // Optional-by-default fields are null when absent.
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
 
-export const ActivationName = Type.Union(
-  [Type.Literal('relu'), Type.Literal('leaky_relu'), Type.Literal('elu'), Type.Literal('tanh'), Type.Literal('sigmoid')],
-  { description: 'Activation function' },
-);
+export { ActivationName };
 
-export const LayerSpec = Type.Union([
-  Type.Object({
-    type: Type.Literal('dense'),
-    units: Type.Integer({ minimum: 1, maximum: 65536 }),
-    bias: Type.Optional(Type.Boolean({ description: 'Default true; none directly before a batchnorm layer, whose β replaces it (BN_REDUNDANT_BIAS)' })),
-  }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('batchnorm') }, { additionalProperties: false }),
-  Type.Object({
-    type: ActivationName,
-    alpha: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: 'leaky_relu slope / elu alpha' })),
-  }, { additionalProperties: false }),
-  Type.Object({
-    type: Type.Literal('dropout'),
-    rate: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
-  }, { additionalProperties: false }),
-  Type.Object({
-    type: Type.Literal('conv2d'),
-    filters: Type.Integer({ minimum: 1, maximum: 4096 }),
-    kernelSize: Type.Integer({ minimum: 1, maximum: 15 }),
-    stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, description: 'Default 1' })),
-    padding: Type.Optional(Type.Union([Type.Literal('same'), Type.Literal('valid')], { description: "Default 'same' (odd kernel sizes, stride 1)" })),
-    bias: Type.Optional(Type.Boolean({ description: 'Default true; none directly before a batchnorm layer, whose β replaces it (BN_REDUNDANT_BIAS)' })),
-  }, { additionalProperties: false }),
-  Type.Object({
-    type: Type.Union([Type.Literal('maxpool2d'), Type.Literal('avgpool2d')]),
-    size: Type.Integer({ minimum: 1, maximum: 16 }),
-    stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'Default: size' })),
-  }, { additionalProperties: false }),
-  Type.Object({ type: Type.Union([Type.Literal('globalavgpool'), Type.Literal('flatten')]) }, { additionalProperties: false }),
-]);
+/** One entry of the explicit layer list: the union of every layer module's spec fragment (src/core/layers/). */
+export const LayerSpec = Type.Union(LAYER_SPECS);
 export type LayerSpec = Static<typeof LayerSpec>;
 
 export const InitSpec = Type.Union([
