@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { activationCode } from '../../src/core/kernels/types.js';
-import { CELLS, RecurrentLayer, type RecurrentBatchNorm, type RecurrentInfo } from '../../src/core/recurrent.js';
+import { CELLS, RecurrentLayer, type RecurrentBatchNorm, type RecurrentInfo } from '../../src/core/layers/recurrent.js';
 import { createRng } from '../../src/core/rng.js';
 import { dot, expectClose, numericGrad, type Tolerance } from '../helpers/gradcheck.js';
 import { kernelSets, randn } from '../helpers/kernels.js';

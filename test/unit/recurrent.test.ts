@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   CELLS, RecurrentInference, recurrentInferenceWeights, RecurrentLayer, type CellKind, type RecurrentBatchNorm, type RecurrentInfo,
-} from '../../src/core/recurrent.js';
+} from '../../src/core/layers/recurrent.js';
 import { createRng, nextFloat } from '../../src/core/rng.js';
 import { expectClose, type Tolerance } from '../helpers/gradcheck.js';
 import { f32, fixture, kernelSets, randn } from '../helpers/kernels.js';
@@ -93,14 +93,14 @@ for (const [kname, k] of kernelSets) {
           const features = info.steps * info.features;
           for (let i = 0; i < 3; i++) layer.forward(randn(rng, batch * features, 1.5, 0.3), batch, true); // statistics off their start
           const tensors = new Map(layer.namedTensors().map((t) => [t.name, t.value]));
-          const op = new RecurrentInference(info, recurrentInferenceWeights(info, (name) => tensors.get(name) ?? null, 1e-3), k, 1e-3);
+          const op = new RecurrentInference(info, recurrentInferenceWeights(info, (name) => tensors.get(name) ?? null, 1e-3), k);
           const pool = 12;
           const x = randn(rng, pool * features, 1.5);
           const out = layer.outputSize;
           const alone = new Float32Array(pool * out);
           const one = new Float32Array(out);
           for (let r = 0; r < pool; r++) {
-            op.run(x.subarray(r * features, (r + 1) * features), one, 1);
+            op.run(x.subarray(r * features, (r + 1) * features), one, 1, 1e-3);
             alone.set(one, r * out);
           }
           expectClose(alone, layer.forward(x, pool, false).subarray(0, pool * out), { rtol: 1e-4, atol: 1e-5 }, 'inference op vs layer');
@@ -110,7 +110,7 @@ for (const [kname, k] of kernelSets) {
           for (let n = 1; n <= 40; n++) {
             const picks = Array.from({ length: n }, () => Math.floor(nextFloat(rng) * pool));
             picks.forEach((p, i) => rows.set(x.subarray(p * features, (p + 1) * features), i * features));
-            op.run(rows, y, n);
+            op.run(rows, y, n, 1e-3);
             picks.forEach((p, i) => {
               for (let j = 0; j < out; j++) if (!Object.is(y[i * out + j], alone[p * out + j])) mismatches++;
             });

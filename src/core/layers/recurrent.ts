@@ -13,9 +13,15 @@
  * gradients are one gemm each over all T·N rows. Each direction keeps per-step gates, cell and
  * hidden states for backpropagation through time. Rows outside are batch-major [N, T, F].
  */
-import { activationCode, packedDenseSize, type Kernels } from './kernels/types.js';
-import { nextFloat, type RngState } from './rng.js';
-import type { BatchNormSpec } from './spec.js';
+import { activationCode, packedDenseSize, type Kernels } from '../kernels/types.js';
+import { nextFloat, type RngState } from '../rng.js';
+import { Type, type Static } from '@sinclair/typebox';
+import type { BatchNormSpec } from '../spec.js';
+import { OnnxUnsupportedError } from '../onnx-unsupported.js';
+import type {
+  BatchNormClock as Clock, BatchNormStats, InferenceOp, KernelOp, LayerModule, NormalizingLayer, NormStatistics, Param, PutTensor,
+  StateTensor, TensorSpec,
+} from './types.js';
 
 export const CELLS = ['lstm', 'gru', 'rnn'] as const;
 export type CellKind = (typeof CELLS)[number];
@@ -85,10 +91,6 @@ export function recurrentTensors(l: RecurrentInfo, bn: Pick<BatchNormSpec, 'cent
   return out;
 }
 
-/** What the layer needs of the model: its tensor types and batch-norm clock. */
-interface Param { name: string; value: Float32Array; grad: Float32Array; shape: number[] }
-interface StateTensor { name: string; value: Float32Array; shape: number[] }
-interface Clock { updates: number }
 /** 'train': batch statistics, running statistics updated; 'batch': batch statistics only; 'infer': frozen statistics. */
 type ForwardMode = 'train' | 'batch' | 'infer';
 
@@ -342,19 +344,6 @@ class Direction {
   }
 }
 
-/** One set of batch-norm statistics of the layer (the shape of the model's NormStatistics). */
-export interface RecurrentNormStatistics {
-  readonly layer: number;
-  readonly kind: string;
-  readonly channels: number;
-  readonly runningMean: Float32Array;
-  readonly runningVar: Float32Array;
-  readonly gamma: Float32Array | null;
-  readonly beta: Float32Array | null;
-  readonly epsilon: number;
-  epochStatistics(): { mean: Float64Array; variance: Float64Array } | null;
-}
-
 /**
  * The trainable layer: one Direction, or two for bidirectional (the reverse one reads the
  * sequence backwards; outputs are concatenated forward ‖ reverse per step, as PyTorch). Without
@@ -369,7 +358,7 @@ export interface RecurrentNormStatistics {
  * steps before it, which one pass cannot give, so the moving averages stay (finishPopulation
  * leaves them; the spec rejects inferenceStats "population" for such a layer).
  */
-export class RecurrentLayer {
+export class RecurrentLayer implements NormalizingLayer {
   readonly outputSize: number;
   readonly params: Param[];
   readonly state: StateTensor[];
@@ -485,7 +474,7 @@ export class RecurrentLayer {
     return dx;
   }
 
-  statistics(): RecurrentNormStatistics[] {
+  statistics(): NormStatistics[] {
     const { index, batchNorm, units: H, type, steps: T } = this.info;
     if (batchNorm === 'none') return [];
     const G = CELL_GATES[type] * H;
@@ -625,8 +614,7 @@ export class RecurrentInference {
   private c = new Float32Array(0);
   private z = new Float32Array(0);
 
-  constructor(readonly info: RecurrentInfo, readonly weights: RecurrentDirectionWeights[], private readonly k: Kernels,
-    private readonly epsilon: number) {
+  constructor(readonly info: RecurrentInfo, readonly weights: RecurrentDirectionWeights[], private readonly k: Kernels) {
     const G = CELL_GATES[info.type] * info.units;
     this.packed = weights.map((w) => {
       const ih = k.alignedFloat32Array(packedDenseSize(G, info.features));
@@ -638,7 +626,7 @@ export class RecurrentInference {
   }
 
   /** y [n, outputSize] from x [n, T·F]; y must not overlap x. */
-  run(x: Float32Array, y: Float32Array, n: number): void {
+  run(x: Float32Array, y: Float32Array, n: number, epsilon: number): void {
     const { steps: T, features: F, units: H, type, returnSequences } = this.info;
     const G = CELL_GATES[type] * H;
     if (n > this.capacity) {
@@ -667,7 +655,7 @@ export class RecurrentInference {
         const p = w.norms[name]!;
         const step = Math.min(s, p.mean.length / channels - 1);
         k.batchNormForwardInfer(v, v, n, channels, 1, p.gamma, p.beta, p.mean.subarray(step * channels, (step + 1) * channels),
-          p.variance.subarray(step * channels, (step + 1) * channels), this.epsilon);
+          p.variance.subarray(step * channels, (step + 1) * channels), epsilon);
       };
       for (let s = 0; s < T; s++) {
         const t = d === 0 ? s : T - 1 - s;
@@ -704,3 +692,121 @@ export class RecurrentInference {
     });
   }
 }
+
+export const RecurrentLayerSpec = Type.Object({
+  type: Type.Union([Type.Literal('lstm'), Type.Literal('gru'), Type.Literal('rnn')]),
+  units: Type.Integer({ minimum: 1, maximum: 4096 }),
+  returnSequences: Type.Optional(Type.Boolean({ description: 'Default false: the last step\'s output (both directions\' final states); true: every step\'s, [steps, units]' })),
+  bidirectional: Type.Optional(Type.Boolean({ description: 'Default false; true: a reverse-direction copy, outputs concatenated (2·units)' })),
+  batchNorm: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('sequence'), Type.Literal('recurrent')], {
+    description: "Default 'none'; 'sequence': BN of W_ih·x over all N·T values (Deep Speech 2); 'recurrent': per-step BN of both terms and of c (Cooijmans et al.)",
+  })),
+}, { additionalProperties: false });
+
+/** The recurrent layer as predict runs it (and as the weights download and ONNX export describe it). */
+class RecurrentOp implements InferenceOp {
+  readonly kind = 'recurrent';
+  readonly readsRawInput = true;
+  constructor(readonly info: RecurrentInfo, readonly weights: RecurrentDirectionWeights[]) {}
+
+  describe(put: PutTensor): Record<string, unknown> {
+    const l = this.info;
+    const G = CELL_GATES[l.type] * l.units;
+    this.weights.forEach((w, d) => {
+      const suffix = d === 1 ? '_l0_reverse' : '_l0';
+      put(`weight_ih${suffix}`, [G, l.features], w.weightIh);
+      put(`weight_hh${suffix}`, [G, l.units], w.weightHh);
+      if (w.biasIh) put(`bias_ih${suffix}`, [G], w.biasIh);
+      if (w.biasHh) put(`bias_hh${suffix}`, [G], w.biasHh);
+      for (const [name, n] of Object.entries(w.norms)) {
+        const width = name === 'c' ? l.units : G;
+        if (n.gamma) put(`gamma_${name}${suffix}`, [width], n.gamma);
+        if (n.beta) put(`beta_${name}${suffix}`, [width], n.beta);
+        put(`mean_${name}${suffix}`, [l.steps, width], n.mean);
+        put(`variance_${name}${suffix}`, [l.steps, width], n.variance);
+      }
+    });
+    return {
+      kind: this.kind, cell: l.type, gates: { lstm: 'i,f,g,o', gru: 'r,z,n', rnn: 'tanh' }[l.type], steps: l.steps, features: l.features,
+      units: l.units, returnSequences: l.returnSequences, bidirectional: l.bidirectional,
+      // A sequence-wise BN is folded into weight_ih / bias_ih; a recurrent one stays: per-step statistics of each term.
+      batchNorm: l.batchNorm === 'recurrent' ? 'recurrent' : 'none',
+    };
+  }
+
+  onnx(): { x: string; rank: number } {
+    throw new OnnxUnsupportedError(`layer ${this.info.index} (${this.info.type}) has no ONNX export yet`);
+  }
+
+  lower(k: Kernels): KernelOp {
+    const run = new RecurrentInference(this.info, this.weights, k);
+    return {
+      run(_k: Kernels, x: Float32Array, y: Float32Array, n: number, scratch): boolean {
+        run.run(x, y, n, scratch.epsilon);
+        return true;
+      },
+    };
+  }
+}
+
+/** [T, F], or a one-channel image [1, H, W] read as H steps of W features. */
+function sequenceShape(shape: number[], fail: (message: string) => never): [number, number] {
+  if (shape.length === 2) return shape as [number, number];
+  if (shape.length === 3 && shape[0] === 1) return [shape[1]!, shape[2]!];
+  if (shape.length === 3) {
+    return fail(`a recurrent layer reads [steps, features] or a one-channel image [1, height, width] as height steps of width features; it receives [${shape}] with ${shape[0]} channels`);
+  }
+  return fail(`a recurrent layer needs sequence input [steps, features]; it receives [${shape}]`);
+}
+
+const uniformInit = (units: number) => (value: Float32Array, rng: RngState) => {
+  const bound = 1 / Math.sqrt(units); // PyTorch's U(−1/√units, 1/√units)
+  for (let i = 0; i < value.length; i++) value[i] = (2 * nextFloat(rng) - 1) * bound;
+};
+
+const tensorSpecs = (l: RecurrentInfo, bn: BatchNormSpec, param: boolean): TensorSpec[] => recurrentTensors(l, bn)
+  .filter((t) => t.param === param)
+  .map((t) => ({ name: t.name, shape: t.shape, fill: t.fill, ...(t.name.startsWith('weight_') ? { init: uniformInit(l.units) } : {}) }));
+
+export const recurrent: LayerModule<Static<typeof RecurrentLayerSpec>, RecurrentInfo> = {
+  types: CELLS,
+  expand(d, { index, shape, fail }) {
+    const [steps, features] = sequenceShape(shape, fail);
+    const info: RecurrentInfo = {
+      index, type: d.type, steps, features, units: d.units, returnSequences: d.returnSequences ?? false,
+      bidirectional: d.bidirectional ?? false, batchNorm: d.batchNorm ?? 'none',
+    };
+    const width = (info.bidirectional ? 2 : 1) * d.units;
+    return { info, shape: info.returnSequences ? [steps, width] : [width] };
+  },
+  outputSize: (l) => recurrentOutputSize(l),
+  params: (l, bn) => tensorSpecs(l, bn, true),
+  state: (l, bn) => tensorSpecs(l, bn, false),
+  multiplyAdds: (l) => (l.bidirectional ? 2 : 1) * l.steps * CELL_GATES[l.type] * l.units * (l.features + l.units),
+  // Per direction and step: the projections, gates and their gradients (G·units each), states, and the time-major input.
+  cacheValues: (l) => (l.bidirectional ? 2 : 1) * l.steps * (6 * CELL_GATES[l.type] * l.units + 4 * l.units + 2 * l.features),
+  build: (info, ctx) => new RecurrentLayer(info, ctx.kernels, ctx.maxBatch, ctx.needsInputGrad, ctx.bn, ctx.clock,
+    { params: ctx.params, state: ctx.state }),
+  inference(l, ctx) {
+    const weights = recurrentInferenceWeights(l, (name) => ctx.tensor(name), ctx.epsilon);
+    const stats: BatchNormStats[] = [];
+    if (l.batchNorm !== 'none') {
+      const G = CELL_GATES[l.type] * l.units;
+      weights.forEach((_, d) => {
+        const suffix = d === 1 ? '_l0_reverse' : '_l0';
+        const terms = l.batchNorm === 'sequence' ? [['ih', 'gamma_ih', 'beta_ih', G]]
+          : [['ih', 'gamma_ih', 'bias_ih', G], ['hh', 'gamma_hh', 'bias_hh', G], ...(l.type === 'lstm' ? [['c', 'gamma_c', 'beta_c', l.units]] : [])];
+        for (const [name, gamma, beta, width] of terms as Array<[string, string, string, number]>) {
+          const blocks = l.batchNorm === 'sequence' ? 1 : l.steps;
+          const tile = (v: Float32Array | null, fill: number) => Array.from({ length: blocks * width }, (_, j) => (v ? v[j % width]! : fill));
+          stats.push({
+            layer: l.index, channels: blocks * width, mean: [...ctx.tensor(`running_mean_${name}${suffix}`)!],
+            variance: [...ctx.tensor(`running_var_${name}${suffix}`)!], gamma: tile(ctx.tensor(gamma + suffix), 1),
+            beta: tile(ctx.tensor(beta + suffix), 0), epsilon: ctx.epsilon, source: ctx.inferenceStats,
+          });
+        }
+      });
+    }
+    return { ops: [new RecurrentOp(l, weights)], stats };
+  },
+};
