@@ -19,7 +19,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { BatchNormSpec } from '../spec.js';
 import { OnnxUnsupportedError } from '../onnx-unsupported.js';
 import type {
-  BatchNormClock as Clock, BatchNormStats, InferenceOp, KernelOp, LayerModule, NormalizingLayer, NormStatistics, Param, PutTensor,
+  BatchNormClock as Clock, BatchNormStats, InferenceOp, KernelOp, LayerModule, NormalizingLayer, NormStatistics, OnnxAttribute, OnnxGraph, Param, PutTensor,
   StateTensor, TensorSpec,
 } from './types.js';
 
@@ -734,8 +734,47 @@ class RecurrentOp implements InferenceOp {
     };
   }
 
-  onnx(): { x: string; rank: number } {
-    throw new OnnxUnsupportedError(`layer ${this.info.index} (${this.info.type}) has no ONNX export yet`);
+  /**
+   * A plain cell (no BN, or sequence-wise BN folded into W_ih) is ONNX's own LSTM / GRU / RNN op
+   * (gates reordered to ONNX's i,o,f,c and z,r,h; GRU with linear_before_reset, PyTorch's form).
+   * Recurrent BN (per-step statistics of each term inside the cell) has no such op: 422.
+   */
+  onnx(g: OnnxGraph, i: number, x: string): { x: string; rank: number } {
+    const l = this.info;
+    if (l.batchNorm === 'recurrent') {
+      throw new OnnxUnsupportedError(`layer ${l.index} (${l.type}) has recurrent batch norm, per-step statistics inside the cell, ` +
+        'which ONNX\'s LSTM/GRU/RNN ops cannot express; models with batchNorm none or sequence export');
+    }
+    const { steps: T, features: F, units: H } = l;
+    const D = this.weights.length;
+    const blocks = { lstm: [0, 3, 1, 2], gru: [1, 0, 2], rnn: [0] }[l.type]; // PyTorch gate block per ONNX block
+    const G = blocks.length * H;
+    const reorder = (w: Float32Array | null, per: number, out: Float32Array, at: number) => {
+      blocks.forEach((src, b) => {
+        if (w) out.set(w.subarray(src * H * per, (src + 1) * H * per), at + b * H * per);
+      });
+    };
+    const W = new Float32Array(D * G * F);
+    const R = new Float32Array(D * G * H);
+    const B = new Float32Array(D * 2 * G);
+    this.weights.forEach((w, d) => {
+      reorder(w.weightIh, F, W, d * G * F);
+      reorder(w.weightHh, H, R, d * G * H);
+      reorder(w.biasIh, 1, B, d * 2 * G);
+      reorder(w.biasHh, 1, B, d * 2 * G + G);
+    });
+    const seq = g.node('Reshape', [x, g.constantInt64(`op${i}.input_shape`, [3], [0, T, F])]); // [N, T, F]
+    const X = g.node('Transpose', [seq], [{ name: 'perm', ints: [1, 0, 2] }]); // [T, N, F]
+    const attributes: OnnxAttribute[] = [{ name: 'hidden_size', int: H }, { name: 'direction', string: D === 2 ? 'bidirectional' : 'forward' }];
+    if (l.type === 'gru') attributes.push({ name: 'linear_before_reset', int: 1 });
+    const [Y, Yh] = g.nodeOutputs({ lstm: 'LSTM', gru: 'GRU', rnn: 'RNN' }[l.type], [X, g.constant(`op${i}.W`, [D, G, F], W),
+      g.constant(`op${i}.R`, [D, G, H], R), g.constant(`op${i}.B`, [D, 2 * G], B)], attributes, 2);
+    if (l.returnSequences) {
+      const byRow = g.node('Transpose', [Y!], [{ name: 'perm', ints: [2, 0, 1, 3] }]); // [N, T, D, H]
+      return { x: g.node('Reshape', [byRow, g.constantInt64(`op${i}.output_shape`, [3], [0, T, D * H])]), rank: 3 };
+    }
+    const final = g.node('Transpose', [Yh!], [{ name: 'perm', ints: [1, 0, 2] }]); // [N, D, H]: PyTorch's h_n
+    return { x: g.node('Flatten', [final], [{ name: 'axis', int: 1 }]), rank: 2 };
   }
 
   lower(k: Kernels): KernelOp {
