@@ -761,7 +761,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
 
   static int CellActivation(Args& a, size_t i) {
     const double kind = a.Number(i, "activation");
-    if (kind != normlab::kTanh && kind != normlab::kRelu) a.RangeError("activation must be tanh or relu");
+    if (kind != (double)normlab::kTanh && kind != (double)normlab::kRelu) a.RangeError("activation must be tanh or relu");
     return (int)kind;
   }
 

@@ -136,6 +136,7 @@ class Direction {
   private readonly scratchGamma: Float32Array;
   private readonly scratchBeta: Float32Array;
   readonly dxT: Float32Array | null;
+  private readonly ones: Float32Array;
   private xT: Float32Array | null = null;
   private trained = false;
 
@@ -179,6 +180,7 @@ class Direction {
     this.scratchGamma = store(G);
     this.scratchBeta = store(G);
     this.dxT = needsInputGrad ? store(rows * info.features) : null;
+    this.ones = new Float32Array(bn === 'recurrent' ? 0 : rows).fill(1);
   }
 
   private p(name: string): Param | null {
@@ -331,9 +333,11 @@ class Direction {
     }
     const rows = T * n;
     // dhw first: for LSTM and Elman cells without recurrent BN it is dxg, which the sequence BN backward overwrites.
-    if (bn !== 'recurrent') k.biasGrad(this.dhw, p('bias_hh')!.grad, rows, G, 1);
+    // Bias gradients are column sums over all T·n rows: one gemm with a row of ones (biasGrad strides down the columns).
+    const ones = this.ones.subarray(0, rows);
+    if (bn !== 'recurrent') k.gemm(false, false, 1, G, rows, 1, ones, this.dhw, 0, p('bias_hh')!.grad);
     k.gemm(true, false, G, H, rows, 1, this.dhw, this.h, 0, p('weight_hh')!.grad); // Σ_s dhw_sᵀ·h_{s−1}
-    if (bn === 'none') k.biasGrad(this.dxg, p('bias_ih')!.grad, rows, G, 1);
+    if (bn === 'none') k.gemm(false, false, 1, G, rows, 1, ones, this.dxg, 0, p('bias_ih')!.grad);
     if (bn === 'sequence') {
       const s = this.save.get('ih')!;
       k.batchNormBackward(this.xw, this.dxg, this.dxg, rows, G, 1, p('gamma_ih')?.value ?? null, s.mean, s.rstd,
