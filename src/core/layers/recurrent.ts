@@ -13,6 +13,7 @@
  * gradients are one gemm each over all T·N rows. Each direction keeps per-step gates, cell and
  * hidden states for backpropagation through time. Rows outside are batch-major [N, T, F].
  */
+import { addShiftedSums } from '../kernels/portable.js';
 import { activationCode, packedDenseSize, type Kernels } from '../kernels/types.js';
 import { nextFloat, type RngState } from '../rng.js';
 import { Type, type Static } from '@sinclair/typebox';
@@ -374,7 +375,7 @@ export class RecurrentLayer implements NormalizingLayer {
   private readonly dx: Float32Array | null;
   private readonly dhAbove: Float32Array;
   private epochBatches = 0;
-  private population: Array<{ sum: Float64Array; sumSq: Float64Array; shift: Float64Array; rows: number }> | null = null;
+  private population: Array<{ sums: Float64Array; shift: Float64Array; rows: number }> | null = null;
 
   constructor(readonly info: RecurrentInfo, k: Kernels, maxBatch: number, needsInputGrad: boolean,
     readonly cfg: BatchNormSpec, private readonly clock: Clock,
@@ -515,7 +516,7 @@ export class RecurrentLayer implements NormalizingLayer {
   beginPopulation(): void {
     if (this.info.batchNorm !== 'sequence') return;
     const G = CELL_GATES[this.info.type] * this.info.units;
-    this.population = this.directions.map(() => ({ sum: new Float64Array(G), sumSq: new Float64Array(G), shift: new Float64Array(G), rows: 0 }));
+    this.population = this.directions.map(() => ({ sums: new Float64Array(2 * G), shift: new Float64Array(G), rows: 0 }));
   }
 
   /** x: this layer's input for n training rows (layers before it frozen). */
@@ -527,13 +528,7 @@ export class RecurrentLayer implements NormalizingLayer {
       const xw = d.inputProjection(this.timeMajor(x, n, i), n);
       const rows = xw.length / G;
       if (pop.rows === 0) for (let j = 0; j < G; j++) pop.shift[j] = xw[j]!; // sums around the first row stay well-conditioned
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < G; j++) {
-          const v = xw[r * G + j]! - pop.shift[j]!;
-          pop.sum[j] += v;
-          pop.sumSq[j] += v * v;
-        }
-      }
+      for (let j = 0; j < G; j++) addShiftedSums(xw, rows, G, 1, j, pop.shift[j]!, pop.sums, 2 * j);
       pop.rows += rows;
     });
   }
@@ -541,13 +536,13 @@ export class RecurrentLayer implements NormalizingLayer {
   finishPopulation(): void {
     if (!this.population) return;
     this.directions.forEach((d, i) => {
-      const { sum, sumSq, shift, rows } = this.population![i]!;
+      const { sums, shift, rows } = this.population![i]!;
       const mean = d.stats.get('running_mean_ih')!;
       const variance = d.stats.get('running_var_ih')!;
       for (let j = 0; j < mean.length; j++) {
-        const m = sum[j]! / rows;
+        const m = sums[2 * j]! / rows;
         mean[j] = shift[j]! + m;
-        variance[j] = rows > 1 ? Math.max(0, (sumSq[j]! - rows * m * m) / (rows - 1)) : 0;
+        variance[j] = rows > 1 ? Math.max(0, (sums[2 * j + 1]! - rows * m * m) / (rows - 1)) : 0;
       }
     });
     this.population = null;
