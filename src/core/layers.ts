@@ -35,6 +35,12 @@ function shorthandLayers(model: ModelSpec): LayerSpec[] {
     }
     out.push({ type: 'flatten' });
     for (const units of model.dense) out.push(...block({ type: 'dense', units }, model), ...dropout);
+  } else if (model.architecture === 'rnn') {
+    // Every layer but the top one passes its whole sequence up; the top one's last step feeds the output layer.
+    const batchNorm = model.batchNorm as 'none' | 'sequence' | 'recurrent';
+    model.hidden.forEach((units, i) => out.push({
+      type: model.cell, units, returnSequences: i < model.hidden.length - 1, bidirectional: model.bidirectional, batchNorm,
+    }, ...dropout));
   } else {
     for (const units of model.hidden) out.push(...block({ type: 'dense', units }, model), ...dropout);
   }

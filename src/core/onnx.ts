@@ -28,6 +28,7 @@ const { AttributeType } = onnx.AttributeProto;
 function toProto(a: OnnxAttribute): Attribute {
   if ('ints' in a) return { name: a.name, type: AttributeType.INTS, ints: a.ints };
   if ('int' in a) return { name: a.name, type: AttributeType.INT, i: a.int };
+  if ('string' in a) return { name: a.name, type: AttributeType.STRING, s: new TextEncoder().encode(a.string) };
   return { name: a.name, type: AttributeType.FLOAT, f: a.float };
 }
 const int = (name: string, i: number): OnnxAttribute => ({ name, int: i });
@@ -44,10 +45,25 @@ class GraphBuilder implements OnnxGraph {
     return name;
   }
 
+  /** An int64 constant. */
+  constantInt64(name: string, dims: number[], values: number[]): string {
+    const data = BigInt64Array.from(values, BigInt);
+    this.initializers.push({ name, dims, dataType: INT64, rawData: new Uint8Array(data.buffer) });
+    return name;
+  }
+
   /** Add a node; returns its output's name (`output` or a fresh one). */
   node(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], output = `t${this.count++}`): string {
+    return this.add(opType, inputs, attributes, [output])[0]!;
+  }
+
+  nodeOutputs(opType: string, inputs: string[], attributes: OnnxAttribute[], outputs: number): string[] {
+    return this.add(opType, inputs, attributes, Array.from({ length: outputs }, () => `t${this.count++}`));
+  }
+
+  private add(opType: string, inputs: string[], attributes: OnnxAttribute[], output: string[]): string[] {
     const attribute = attributes.map(toProto);
-    this.nodes.push({ opType, input: inputs, output: [output], name: `${opType.toLowerCase()}_${this.nodes.length}`, attribute });
+    this.nodes.push({ opType, input: inputs, output, name: `${opType.toLowerCase()}_${this.nodes.length}`, attribute });
     return output;
   }
 }

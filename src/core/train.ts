@@ -17,6 +17,7 @@ import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, TrainInferen
 import { getKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import { expandLayers, outputSize, parameterCount, type LayerInfo } from './layers.js';
+import { moduleOf } from './layers/index.js';
 import { isNormalizing } from './layers/types.js';
 import { Sequential } from './model.js';
 import { learningRateAt, Optimizer } from './optimizer.js';
@@ -76,7 +77,8 @@ export class TrainingError extends Error {
 function evalBatch(layers: LayerInfo[], inputSize: number, batchSize: number): number {
   let width = inputSize;
   let widest = width;
-  for (const l of layers) widest = Math.max(widest, (width = outputSize(l, width)));
+  // A layer's per-row cache (a recurrent layer's per-step gates and states) is sized for these rows too.
+  for (const l of layers) widest = Math.max(widest, (width = outputSize(l, width)), moduleOf(l.type).cacheValues?.(l) ?? 0);
   return Math.max(batchSize, Math.min(1024, Math.floor(2 ** 22 / widest)));
 }
 /** Hand the thread back to the event loop this often so I/O and cancellation get through. */

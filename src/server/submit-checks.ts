@@ -95,10 +95,11 @@ export function checkLimits(spec: JobSpec, shape: DatasetShape, config: Config):
   const { model, training, dataset } = spec;
   const layers = expandLayers(model, shape.inputShape, shape.classes);
   const cnn = model.architecture === 'cnn';
-  over(model.layers ? '/model/layers' : cnn ? '/model' : '/model/hidden', layers.filter((l) => l.type === 'dense' || l.type === 'conv2d').length,
-    'maxLayers', 'dense and conv layers (output layer included)');
+  const weighted = new Set(['dense', 'conv2d', 'lstm', 'gru', 'rnn']);
+  over(model.layers ? '/model/layers' : cnn ? '/model' : '/model/hidden', layers.filter((l) => weighted.has(l.type)).length,
+    'maxLayers', 'dense, conv and recurrent layers (output layer included)');
   if (model.layers) {
-    model.layers.forEach((l, i) => { if (l.type === 'dense') over(`/model/layers/${i}/units`, l.units, 'maxUnits', 'units'); });
+    model.layers.forEach((l, i) => { if ('units' in l) over(`/model/layers/${i}/units`, l.units, 'maxUnits', 'units'); });
   } else {
     (cnn ? model.dense : model.hidden).forEach((units, i) => over(`/model/${cnn ? 'dense' : 'hidden'}/${i}`, units, 'maxUnits', 'units'));
   }

@@ -11,11 +11,12 @@ import { dense, DenseSpec, type DenseInfo } from './dense.js';
 import { dropout, DropoutSpec, type DropoutInfo } from './dropout.js';
 import { flatten, FlattenSpec, type FlattenInfo } from './flatten.js';
 import { globalAvgPool, GlobalAvgPoolSpec, pool, PoolSpec, type GlobalAvgPoolInfo, type PoolInfo } from './pool.js';
+import { recurrent, RecurrentLayerSpec, type RecurrentInfo } from './recurrent.js';
 import type { Fused, LayerInfoBase, LayerModule, TensorSpec } from './types.js';
 import { activationCode, type ActivationKind } from '../kernels/types.js';
 
 /** Every layer module. */
-export const LAYER_MODULES = [dense, batchnorm, activation, dropout, conv2d, pool, globalAvgPool, flatten] as const;
+export const LAYER_MODULES = [dense, batchnorm, activation, dropout, conv2d, pool, globalAvgPool, flatten, recurrent] as const;
 
 /**
  * The modules' spec fragments for the explicit `model.layers` list, from
@@ -23,10 +24,11 @@ export const LAYER_MODULES = [dense, batchnorm, activation, dropout, conv2d, poo
  * type; error messages list the types in this order).
  */
 export const LAYER_SPECS: [typeof DenseSpec, typeof BatchNormLayerSpec, typeof ActivationSpec, typeof DropoutSpec, typeof Conv2dSpec,
-  typeof PoolSpec, typeof GlobalAvgPoolSpec, typeof FlattenSpec] = [DenseSpec, BatchNormLayerSpec, ActivationSpec, DropoutSpec, Conv2dSpec, PoolSpec, GlobalAvgPoolSpec, FlattenSpec];
+  typeof PoolSpec, typeof GlobalAvgPoolSpec, typeof FlattenSpec, typeof RecurrentLayerSpec] = [DenseSpec, BatchNormLayerSpec, ActivationSpec, DropoutSpec,
+  Conv2dSpec, PoolSpec, GlobalAvgPoolSpec, FlattenSpec, RecurrentLayerSpec];
 
 /** What the manifest records of each layer. */
-export type LayerInfo = DenseInfo | BatchNormInfo | ActivationInfo | DropoutInfo | Conv2dInfo | PoolInfo | GlobalAvgPoolInfo | FlattenInfo;
+export type LayerInfo = DenseInfo | BatchNormInfo | ActivationInfo | DropoutInfo | Conv2dInfo | PoolInfo | GlobalAvgPoolInfo | FlattenInfo | RecurrentInfo;
 
 const byType = new Map<string, LayerModule>();
 for (const m of LAYER_MODULES) for (const t of m.types) byType.set(t, m as unknown as LayerModule);
@@ -100,4 +102,4 @@ export function fusedActivation(layers: LayerInfoBase[], i: number, bn: BatchNor
   return { code: activationCode(act.type as ActivationKind), alpha: act.alpha };
 }
 
-export type { ActivationInfo, BatchNormInfo, Conv2dInfo, DenseInfo, DropoutInfo, FlattenInfo, GlobalAvgPoolInfo, PoolInfo };
+export type { ActivationInfo, BatchNormInfo, Conv2dInfo, DenseInfo, DropoutInfo, FlattenInfo, GlobalAvgPoolInfo, PoolInfo, RecurrentInfo };

@@ -150,14 +150,19 @@ export interface BatchNormStats {
 }
 
 /** An ONNX node attribute (the exporter converts these to AttributeProto). */
-export type OnnxAttribute = { name: string; int: number } | { name: string; ints: number[] } | { name: string; float: number };
+export type OnnxAttribute = { name: string; int: number } | { name: string; ints: number[] } | { name: string; float: number }
+  | { name: string; string: string };
 
 /** The graph an op exports into (src/core/onnx.ts). */
 export interface OnnxGraph {
   /** A float32 constant (copied); returns its name. */
   constant(name: string, dims: number[], values: ArrayLike<number>): string;
+  /** An int64 constant (shapes for Reshape); returns its name. */
+  constantInt64(name: string, dims: number[], values: number[]): string;
   /** Add a node; returns its output's name. */
   node(opType: string, inputs: string[], attributes?: OnnxAttribute[], output?: string): string;
+  /** Add a node with `outputs` outputs (LSTM's Y and Y_h); returns their names. */
+  nodeOutputs(opType: string, inputs: string[], attributes: OnnxAttribute[], outputs: number): string[];
 }
 
 /** A tensor of the inference-weights download (ops.{i}.{name}). */
