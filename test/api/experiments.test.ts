@@ -209,6 +209,14 @@ describe('bad input', () => {
     expect(res.body.error.message).toContain('variant 1 (model.dropout=2): /model/dropout');
   });
 
+  it('names the variant whose job the dataset\'s shape rejects (dataset.sequence.steps that does not divide its features)', async () => {
+    const res = await post({ base, grid: { 'dataset.sequence': [{ steps: 2 }, { steps: 3 }] }, seeds: [1] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('INVALID_SPEC');
+    expect(res.body.error.message).toMatch(/^variant 1 \(.*\): invalid job spec: \/dataset\/sequence\/steps: 3 does not divide the 2 features of a row of moons/);
+    expect(res.body.error.details).toMatchObject({ variant: 1, issues: [{ path: '/dataset/sequence/steps', allowed: [1, 2] }] });
+  });
+
   it('refuses empty axes, duplicate variants, non-integer seeds, an unknown target metric', async () => {
     for (const [body, path] of [
       [{ base, grid: { 'model.batchNorm': [] } }, '/grid/model.batchNorm'],
