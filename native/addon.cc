@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "infer.h"
 #include "kernels.h"
+#include "recurrent.h"
 #include "renorm.h"
 
 namespace {
@@ -148,6 +149,15 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("globalAvgPoolBackward", &NormLabAddon::GlobalAvgPoolBackward, napi_enumerable),
         InstanceMethod("batchRenormForwardTrain", &NormLabAddon::BatchRenormForwardTrain, napi_enumerable),
         InstanceMethod("batchRenormBackward", &NormLabAddon::BatchRenormBackward, napi_enumerable),
+        // Recurrent cells (recurrent.cc).
+        InstanceMethod("lstmCellForward", &NormLabAddon::LstmCellForward, napi_enumerable),
+        InstanceMethod("lstmOutputForward", &NormLabAddon::LstmOutputForward, napi_enumerable),
+        InstanceMethod("lstmOutputBackward", &NormLabAddon::LstmOutputBackward, napi_enumerable),
+        InstanceMethod("lstmCellBackward", &NormLabAddon::LstmCellBackward, napi_enumerable),
+        InstanceMethod("gruCellForward", &NormLabAddon::GruCellForward, napi_enumerable),
+        InstanceMethod("gruCellBackward", &NormLabAddon::GruCellBackward, napi_enumerable),
+        InstanceMethod("rnnCellForward", &NormLabAddon::RnnCellForward, napi_enumerable),
+        InstanceMethod("rnnCellBackward", &NormLabAddon::RnnCellBackward, napi_enumerable),
     });
   }
 
@@ -686,6 +696,92 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     float* dbeta = a.Array<float>(12, "dbeta", C, true);
     if (C > 0 && a.Product(N, S) == 0) a.RangeError("needs a value per channel (N*S = 0)");
     normlab::batch_renorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, save_r, save_d, dgamma, dbeta);
+  }
+
+  // The cells' sizes: rows N, units H; `gate` values per row are gates*H.
+  struct CellSizes { int N, H; size_t state, gate; };
+  static CellSizes Cell(Args& a, size_t n_index, int gates) {
+    const int N = a.Size(n_index, "N"), H = a.Size(n_index + 1, "H");
+    return {N, H, a.Product(N, H), a.Product(N, H, gates)};
+  }
+
+  // lstmCellForward(xg, hg, cPrev, gates, c, N, H)
+  void LstmCellForward(const Napi::CallbackInfo& info) {
+    Args a(info, "lstmCellForward");
+    const CellSizes s = Cell(a, 5, 4);
+    normlab::lstm_cell_forward(a.Array<float>(0, "xg", s.gate), a.Array<float>(1, "hg", s.gate),
+                               a.Array<float>(2, "cPrev", s.state), a.Array<float>(3, "gates", s.gate),
+                               a.Array<float>(4, "c", s.state), s.N, s.H);
+  }
+
+  // lstmOutputForward(gates, z, h, N, H)
+  void LstmOutputForward(const Napi::CallbackInfo& info) {
+    Args a(info, "lstmOutputForward");
+    const CellSizes s = Cell(a, 3, 4);
+    normlab::lstm_output_forward(a.Array<float>(0, "gates", s.gate), a.Array<float>(1, "z", s.state),
+                                 a.Array<float>(2, "h", s.state), s.N, s.H);
+  }
+
+  // lstmOutputBackward(gates, z, dh, dhNext, dz, dgates, N, H)
+  void LstmOutputBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "lstmOutputBackward");
+    const CellSizes s = Cell(a, 6, 4);
+    normlab::lstm_output_backward(a.Array<float>(0, "gates", s.gate), a.Array<float>(1, "z", s.state),
+                                  a.Array<float>(2, "dh", s.state, true), a.Array<float>(3, "dhNext", s.state, true),
+                                  a.Array<float>(4, "dz", s.state), a.Array<float>(5, "dgates", s.gate), s.N, s.H);
+  }
+
+  // lstmCellBackward(gates, cPrev, dz, dcNext, dgates, dcPrev, N, H)
+  void LstmCellBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "lstmCellBackward");
+    const CellSizes s = Cell(a, 6, 4);
+    normlab::lstm_cell_backward(a.Array<float>(0, "gates", s.gate), a.Array<float>(1, "cPrev", s.state),
+                                a.Array<float>(2, "dz", s.state), a.Array<float>(3, "dcNext", s.state, true),
+                                a.Array<float>(4, "dgates", s.gate), a.Array<float>(5, "dcPrev", s.state), s.N, s.H);
+  }
+
+  // gruCellForward(xg, hg, hPrev, gates, h, N, H)
+  void GruCellForward(const Napi::CallbackInfo& info) {
+    Args a(info, "gruCellForward");
+    const CellSizes s = Cell(a, 5, 3);
+    normlab::gru_cell_forward(a.Array<float>(0, "xg", s.gate), a.Array<float>(1, "hg", s.gate),
+                              a.Array<float>(2, "hPrev", s.state), a.Array<float>(3, "gates", s.gate),
+                              a.Array<float>(4, "h", s.state), s.N, s.H);
+  }
+
+  // gruCellBackward(gates, hg, hPrev, dh, dhNext, dxg, dhg, dhPrev, N, H)
+  void GruCellBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "gruCellBackward");
+    const CellSizes s = Cell(a, 8, 3);
+    normlab::gru_cell_backward(a.Array<float>(0, "gates", s.gate), a.Array<float>(1, "hg", s.gate),
+                               a.Array<float>(2, "hPrev", s.state), a.Array<float>(3, "dh", s.state, true),
+                               a.Array<float>(4, "dhNext", s.state, true), a.Array<float>(5, "dxg", s.gate),
+                               a.Array<float>(6, "dhg", s.gate), a.Array<float>(7, "dhPrev", s.state), s.N, s.H);
+  }
+
+  static int CellActivation(Args& a, size_t i) {
+    const double kind = a.Number(i, "activation");
+    if (kind != normlab::kTanh && kind != normlab::kRelu) a.RangeError("activation must be tanh or relu");
+    return (int)kind;
+  }
+
+  // rnnCellForward(xg, hg, h, N, H, activation)
+  void RnnCellForward(const Napi::CallbackInfo& info) {
+    Args a(info, "rnnCellForward");
+    const CellSizes s = Cell(a, 3, 1);
+    const int activation = CellActivation(a, 5);
+    normlab::rnn_cell_forward(a.Array<float>(0, "xg", s.state), a.Array<float>(1, "hg", s.state),
+                              a.Array<float>(2, "h", s.state), s.N, s.H, activation);
+  }
+
+  // rnnCellBackward(h, dh, dhNext, da, N, H, activation)
+  void RnnCellBackward(const Napi::CallbackInfo& info) {
+    Args a(info, "rnnCellBackward");
+    const CellSizes s = Cell(a, 4, 1);
+    const int activation = CellActivation(a, 6);
+    normlab::rnn_cell_backward(a.Array<float>(0, "h", s.state), a.Array<float>(1, "dh", s.state, true),
+                               a.Array<float>(2, "dhNext", s.state, true), a.Array<float>(3, "da", s.state),
+                               s.N, s.H, activation);
   }
 };
 

@@ -7,7 +7,7 @@
  */
 import type { Preprocess } from '../datasets/types.js';
 import type { FinalMetrics } from './events.js';
-import type { LayerInfo } from './layers.js';
+import { layerTensors, type LayerInfo } from './layers/index.js';
 import { decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors.js';
 import type { JobSpec } from './spec.js';
 
@@ -39,22 +39,19 @@ export function buildArtifact(manifest: ModelManifest, tensors: NamedTensor[]): 
   return { manifest, weights: encodeSafetensors(tensors, { format: MANIFEST_FORMAT }) };
 }
 
-/** The weights as a name → tensor map, checked against the manifest's layer list. */
+/**
+ * The weights as a name → tensor map, checked against the manifest's layer
+ * list: every tensor each layer's module declares must be there, in its shape.
+ */
 export function readWeights(artifact: Artifact): Map<string, NamedTensor> {
   const { tensors } = decodeSafetensors(artifact.weights);
   for (const layer of artifact.manifest.layers) {
-    const expect = (name: string, shape: number[]) => {
+    const { params, state } = layerTensors(layer, artifact.manifest.spec.batchNorm);
+    for (const { name, shape } of [...params, ...state]) {
       const t = tensors.get(`layers.${layer.index}.${name}`);
       if (!t || t.shape.join('x') !== shape.join('x')) {
         throw new Error(`model weights: layers.${layer.index}.${name} missing or not of shape [${shape}]`);
       }
-    };
-    if (layer.type === 'dense') {
-      expect('weight', [layer.out, layer.in]);
-      if (layer.bias) expect('bias', [layer.out]);
-    } else if (layer.type === 'batchnorm') {
-      expect('running_mean', [layer.channels]);
-      expect('running_var', [layer.channels]);
     }
   }
   return tensors;

@@ -5,7 +5,7 @@
  * averages with the population statistics at the end of training. No I/O.
  */
 import type { BatchNormChannels, BatchNormSnapshot, Metrics, TrainInferenceGap, Warning } from './events.js';
-import { BatchNorm, type Sequential } from './model.js';
+import type { Sequential } from './model.js';
 import type { Rows } from './train.js';
 
 /**
@@ -55,7 +55,7 @@ export function miniBatchMetrics(model: Sequential, src: Rows, idx: Int32Array |
  */
 export function measureGap(model: Sequential, split: 'val' | 'train', src: Rows, idx: Int32Array | null, batchSize: number,
   classes: number, frozen: Metrics | null): TrainInferenceGap | null {
-  if (model.batchNorms().length === 0 || (idx ? idx.length : src.n) < 2) return null;
+  if (model.normalizers().length === 0 || (idx ? idx.length : src.n) < 2) return null;
   const frozenMetrics = frozen ?? miniBatchMetrics(model, src, idx, batchSize, classes, true);
   const batch = miniBatchMetrics(model, src, idx, batchSize, classes, false);
   return {
@@ -71,11 +71,11 @@ export function measureGap(model: Sequential, split: 'val' | 'train', src: Rows,
 export function batchNormEpoch(model: Sequential): { summary: BatchNormSnapshot[]; channels: BatchNormChannels[] } {
   const summary: BatchNormSnapshot[] = [];
   const channels: BatchNormChannels[] = [];
-  for (const bn of model.batchNorms()) {
-    const c = bn.info.channels;
-    const eps = bn.cfg.epsilon;
+  for (const bn of model.normStatistics()) {
+    const c = bn.channels;
+    const eps = bn.epsilon;
     const stats = bn.epochStatistics();
-    const gamma = bn.gamma?.value ?? null;
+    const gamma = bn.gamma;
     let gammaSq = 0;
     for (let j = 0; j < c; j++) gammaSq += gamma ? gamma[j]! ** 2 : 1;
     let meanDistance = 0;
@@ -87,7 +87,7 @@ export function batchNormEpoch(model: Sequential): { summary: BatchNormSnapshot[
       }
     }
     summary.push({
-      layer: bn.info.index,
+      layer: bn.layer,
       batchMean: stats ? round(average(stats.mean), 6) : null,
       batchVar: stats ? round(average(stats.variance), 6) : null,
       runningMean: round(average(bn.runningMean), 6),
@@ -99,16 +99,16 @@ export function batchNormEpoch(model: Sequential): { summary: BatchNormSnapshot[
       varLogRatio: stats ? round(varLogRatio / c, 6) : null,
     });
     channels.push({
-      layer: bn.info.index,
-      kind: bn.info.spatial > 1 ? 'batchnorm2d' : 'batchnorm1d',
+      layer: bn.layer,
+      kind: bn.kind,
       channels: c,
       frozen: stats === null,
       batchMean: stats ? compact(stats.mean) : null,
       batchVar: stats ? compact(stats.variance) : null,
       runningMean: compact(bn.runningMean),
       runningVar: compact(bn.runningVar),
-      gamma: bn.gamma ? compact(bn.gamma.value) : null,
-      beta: bn.beta ? compact(bn.beta.value) : null,
+      gamma: bn.gamma ? compact(bn.gamma) : null,
+      beta: bn.beta ? compact(bn.beta) : null,
     });
   }
   return { summary, channels };
@@ -116,11 +116,11 @@ export function batchNormEpoch(model: Sequential): { summary: BatchNormSnapshot[
 
 /** Copies of every BN layer's running statistics. */
 export function saveRunningStatistics(model: Sequential): Array<{ mean: Float32Array; variance: Float32Array }> {
-  return model.batchNorms().map((bn) => ({ mean: bn.runningMean.slice(), variance: bn.runningVar.slice() }));
+  return model.normStatistics().map((bn) => ({ mean: bn.runningMean.slice(), variance: bn.runningVar.slice() }));
 }
 
 export function restoreRunningStatistics(model: Sequential, saved: Array<{ mean: Float32Array; variance: Float32Array }>): void {
-  model.batchNorms().forEach((bn, i) => {
+  model.normStatistics().forEach((bn, i) => {
     bn.runningMean.set(saved[i]!.mean);
     bn.runningVar.set(saved[i]!.variance);
   });
@@ -129,16 +129,16 @@ export function restoreRunningStatistics(model: Sequential, saved: Array<{ mean:
 /** Per BN layer, how far the moving averages are from the population statistics (same units as the epoch summary). */
 export function statisticsDistance(model: Sequential, moving: Array<{ mean: Float32Array; variance: Float32Array }>):
   Array<{ layer: number; meanDistance: number; varLogRatio: number }> {
-  return model.batchNorms().map((bn: BatchNorm, i) => {
-    const c = bn.info.channels;
-    const eps = bn.cfg.epsilon;
+  return model.normStatistics().map((bn, i) => {
+    const c = bn.channels;
+    const eps = bn.epsilon;
     let meanDistance = 0;
     let varLogRatio = 0;
     for (let j = 0; j < c; j++) {
       meanDistance += Math.abs(moving[i]!.mean[j]! - bn.runningMean[j]!) / Math.sqrt(bn.runningVar[j]! + eps);
       varLogRatio += Math.abs(Math.log((moving[i]!.variance[j]! + eps) / (bn.runningVar[j]! + eps)));
     }
-    return { layer: bn.info.index, meanDistance: round(meanDistance / c, 4), varLogRatio: round(varLogRatio / c, 4) };
+    return { layer: bn.layer, meanDistance: round(meanDistance / c, 4), varLogRatio: round(varLogRatio / c, 4) };
   });
 }
 

@@ -11,27 +11,11 @@
 import type { Preprocess } from '../datasets/types.js';
 import { readWeights, type Artifact, type ModelManifest } from './artifact.js';
 import { getKernels } from './kernels/index.js';
-import { activationCode, conv2dColSize, NO_ACTIVATION, packedDenseSize, type Kernels } from './kernels/types.js';
-import { outputSize, type LayerInfo } from './layers.js';
+import type { Kernels } from './kernels/types.js';
+import { moduleOf, outputSize, scratchSize } from './layers/index.js';
+import type { BatchNormStats, InferenceOp, InferenceScratch, KernelOp } from './layers/types.js';
 
-/**
- * One step of the inference form in plain layout, before packing (what
- * inferenceForm() gives the ONNX export and the weights download): dense
- * weight [out, in], conv2d, batchnorm (not folded), activation, pool.
- */
-export type InferenceOp = Extract<Op, { kind: 'dense' | 'conv2d' | 'batchnorm' | 'activation' | 'pool' }>;
-export type InferenceInput = Input;
-
-type Op =
-  | { kind: 'dense'; weight: Float32Array; bias: Float32Array; in: number; out: number }
-  // Dense and conv layers as predictInto runs them (see lowerOps): dense weights packed by
-  // packDense; `act` is an activation fused into the layer's kernel (NO_ACTIVATION: none).
-  | { kind: 'matmul'; packed: Float32Array; bias: Float32Array; in: number; out: number; act: number; alpha: number }
-  | { kind: 'convInfer'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }>; act: number; alpha: number }
-  | { kind: 'conv2d'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }> }
-  | { kind: 'batchnorm'; channels: number; spatial: number; gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array }
-  | { kind: 'activation'; code: number; alpha: number; size: number }
-  | { kind: 'pool'; layer: Extract<LayerInfo, { type: 'maxpool2d' | 'avgpool2d' | 'globalavgpool' }> };
+export type { BatchNormStats, InferenceOp };
 
 /**
  * How raw rows enter the first op: `direct`, the first op (a matmul) reads the
@@ -40,40 +24,28 @@ type Op =
  * works in place); `affine`, the model's preprocessing x' = (x − offset)·factor
  * into the work buffer.
  */
-type Input = { kind: 'direct' } | { kind: 'copy' } | { kind: 'affine'; offset: Float64Array; factor: Float64Array };
-
-export interface BatchNormStats {
-  layer: number;
-  channels: number;
-  mean: number[];
-  variance: number[];
-  gamma: number[];
-  beta: number[];
-  epsilon: number;
-  source: 'moving' | 'population';
-}
+export type InferenceInput = { kind: 'direct' } | { kind: 'copy' } | { kind: 'affine'; offset: Float64Array; factor: Float64Array };
 
 export class InferenceModel {
   readonly features: number;
   readonly classes: number;
   readonly classNames: string[];
   readonly folded: boolean;
-  private readonly ops: Op[];
+  private readonly ops: KernelOp[];
   /** The folded ops before packing, and the input stage (see inferenceForm). */
   private form: { input: InferenceInput; ops: readonly InferenceOp[] } | undefined;
   private readonly bnStats: BatchNormStats[];
   /** Largest row (values) any layer produces. */
   private readonly maxWidth: number;
-  private readonly col: Float32Array;
+  private readonly scratch: InferenceScratch;
   private capacity = 0;
   private bufA = new Float32Array(0);
   private bufB = new Float32Array(0);
-  private argmax = new Int32Array(0);
   /** Per-row softmax scratch. */
   private readonly exps: Float64Array;
 
-  private constructor(readonly manifest: ModelManifest, private readonly k: Kernels, ops: Op[], folded: boolean, bnStats: BatchNormStats[],
-    private readonly input: Input) {
+  private constructor(readonly manifest: ModelManifest, private readonly k: Kernels, ops: KernelOp[], folded: boolean, bnStats: BatchNormStats[],
+    private readonly input: InferenceInput) {
     this.features = manifest.features;
     this.classes = manifest.classes;
     this.classNames = manifest.classNames;
@@ -84,48 +56,23 @@ export class InferenceModel {
     let width = manifest.features;
     this.maxWidth = width;
     for (const l of manifest.layers) this.maxWidth = Math.max(this.maxWidth, (width = outputSize(l, width)));
-    this.col = new Float32Array(Math.max(0, ...manifest.layers.map((l) => (l.type === 'conv2d'
-      ? conv2dColSize(l.inChannels, l.kernelSize, l.kernelSize, l.outHeight, l.outWidth) : 0))));
+    this.scratch = { col: new Float32Array(scratchSize(manifest.layers)), argmax: new Int32Array(0), epsilon: manifest.epsilon };
   }
 
   static fromArtifact(artifact: Artifact, options: { kernels?: Kernels; fold?: boolean } = {}): InferenceModel {
     const { manifest } = artifact;
     const tensors = readWeights(artifact);
-    const get = (layer: number, name: string) => tensors.get(`layers.${layer}.${name}`)?.value ?? null;
     const eps = manifest.epsilon;
     const bnStats: BatchNormStats[] = [];
-    let ops: Op[] = [];
+    let ops: InferenceOp[] = [];
     let width = manifest.features;
     for (const l of manifest.layers) {
-      switch (l.type) {
-        case 'dense':
-          ops.push({ kind: 'dense', in: l.in, out: l.out, weight: get(l.index, 'weight')!, bias: get(l.index, 'bias') ?? new Float32Array(l.out) });
-          break;
-        case 'conv2d':
-          ops.push({ kind: 'conv2d', layer: l, weight: get(l.index, 'weight')!, bias: get(l.index, 'bias') ?? new Float32Array(l.filters) });
-          break;
-        case 'batchnorm': {
-          const c = l.channels;
-          const op = {
-            kind: 'batchnorm' as const, channels: c, spatial: l.spatial,
-            gamma: get(l.index, 'gamma') ?? new Float32Array(c).fill(1), beta: get(l.index, 'beta') ?? new Float32Array(c),
-            mean: get(l.index, 'running_mean')!, variance: get(l.index, 'running_var')!,
-          };
-          ops.push(op);
-          bnStats.push({
-            layer: l.index, channels: c, mean: [...op.mean], variance: [...op.variance], gamma: [...op.gamma],
-            beta: [...op.beta], epsilon: eps, source: manifest.inferenceStats,
-          });
-          break;
-        }
-        case 'maxpool2d': case 'avgpool2d': case 'globalavgpool':
-          ops.push({ kind: 'pool', layer: l });
-          break;
-        case 'dropout': case 'flatten': // identity at inference / NCHW rows are already flat
-          break;
-        default:
-          ops.push({ kind: 'activation', code: activationCode(l.type), alpha: l.alpha, size: width });
-      }
+      const built = moduleOf(l.type).inference(l, {
+        tensor: (name) => tensors.get(`layers.${l.index}.${name}`)?.value ?? null,
+        inputSize: width, epsilon: eps, inferenceStats: manifest.inferenceStats, bn: manifest.spec.batchNorm,
+      });
+      ops.push(...built.ops);
+      bnStats.push(...(built.stats ?? []));
       width = outputSize(l, width);
     }
     const fold = options.fold ?? true;
@@ -133,7 +80,7 @@ export class InferenceModel {
     const input = inputStage(manifest.preprocess, ops, fold);
     const kernels = options.kernels ?? getKernels();
     const model = new InferenceModel(manifest, kernels, lowerOps(ops, kernels), fold, bnStats, input);
-    model.form = { input, ops: ops as InferenceOp[] }; // folding leaves no other kinds
+    model.form = { input, ops };
     return model;
   }
 
@@ -165,7 +112,7 @@ export class InferenceModel {
       this.capacity = n;
       this.bufA = new Float32Array(n * this.maxWidth);
       this.bufB = new Float32Array(n * this.maxWidth);
-      this.argmax = new Int32Array(n * this.maxWidth);
+      this.scratch.argmax = new Int32Array(n * this.maxWidth);
     }
     let x: Float32Array = this.bufA;
     let y: Float32Array = this.bufB;
@@ -184,40 +131,11 @@ export class InferenceModel {
         for (let j = 0; j < f; j++) x[base + j] = (rows[base + j]! - offset[j]!) * factor[j]!;
       }
     }
-    const eps = this.manifest.epsilon;
-    const k = this.k;
     for (const op of this.ops) {
-      switch (op.kind) {
-        case 'matmul': {
-          k.denseInfer(x, op.packed, op.bias, y, n, op.in, op.out, op.act, op.alpha);
-          const t = x;
-          x = y;
-          y = t === rows ? this.bufB : t; // never write into the caller's rows
-          break;
-        }
-        case 'convInfer': {
-          const l = op.layer;
-          k.conv2dInfer(x, op.weight, op.bias, y, n, l.inChannels, l.inHeight, l.inWidth, l.filters, l.kernelSize,
-            l.kernelSize, l.stride, l.stride, l.padding, l.padding, this.col, op.act, op.alpha);
-          [x, y] = [y, x];
-          break;
-        }
-        case 'dense': case 'conv2d':
-          throw new Error('unreachable: lowerOps packs every dense and conv layer');
-        case 'batchnorm':
-          k.batchNormForwardInfer(x, x, n, op.channels, op.spatial, op.gamma, op.beta, op.mean, op.variance, eps);
-          break;
-        case 'activation':
-          k.activationForward(op.code, x, x, n * op.size, op.alpha);
-          break;
-        case 'pool': {
-          const l = op.layer;
-          if (l.type === 'globalavgpool') k.globalAvgPoolForward(x, y, n, l.channels, l.spatial);
-          else if (l.type === 'maxpool2d') k.maxPool2dForward(x, y, this.argmax, n, l.channels, l.inHeight, l.inWidth, l.size, l.stride);
-          else k.avgPool2dForward(x, y, n, l.channels, l.inHeight, l.inWidth, l.size, l.stride);
-          [x, y] = [y, x];
-        }
-      }
+      if (!op.run(this.k, x, y, n, this.scratch)) continue; // in place
+      const t = x;
+      x = y;
+      y = t === rows ? this.bufB : t; // never write into the caller's rows
     }
     softmaxRows(x, out, n, this.classes, this.exps);
   }
@@ -243,98 +161,65 @@ function softmaxRows(logits: Float32Array, out: Float32Array, n: number, c: numb
  * folding. A nonzero offset is not folded (W·offset would cancel against W·x in
  * single precision); it stays an explicit pass.
  */
-function inputStage(p: Preprocess, ops: Op[], fold: boolean): Input {
+function inputStage(p: Preprocess, ops: InferenceOp[], fold: boolean): InferenceInput {
   const first = ops[0];
-  if (p.kind === 'none') return first?.kind === 'dense' ? { kind: 'direct' } : { kind: 'copy' };
-  if (fold && first?.kind === 'dense' && p.offset.every((o) => o === 0)) {
-    const weight = first.weight.slice();
-    for (let o = 0; o < first.out; o++) {
-      for (let j = 0; j < first.in; j++) weight[o * first.in + j] = weight[o * first.in + j]! * p.factor[j]!;
-    }
-    ops[0] = { ...first, weight };
+  if (p.kind === 'none') return first?.readsRawInput ? { kind: 'direct' } : { kind: 'copy' };
+  const scaled = fold && p.offset.every((o) => o === 0) ? first?.foldInputScale?.(p.factor) : null;
+  if (scaled?.readsRawInput) {
+    ops[0] = scaled;
     return { kind: 'direct' };
   }
   return { kind: 'affine', offset: Float64Array.from(p.offset), factor: Float64Array.from(p.factor) };
 }
 
 /**
- * Dense and conv ops in the form predictInto runs: dense weights packed once
- * by packDense (a copy; the artifact's tensors stay as they are), and an
- * activation right after fused into the layer's kernel.
+ * The ops in the form predictInto runs: each op's `lower` (dense weights
+ * packed once, a copy; the artifact's tensors stay as they are), with an
+ * activation op right after fused into its kernel.
  */
-function lowerOps(ops: Op[], k: Kernels): Op[] {
-  const out: Op[] = [];
+function lowerOps(ops: InferenceOp[], k: Kernels): KernelOp[] {
+  const out: KernelOp[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (op.kind !== 'dense' && op.kind !== 'conv2d') {
-      out.push(op);
+    if (!op.lower) {
+      if (!op.run) throw new Error(`inference op ${op.kind} can neither run nor be lowered`);
+      out.push(op as KernelOp);
       continue;
     }
-    const next = ops[i + 1];
-    const fused = next?.kind === 'activation';
+    const fused = ops[i + 1]?.activation ?? null;
     if (fused) i++;
-    const act = fused ? next.code : NO_ACTIVATION;
-    const alpha = fused ? next.alpha : 0;
-    if (op.kind === 'dense') {
-      const packed = k.alignedFloat32Array(packedDenseSize(op.out, op.in));
-      k.packDense(op.weight, op.out, op.in, packed);
-      out.push({ kind: 'matmul', packed, bias: op.bias, in: op.in, out: op.out, act, alpha });
-    } else {
-      out.push({ kind: 'convInfer', weight: op.weight, bias: op.bias, layer: op.layer, act, alpha });
-    }
+    out.push(op.lower(k, fused));
   }
   return out;
 }
 
 /**
- * Frozen batch norm is a per-channel affine map y = s·x + t with
- * s = γ/√(var+ε), t = β − mean·s. Right after a dense or conv layer it folds
- * into that layer's output rows (filters); otherwise (after an activation, or
- * on the raw inputs) it folds into the input columns of the next dense layer
- * (a flattened [C, H, W] input has H·W columns per channel). Both are exact in
- * real arithmetic. Folding into a following conv is not (zero padding would
- * be shifted too), so such a BN stays an op of its own.
+ * Folds every per-channel affine op (frozen batch norm) where that is exact:
+ * into the output rows of the op before it when that op takes it, else into
+ * the input columns of the op after it (which that op then replaces); an
+ * affine neither takes stays an op of its own. Each op says what it takes.
  */
-function foldBatchNorm(ops: Op[], eps: number): Op[] {
-  const out: Op[] = [];
+function foldBatchNorm(ops: InferenceOp[], eps: number): InferenceOp[] {
+  const out: InferenceOp[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (op.kind !== 'batchnorm') {
-      out.push(op.kind === 'dense' || op.kind === 'conv2d' ? { ...op, weight: op.weight.slice(), bias: op.bias.slice() } : op);
+    const affine = op.affine?.(eps);
+    if (!affine) {
+      out.push(op);
       continue;
     }
-    const s = new Float64Array(op.channels);
-    const t = new Float64Array(op.channels);
-    for (let c = 0; c < op.channels; c++) {
-      s[c] = op.gamma[c]! / Math.sqrt(op.variance[c]! + eps);
-      t[c] = op.beta[c]! - op.mean[c]! * s[c]!;
+    const intoPrev = out[out.length - 1]?.foldOutputAffine?.(affine.s, affine.t);
+    if (intoPrev) {
+      out[out.length - 1] = intoPrev;
+      continue;
     }
-    const prev = out[out.length - 1];
-    const next = ops[i + 1];
-    if (prev?.kind === 'dense' || prev?.kind === 'conv2d') {
-      const rows = prev.kind === 'dense' ? prev.out : prev.layer.filters;
-      const per = prev.weight.length / rows;
-      for (let o = 0; o < rows; o++) {
-        for (let j = 0; j < per; j++) prev.weight[o * per + j] = prev.weight[o * per + j]! * s[o]!;
-        prev.bias[o] = prev.bias[o]! * s[o]! + t[o]!;
-      }
-    } else if (next?.kind === 'dense') {
-      const weight = next.weight.slice();
-      const bias = next.bias.slice();
-      for (let o = 0; o < next.out; o++) {
-        let shift = 0;
-        for (let j = 0; j < next.in; j++) {
-          const c = Math.floor(j / op.spatial);
-          shift += weight[o * next.in + j]! * t[c]!;
-          weight[o * next.in + j] = weight[o * next.in + j]! * s[c]!;
-        }
-        bias[o] = bias[o]! + shift;
-      }
-      out.push({ ...next, weight, bias });
-      i++; // the next dense layer is consumed
-    } else {
-      out.push(op);
+    const intoNext = ops[i + 1]?.foldInputAffine?.(affine.s, affine.t, affine.spatial);
+    if (intoNext) {
+      out.push(intoNext);
+      i++; // the next op is consumed
+      continue;
     }
+    out.push(op);
   }
   return out;
 }

@@ -11,9 +11,9 @@
  */
 import onnxProto from 'onnx-proto';
 import type { Artifact } from './artifact.js';
-import { InferenceModel, type InferenceOp } from './inference.js';
+import { InferenceModel } from './inference.js';
 import { portableKernels } from './kernels/portable.js';
-import { ACTIVATIONS } from './kernels/types.js';
+import type { OnnxAttribute, OnnxGraph } from './layers/types.js';
 
 const { onnx } = onnxProto;
 type Attribute = onnxProto.onnx.IAttributeProto;
@@ -24,11 +24,16 @@ const IR_VERSION = 7;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;
 
-const ints = (name: string, values: number[]): Attribute => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: values });
-const int = (name: string, i: number): Attribute => ({ name, type: onnx.AttributeProto.AttributeType.INT, i });
-const float = (name: string, f: number): Attribute => ({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f });
+const { AttributeType } = onnx.AttributeProto;
+function toProto(a: OnnxAttribute): Attribute {
+  if ('ints' in a) return { name: a.name, type: AttributeType.INTS, ints: a.ints };
+  if ('int' in a) return { name: a.name, type: AttributeType.INT, i: a.int };
+  if ('string' in a) return { name: a.name, type: AttributeType.STRING, s: new TextEncoder().encode(a.string) };
+  return { name: a.name, type: AttributeType.FLOAT, f: a.float };
+}
+const int = (name: string, i: number): OnnxAttribute => ({ name, int: i });
 
-class GraphBuilder {
+class GraphBuilder implements OnnxGraph {
   readonly nodes: onnxProto.onnx.INodeProto[] = [];
   readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private count = 0;
@@ -40,60 +45,26 @@ class GraphBuilder {
     return name;
   }
 
+  /** An int64 constant. */
+  constantInt64(name: string, dims: number[], values: number[]): string {
+    const data = BigInt64Array.from(values, BigInt);
+    this.initializers.push({ name, dims, dataType: INT64, rawData: new Uint8Array(data.buffer) });
+    return name;
+  }
+
   /** Add a node; returns its output's name (`output` or a fresh one). */
-  node(opType: string, inputs: string[], attribute: Attribute[] = [], output = `t${this.count++}`): string {
-    this.nodes.push({ opType, input: inputs, output: [output], name: `${opType.toLowerCase()}_${this.nodes.length}`, attribute });
+  node(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], output = `t${this.count++}`): string {
+    return this.add(opType, inputs, attributes, [output])[0]!;
+  }
+
+  nodeOutputs(opType: string, inputs: string[], attributes: OnnxAttribute[], outputs: number): string[] {
+    return this.add(opType, inputs, attributes, Array.from({ length: outputs }, () => `t${this.count++}`));
+  }
+
+  private add(opType: string, inputs: string[], attributes: OnnxAttribute[], output: string[]): string[] {
+    const attribute = attributes.map(toProto);
+    this.nodes.push({ opType, input: inputs, output, name: `${opType.toLowerCase()}_${this.nodes.length}`, attribute });
     return output;
-  }
-}
-
-function activation(g: GraphBuilder, code: number, alpha: number, x: string): string {
-  const kind = ACTIVATIONS[code];
-  switch (kind) {
-    case 'relu': return g.node('Relu', [x]);
-    case 'leaky_relu': return g.node('LeakyRelu', [x], [float('alpha', alpha)]);
-    case 'elu': return g.node('Elu', [x], [float('alpha', alpha)]);
-    case 'tanh': return g.node('Tanh', [x]);
-    case 'sigmoid': return g.node('Sigmoid', [x]);
-    default: throw new Error(`ONNX export: activation code ${code} has no ONNX op`);
-  }
-}
-
-/** The ops of one inference step; `rank` is the rank of x (2 for [N, features], 4 for [N, C, H, W]). */
-function emit(g: GraphBuilder, op: InferenceOp, i: number, x: string, rank: number, epsilon: number): { x: string; rank: number } {
-  switch (op.kind) {
-    case 'dense': {
-      const flat = rank > 2 ? g.node('Flatten', [x], [int('axis', 1)]) : x;
-      const w = g.constant(`op${i}.weight`, [op.out, op.in], op.weight);
-      const b = g.constant(`op${i}.bias`, [op.out], op.bias);
-      return { x: g.node('Gemm', [flat, w, b], [int('transB', 1)]), rank: 2 };
-    }
-    case 'conv2d': {
-      const l = op.layer;
-      const w = g.constant(`op${i}.weight`, [l.filters, l.inChannels, l.kernelSize, l.kernelSize], op.weight);
-      const b = g.constant(`op${i}.bias`, [l.filters], op.bias);
-      return {
-        x: g.node('Conv', [x, w, b], [ints('kernel_shape', [l.kernelSize, l.kernelSize]), ints('strides', [l.stride, l.stride]),
-          ints('pads', [l.padding, l.padding, l.padding, l.padding])]),
-        rank: 4,
-      };
-    }
-    case 'batchnorm': {
-      // Per channel over dimension 1: [N, C] (spatial 1) or [N, C, H, W].
-      if ((rank === 2) !== (op.spatial === 1)) throw new Error(`ONNX export: batch norm over ${op.channels}x${op.spatial} on a rank-${rank} tensor`);
-      const c = [op.channels];
-      const inputs = [x, g.constant(`op${i}.gamma`, c, op.gamma), g.constant(`op${i}.beta`, c, op.beta),
-        g.constant(`op${i}.mean`, c, op.mean), g.constant(`op${i}.variance`, c, op.variance)];
-      return { x: g.node('BatchNormalization', inputs, [float('epsilon', epsilon)]), rank };
-    }
-    case 'activation':
-      return { x: activation(g, op.code, op.alpha, x), rank };
-    case 'pool': {
-      const l = op.layer;
-      if (l.type === 'globalavgpool') return { x: g.node('GlobalAveragePool', [x]), rank: 4 };
-      const attrs = [ints('kernel_shape', [l.size, l.size]), ints('strides', [l.stride, l.stride])];
-      return { x: g.node(l.type === 'maxpool2d' ? 'MaxPool' : 'AveragePool', [x], attrs), rank: 4 };
-    }
   }
 }
 
@@ -111,7 +82,7 @@ export function exportOnnx(artifact: Artifact, options: { name?: string; produce
     x = g.node('Mul', [x, g.constant('preprocess.factor', shape, p.factor)]);
   }
   let rank = 1 + shape.length;
-  model.inferenceForm().ops.forEach((op, i) => ({ x, rank } = emit(g, op, i, x, rank, manifest.epsilon)));
+  model.inferenceForm().ops.forEach((op, i) => ({ x, rank } = op.onnx(g, i, x, rank, manifest.epsilon)));
   g.node('Softmax', [x], [int('axis', 1)], 'probabilities');
   g.node('ArgMax', ['probabilities'], [int('axis', 1), int('keepdims', 0), int('select_last_index', 0)], 'label');
 

@@ -6,46 +6,17 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { ActivationName } from './layers/activation.js';
+import { LAYER_SPECS } from './layers/index.js';
 import { explainErrors, type SchemaIssue } from './schema-errors.js';
 
 // Optional-by-default fields are null when absent.
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
 
-export const ActivationName = Type.Union(
-  [Type.Literal('relu'), Type.Literal('leaky_relu'), Type.Literal('elu'), Type.Literal('tanh'), Type.Literal('sigmoid')],
-  { description: 'Activation function' },
-);
+export { ActivationName };
 
-export const LayerSpec = Type.Union([
-  Type.Object({
-    type: Type.Literal('dense'),
-    units: Type.Integer({ minimum: 1, maximum: 65536 }),
-    bias: Type.Optional(Type.Boolean({ description: 'Default true; none directly before a batchnorm layer, whose β replaces it (BN_REDUNDANT_BIAS)' })),
-  }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('batchnorm') }, { additionalProperties: false }),
-  Type.Object({
-    type: ActivationName,
-    alpha: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: 'leaky_relu slope / elu alpha' })),
-  }, { additionalProperties: false }),
-  Type.Object({
-    type: Type.Literal('dropout'),
-    rate: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
-  }, { additionalProperties: false }),
-  Type.Object({
-    type: Type.Literal('conv2d'),
-    filters: Type.Integer({ minimum: 1, maximum: 4096 }),
-    kernelSize: Type.Integer({ minimum: 1, maximum: 15 }),
-    stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, description: 'Default 1' })),
-    padding: Type.Optional(Type.Union([Type.Literal('same'), Type.Literal('valid')], { description: "Default 'same' (odd kernel sizes, stride 1)" })),
-    bias: Type.Optional(Type.Boolean({ description: 'Default true; none directly before a batchnorm layer, whose β replaces it (BN_REDUNDANT_BIAS)' })),
-  }, { additionalProperties: false }),
-  Type.Object({
-    type: Type.Union([Type.Literal('maxpool2d'), Type.Literal('avgpool2d')]),
-    size: Type.Integer({ minimum: 1, maximum: 16 }),
-    stride: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'Default: size' })),
-  }, { additionalProperties: false }),
-  Type.Object({ type: Type.Union([Type.Literal('globalavgpool'), Type.Literal('flatten')]) }, { additionalProperties: false }),
-]);
+/** One entry of the explicit layer list: the union of every layer module's spec fragment (src/core/layers/). */
+export const LayerSpec = Type.Union(LAYER_SPECS);
 export type LayerSpec = Static<typeof LayerSpec>;
 
 export const InitSpec = Type.Union([
@@ -56,9 +27,17 @@ export const InitSpec = Type.Union([
 ], { description: 'Weight initialization; biases start at 0, γ at 1, β at 0' });
 
 export const BatchNormMode = Type.Union(
-  [Type.Literal('none'), Type.Literal('before'), Type.Literal('after'), Type.Literal('input')],
-  { description: 'none | before (dense → BN → activation) | after (dense → activation → BN) | input (BN on the raw inputs only)' },
+  [Type.Literal('none'), Type.Literal('before'), Type.Literal('after'), Type.Literal('input'), Type.Literal('sequence'), Type.Literal('recurrent')],
+  {
+    description: 'mlp/cnn: none | before (dense → BN → activation) | after (dense → activation → BN) | input (BN on the raw inputs only); ' +
+      'rnn: none | sequence (BN of W·x_t over all N·T values, Deep Speech 2) | recurrent (per-step BN of W_x·x_t, W_h·h_{t−1} and c_t, Cooijmans et al. 2016). ' +
+      'Default: before (mlp, cnn), none (rnn)',
+  },
 );
+
+/** The batchNorm modes of each kind of architecture. */
+const RNN_BATCH_NORM = ['none', 'sequence', 'recurrent'];
+const FEEDFORWARD_BATCH_NORM = ['none', 'before', 'after', 'input'];
 
 export const SequenceSpec = Type.Object({
   steps: Type.Integer({
@@ -78,11 +57,18 @@ export const DatasetSpec = Type.Object({
 }, { additionalProperties: false });
 
 export const ModelSpec = Type.Object({
-  architecture: Type.Union([Type.Literal('mlp'), Type.Literal('cnn')], {
+  architecture: Type.Union([Type.Literal('mlp'), Type.Literal('cnn'), Type.Literal('rnn')], {
     default: 'mlp',
-    description: 'mlp: dense blocks of `hidden` units; cnn: conv blocks of `conv` filters (3×3 same, 2×2 max pool), then dense blocks of `dense` units',
+    description: 'mlp: dense blocks of `hidden` units; cnn: conv blocks of `conv` filters (3×3 same, 2×2 max pool), then dense blocks of `dense` units; ' +
+      'rnn: stacked recurrent layers (`cell`) of `hidden` units over [steps, features] rows, the last step feeding the output layer',
   }),
-  hidden: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [256, 256], description: 'mlp: units per hidden layer' }),
+  hidden: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), {
+    maxItems: 64, default: [256, 256], description: 'mlp: units per hidden layer; rnn: units per recurrent layer (default [128]; at most 4096 each)',
+  }),
+  cell: Type.Union([Type.Literal('lstm'), Type.Literal('gru'), Type.Literal('rnn')], {
+    default: 'lstm', description: 'rnn: lstm | gru (PyTorch nn.LSTM / nn.GRU) | rnn (Elman, tanh)',
+  }),
+  bidirectional: Type.Boolean({ default: false, description: 'rnn: a reverse-direction copy of each layer, outputs concatenated' }),
   conv: Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), { maxItems: 16, default: [32, 64], description: 'cnn: filters per conv block' }),
   dense: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [128], description: 'cnn: units per dense layer after the conv blocks' }),
   activation: Type.Union([ActivationName], { default: 'relu' }),
@@ -215,11 +201,11 @@ export class SpecError extends Error {
  * cannot express. Throws SpecError naming every offending field.
  */
 export function resolveSpec(input: unknown): JobSpec {
-  const withDefaults = Value.Default(JobSpecSchema, withDefaultOptimizer(Value.Clone(input))) as unknown;
+  const withDefaults = Value.Default(JobSpecSchema, withRnnDefaults(withDefaultOptimizer(Value.Clone(input)))) as unknown;
   const issues = explainErrors(Value.Errors(JobSpecSchema, withDefaults));
   if (issues.length > 0) throw new SpecError(issues);
   const spec = withDefaults as JobSpec;
-  const rules: SpecIssue[] = [];
+  const rules: SpecIssue[] = modelRules(spec);
   if (spec.training.batchSize < 2 && usesBatchNorm(spec.model)) {
     rules.push({ path: '/training/batchSize', message: 'must be at least 2 when the model has batch norm (a batch of one has no variance)' });
   }
@@ -242,7 +228,66 @@ function withDefaultOptimizer(input: unknown): unknown {
   return { ...input, training: { ...training, optimizer: { ...DEFAULT_OPTIMIZER } } };
 }
 
+/** architecture rnn: batchNorm defaults to none and hidden to [128] (mlp and cnn keep before and [256, 256]). */
+function withRnnDefaults(input: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(input) || !isObject(input.model) || input.model.architecture !== 'rnn') return input;
+  const model = { ...input.model };
+  model.batchNorm ??= 'none';
+  model.hidden ??= [128];
+  return { ...input, model };
+}
+
+const RECURRENT_TYPES = new Set(['lstm', 'gru', 'rnn']);
+
+/** The batch-norm mode of each recurrent layer the model has (none when it has none). */
+function recurrentBatchNorm(model: ModelSpec): string[] {
+  if (model.layers) return model.layers.flatMap((l) => (RECURRENT_TYPES.has(l.type) ? [(l as { batchNorm?: string }).batchNorm ?? 'none'] : []));
+  return model.architecture === 'rnn' ? model.hidden.map(() => model.batchNorm) : [];
+}
+
+/** The rules of the model section a schema cannot express. */
+function modelRules(spec: JobSpec): SpecIssue[] {
+  const { model } = spec;
+  const rules: SpecIssue[] = [];
+  if (!model.layers) {
+    const rnn = model.architecture === 'rnn';
+    const allowed = rnn ? RNN_BATCH_NORM : FEEDFORWARD_BATCH_NORM;
+    if (!allowed.includes(model.batchNorm)) {
+      rules.push({
+        path: '/model/batchNorm', allowed,
+        message: `must be one of ${allowed.join(', ')} with architecture ${model.architecture}` +
+          (rnn ? '' : ' (sequence and recurrent are batch norm inside recurrent layers: architecture rnn)'),
+      });
+    }
+    if (rnn && model.hidden.length === 0) rules.push({ path: '/model/hidden', message: 'must list at least one recurrent layer with architecture rnn' });
+    if (rnn) {
+      model.hidden.forEach((units, i) => {
+        if (units > 4096) rules.push({ path: `/model/hidden/${i}`, message: 'must be <= 4096 for a recurrent layer' });
+      });
+    }
+  }
+  // Batch norm inside recurrent layers: the variants of the batchnorm layer that it does not offer.
+  const modes = recurrentBatchNorm(model);
+  if (modes.some((m) => m !== 'none')) {
+    const why = 'is not available for batch norm inside recurrent layers';
+    if (spec.batchNorm.renorm) rules.push({ path: '/batchNorm/renorm', message: `${why} (must be null)` });
+    if (spec.batchNorm.virtualBatchSize !== null) rules.push({ path: '/batchNorm/virtualBatchSize', message: `${why} (must be null)` });
+    if (spec.training.freezeBatchNormAfterEpoch !== null) {
+      rules.push({ path: '/training/freezeBatchNormAfterEpoch', message: `${why} (must be null)` });
+    }
+  }
+  if (modes.includes('recurrent') && spec.batchNorm.inferenceStats === 'population') {
+    rules.push({
+      path: '/batchNorm/inferenceStats', allowed: ['moving', 'auto'],
+      message: 'must be moving or auto with recurrent batch norm: per-step population statistics depend on the frozen statistics of the steps before, which one pass over the training rows cannot give',
+    });
+  }
+  return rules;
+}
+
 function usesBatchNorm(model: ModelSpec): boolean {
+  if (recurrentBatchNorm(model).some((m) => m !== 'none')) return true;
   if (model.layers) return model.layers.some((l) => l.type === 'batchnorm');
-  return model.batchNorm !== 'none';
+  return model.batchNorm !== 'none' && model.architecture !== 'rnn';
 }

@@ -17,7 +17,9 @@ import type { BatchNormChannels, FinalMetrics, Metrics, TrainEvent, TrainInferen
 import { getKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import { expandLayers, outputSize, parameterCount, type LayerInfo } from './layers.js';
-import { BatchNorm, Sequential } from './model.js';
+import { moduleOf } from './layers/index.js';
+import { isNormalizing } from './layers/types.js';
+import { Sequential } from './model.js';
 import { learningRateAt, Optimizer } from './optimizer.js';
 import { createRng, shuffle, type RngState } from './rng.js';
 import type { NamedTensor } from './safetensors.js';
@@ -75,7 +77,8 @@ export class TrainingError extends Error {
 function evalBatch(layers: LayerInfo[], inputSize: number, batchSize: number): number {
   let width = inputSize;
   let widest = width;
-  for (const l of layers) widest = Math.max(widest, (width = outputSize(l, width)));
+  // A layer's per-row cache (a recurrent layer's per-step gates and states) is sized for these rows too.
+  for (const l of layers) widest = Math.max(widest, (width = outputSize(l, width)), moduleOf(l.type).cacheValues?.(l) ?? 0);
   return Math.max(batchSize, Math.min(1024, Math.floor(2 ** 22 / widest)));
 }
 /** Hand the thread back to the event loop this often so I/O and cancellation get through. */
@@ -111,7 +114,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const model = new Sequential(layers, k, evalBatch(layers, f, batchSize), f, bnSpec, rng);
   model.initialize(spec.model.init, rng);
   const optimizer = new Optimizer(training.optimizer, model.params, k);
-  const hasBatchNorm = model.batchNorms().length > 0;
+  const hasBatchNorm = model.normalizers().length > 0;
 
   // Step buffers, allocated once.
   const xb = new Float32Array(batchSize * f);
@@ -181,7 +184,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
       // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
       if (step === 0) {
         shuffle(rng, trainIdx);
-        for (const bn of model.batchNorms()) bn.resetEpochStatistics();
+        for (const bn of model.normalizers()) bn.resetEpochStatistics();
         st.lossSum = 0;
         st.correctSum = 0;
         st.epochSeconds = 0;
@@ -274,7 +277,7 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const artifact = buildArtifact({
     format: MANIFEST_FORMAT, spec, layers, inputShape: dataset.inputShape, features: f, classes: dataset.classes,
     classNames: dataset.classNames, preprocess, inferenceStats, epsilon: bnSpec.epsilon,
-    parameters: parameterCount(layers), metrics, createdAt: new Date().toISOString(),
+    parameters: parameterCount(layers, bnSpec), metrics, createdAt: new Date().toISOString(),
   }, model.namedTensors());
   return { artifact, metrics, epochsToTarget, history };
 }
@@ -367,33 +370,14 @@ function populationStatistics(model: Sequential, src: Rows, idx: Int32Array): vo
   const yb = new Int32Array(model.maxBatch);
   const total = idx.length;
   model.layers.forEach((layer, li) => {
-    if (!(layer instanceof BatchNorm)) return;
-    const { channels: c, spatial: s } = layer.info;
-    const sum = new Float64Array(c);
-    const sumSq = new Float64Array(c);
-    const shift = new Float64Array(c); // first row's values, to keep the sums well-conditioned
+    if (!isNormalizing(layer)) return;
+    layer.beginPopulation();
     for (let start = 0; start < total; start += model.maxBatch) {
       const n = Math.min(model.maxBatch, total - start);
       model.kernels.gatherRows(src.x, src.y, idx, start, n, f, xb, yb);
-      const h = model.forward(xb, n, false, li);
-      if (start === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
-      for (let r = 0; r < n; r++) {
-        for (let j = 0; j < c; j++) {
-          const off = (r * c + j) * s;
-          for (let q = off; q < off + s; q++) {
-            const d = h[q]! - shift[j]!;
-            sum[j] += d;
-            sumSq[j] += d * d;
-          }
-        }
-      }
+      layer.accumulatePopulation(model.forward(xb, n, false, li), n);
     }
-    const m = total * s;
-    for (let j = 0; j < c; j++) {
-      const meanShifted = sum[j]! / m;
-      layer.runningMean[j] = shift[j]! + meanShifted;
-      layer.runningVar[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0;
-    }
+    layer.finishPopulation();
   });
 }
 

@@ -8,21 +8,11 @@
  */
 import type { Config } from '../config.js';
 import type { InferenceModel } from '../core/inference.js';
-import type { LayerInfo } from '../core/layers.js';
+import { multiplyAddsPerRow } from '../core/layers/index.js';
 import { HttpError } from './errors.js';
 
 /** Multiply-adds per slice between two turns of the event loop (about 1 ms of one core). */
 const SLICE_WORK = 2_000_000;
-
-/** Multiply-adds of one row through the model (dense and conv layers; the rest is linear in the widths and ignored). */
-export function multiplyAddsPerRow(layers: LayerInfo[]): number {
-  let total = 0;
-  for (const l of layers) {
-    if (l.type === 'dense') total += l.in * l.out;
-    else if (l.type === 'conv2d') total += l.outHeight * l.outWidth * l.filters * l.inChannels * l.kernelSize * l.kernelSize;
-  }
-  return Math.max(1, total);
-}
 
 export interface Prediction { label: string; probabilities: number[] }
 

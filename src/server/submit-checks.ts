@@ -3,9 +3,8 @@
  * loaded, and that the job fits the limits of this server (config.ts).
  */
 import { SETTINGS, type Config } from '../config.js';
-import { expandLayers, outputSize, parameterCount, type LayerInfo } from '../core/layers.js';
-import { conv2dColSize } from '../core/kernels/types.js';
-import { multiplyAddsPerRow } from './predict.js';
+import { expandLayers } from '../core/layers.js';
+import { cacheValuesPerRow, multiplyAddsPerRow, outputSize, parameterCount, scratchSize, type LayerInfo } from '../core/layers/index.js';
 import type { DatasetSpec, JobSpec } from '../core/spec.js';
 import { jobInputShape, listBuiltinDatasets } from '../datasets/index.js';
 import type { DatasetStore } from '../store/datasets.js';
@@ -54,7 +53,8 @@ export interface CostEstimate { memoryBytes: number; seconds: number }
 /**
  * Peak memory and training time of a job, estimated from its layers: every
  * layer keeps its output and its input gradient for the largest batch it
- * runs (training batch or evaluation batch, as the trainer sizes them), the
+ * runs (training batch or evaluation batch, as the trainer sizes them) and
+ * whatever else its module says it caches per row, the
  * parameters their gradients and the optimizer's slots, the data its raw and
  * preprocessed copies; compute is a forward and a backward pass (2×) per
  * training row plus a forward pass per evaluated row, every epoch.
@@ -67,20 +67,19 @@ export function estimateCost(spec: JobSpec, shape: DatasetShape, layers: LayerIn
   const trainRows = rows - valRows;
   let width = features;
   let widest = width;
-  let values = 0;
-  let col = 0;
+  let values = cacheValuesPerRow(layers);
   for (const l of layers) {
     const out = outputSize(l, width);
     values += width + out;
     widest = Math.max(widest, out);
-    if (l.type === 'conv2d') col = Math.max(col, conv2dColSize(l.inChannels, l.kernelSize, l.kernelSize, l.outHeight, l.outWidth));
     width = out;
   }
+  const col = scratchSize(layers);
   const batch = Math.min(spec.training.batchSize, Math.max(trainRows, 1));
   const maxBatch = Math.max(batch, Math.min(1024, Math.floor(2 ** 22 / widest)));
   const optimizer = spec.training.optimizer;
   const slots = optimizer.type === 'adam' ? 2 : optimizer.type === 'sgd' && optimizer.momentum > 0 ? 1 : 0;
-  const parameters = parameterCount(layers);
+  const parameters = parameterCount(layers, spec.batchNorm);
   const memoryBytes = 4 * (maxBatch * values + col + parameters * (2 + slots) + (rows + shape.testRows) * features * 2);
   const perRow = multiplyAddsPerRow(layers);
   const seconds = (perRow * (3 * trainRows + valRows + shape.testRows) * spec.training.epochs) / TRAIN_MULTIPLY_ADDS_PER_SECOND;
@@ -99,14 +98,15 @@ export function checkLimits(spec: JobSpec, shape: DatasetShape, config: Config):
   const { model, training, dataset } = spec;
   const layers = expandLayers(model, shape.inputShape, shape.classes);
   const cnn = model.architecture === 'cnn';
-  over(model.layers ? '/model/layers' : cnn ? '/model' : '/model/hidden', layers.filter((l) => l.type === 'dense' || l.type === 'conv2d').length,
-    'maxLayers', 'dense and conv layers (output layer included)');
+  const weighted = new Set(['dense', 'conv2d', 'lstm', 'gru', 'rnn']);
+  over(model.layers ? '/model/layers' : cnn ? '/model' : '/model/hidden', layers.filter((l) => weighted.has(l.type)).length,
+    'maxLayers', 'dense, conv and recurrent layers (output layer included)');
   if (model.layers) {
-    model.layers.forEach((l, i) => { if (l.type === 'dense') over(`/model/layers/${i}/units`, l.units, 'maxUnits', 'units'); });
+    model.layers.forEach((l, i) => { if ('units' in l) over(`/model/layers/${i}/units`, l.units, 'maxUnits', 'units'); });
   } else {
     (cnn ? model.dense : model.hidden).forEach((units, i) => over(`/model/${cnn ? 'dense' : 'hidden'}/${i}`, units, 'maxUnits', 'units'));
   }
-  over('/model', parameterCount(layers), 'maxParameters', 'trainable parameters');
+  over('/model', parameterCount(layers, spec.batchNorm), 'maxParameters', 'trainable parameters');
   over('/training/epochs', training.epochs, 'maxEpochs', 'epochs');
   over('/training/batchSize', training.batchSize, 'maxBatchSize', 'rows per batch');
   if (shape.synthetic) over('/dataset/size', dataset.size, 'datasetMaxRows', 'rows');

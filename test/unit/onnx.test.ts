@@ -9,6 +9,7 @@ import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { InferenceModel } from '../../src/core/inference.js';
 import { exportOnnx } from '../../src/core/onnx.js';
+import { OnnxUnsupportedError } from '../../src/core/onnx-unsupported.js';
 import { resolveSpec } from '../../src/core/spec.js';
 import { train } from '../../src/core/train.js';
 import { loadBuiltinDataset } from '../../src/datasets/index.js';
@@ -101,5 +102,31 @@ describe('ONNX export (onnxruntime-node vs predict, 1e-5)', () => {
       training: { epochs: 1, batchSize: 32 },
     });
     expect(ops).toEqual(expect.arrayContaining(['AveragePool', 'GlobalAveragePool', 'BatchNormalization']));
+  }, 120_000);
+});
+
+describe('ONNX export of recurrent models', () => {
+  const sequences = (model: Record<string, unknown>) => ({
+    dataset: { id: 'fashion-mnist', limit: 200, validationSplit: 0 }, model, training: { epochs: 1, batchSize: 32, optimizer: { type: 'adam' } },
+  });
+
+  for (const [name, model, op] of [
+    ['LSTM, sequence-wise BN folded into W_ih', { architecture: 'rnn', cell: 'lstm', hidden: [12], batchNorm: 'sequence' }, 'LSTM'],
+    ['stacked bidirectional GRU', { architecture: 'rnn', cell: 'gru', hidden: [6, 5], bidirectional: true }, 'GRU'],
+    ['Elman over the whole sequence into a dense layer', { layers: [{ type: 'rnn', units: 7, returnSequences: true }, { type: 'dense', units: 8 }, { type: 'relu' }] }, 'RNN'],
+  ] as const) {
+    it(`${name}: ONNX's ${op} op, within 1e-5 of predict`, async () => {
+      useFashionMnistDir();
+      const ops = await check(sequences(model));
+      expect(ops).toContain(op);
+      expect(ops).not.toContain('BatchNormalization');
+    }, 120_000);
+  }
+
+  it('recurrent batch norm: OnnxUnsupportedError naming the layer and why', async () => {
+    useFashionMnistDir();
+    const { artifact } = await trained(sequences({ architecture: 'rnn', hidden: [4], batchNorm: 'recurrent' }));
+    expect(() => exportOnnx(artifact)).toThrow(OnnxUnsupportedError);
+    expect(() => exportOnnx(artifact)).toThrow(/ONNX export: layer 0 \(lstm\) has recurrent batch norm/);
   }, 120_000);
 });

@@ -17,7 +17,7 @@ function issues(patch: Record<string, unknown>) {
   throw new Error(`expected a SpecError for ${JSON.stringify(patch)}`);
 }
 
-const LAYER_TYPES = 'dense, batchnorm, relu, leaky_relu, elu, tanh, sigmoid, dropout, conv2d, maxpool2d, avgpool2d, globalavgpool, flatten';
+const LAYER_TYPES = 'dense, batchnorm, relu, leaky_relu, elu, tanh, sigmoid, dropout, conv2d, maxpool2d, avgpool2d, globalavgpool, flatten, lstm, gru, rnn';
 const layers = (...l: unknown[]) => ({ model: { layers: l } });
 
 // [patch, path, message]: every field of the spec, each with a value it rejects.
@@ -36,12 +36,19 @@ const CASES: Array<[Record<string, unknown>, string, string]> = [
   [{ dataset: { sequence: { steps: 2.5 } } }, '/dataset/sequence/steps', 'must be an integer'],
   [{ dataset: { sequence: { steps: 4, features: 7 } } }, '/dataset/sequence/features', 'is not a known field'],
   [{ dataset: { shuffle: true } }, '/dataset/shuffle', 'is not a known field'],
-  [{ model: { architecture: 'rnn' } }, '/model/architecture', 'must be one of mlp, cnn'],
+  [{ model: { architecture: 'transformer' } }, '/model/architecture', 'must be one of mlp, cnn, rnn'],
+  [{ model: { cell: 'lstm2' } }, '/model/cell', 'must be one of lstm, gru, rnn'],
+  [{ model: { bidirectional: 'yes' } }, '/model/bidirectional', 'must be true or false'],
+  [{ model: { architecture: 'rnn', hidden: [5000] } }, '/model/hidden/0', 'must be <= 4096 for a recurrent layer'],
+  [{ model: { architecture: 'rnn', hidden: [] } }, '/model/hidden', 'must list at least one recurrent layer with architecture rnn'],
+  [{ model: { architecture: 'rnn', batchNorm: 'before' } }, '/model/batchNorm', 'must be one of none, sequence, recurrent with architecture rnn'],
+  [{ model: { batchNorm: 'sequence' } }, '/model/batchNorm',
+    'must be one of none, before, after, input with architecture mlp (sequence and recurrent are batch norm inside recurrent layers: architecture rnn)'],
   [{ model: { hidden: [0] } }, '/model/hidden/0', 'must be >= 1'],
   [{ model: { conv: [1.5] } }, '/model/conv/0', 'must be an integer'],
   [{ model: { dense: 'x' } }, '/model/dense', 'must be an array'],
   [{ model: { activation: 'gelu' } }, '/model/activation', 'must be one of relu, leaky_relu, elu, tanh, sigmoid'],
-  [{ model: { batchNorm: 'Before' } }, '/model/batchNorm', 'must be one of none, before, after, input'],
+  [{ model: { batchNorm: 'Before' } }, '/model/batchNorm', 'must be one of none, before, after, input, sequence, recurrent'],
   [{ model: { dropout: 1 } }, '/model/dropout', 'must be < 1'],
   [{ model: { init: 'xavier' } }, '/model/init', 'must be one of he, glorot, lecun or an object'],
   [{ model: { init: { normal: { std: 0 } } } }, '/model/init/normal/std', 'must be > 0'],
@@ -63,6 +70,15 @@ const CASES: Array<[Record<string, unknown>, string, string]> = [
   [layers({ type: 'maxpool2d', size: 0 }), '/model/layers/0/size', 'must be >= 1'],
   [layers({ type: 'avgpool2d', size: 2, stride: 17 }), '/model/layers/0/stride', 'must be <= 16'],
   [layers({ type: 'flatten', size: 2 }), '/model/layers/0/size', 'is not a known field'],
+  [layers({ type: 'lstm', units: 0 }), '/model/layers/0/units', 'must be >= 1'],
+  [layers({ type: 'gru', units: 4097 }), '/model/layers/0/units', 'must be <= 4096'],
+  [layers({ type: 'rnn', units: 4, returnSequences: 1 }), '/model/layers/0/returnSequences', 'must be true or false'],
+  [layers({ type: 'lstm', units: 4, bidirectional: 'no' }), '/model/layers/0/bidirectional', 'must be true or false'],
+  [layers({ type: 'lstm', units: 4, batchNorm: 'before' }), '/model/layers/0/batchNorm', 'must be one of none, sequence, recurrent'],
+  [{ ...layers({ type: 'lstm', units: 4, batchNorm: 'recurrent' }), batchNorm: { inferenceStats: 'population' } }, '/batchNorm/inferenceStats',
+    'must be moving or auto with recurrent batch norm: per-step population statistics depend on the frozen statistics of the steps before, which one pass over the training rows cannot give'],
+  [{ ...layers({ type: 'gru', units: 4, batchNorm: 'sequence' }), batchNorm: { renorm: {} } }, '/batchNorm/renorm',
+    'is not available for batch norm inside recurrent layers (must be null)'],
   [{ batchNorm: { momentum: 2 } }, '/batchNorm/momentum', 'must be <= 1 (or null)'],
   [{ batchNorm: { momentum: '0.9' } }, '/batchNorm/momentum', 'must be a number or null'],
   [{ batchNorm: { epsilon: 0 } }, '/batchNorm/epsilon', 'must be > 0'],
@@ -116,8 +132,8 @@ describe('spec errors name the field and the allowed values or the rule', () => 
   });
 
   it('lists the allowed values of an enum', () => {
-    expect(issues({ model: { batchNorm: 'Before' } })[0]!.allowed).toEqual(['none', 'before', 'after', 'input']);
-    expect(issues(layers({ type: 'conv' }))[0]!.allowed).toHaveLength(13);
+    expect(issues({ model: { batchNorm: 'Before' } })[0]!.allowed).toEqual(['none', 'before', 'after', 'input', 'sequence', 'recurrent']);
+    expect(issues(layers({ type: 'conv' }))[0]!.allowed).toHaveLength(16);
   });
 
   it('reports every offending field at once, each once', () => {

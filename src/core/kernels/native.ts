@@ -132,6 +132,14 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     alignedFloat32Array: addon.alignedFloat32Array,
     denseInfer: addon.denseInfer,
     conv2dInfer: addon.conv2dInfer,
+    lstmCellForward: addon.lstmCellForward,
+    lstmOutputForward: addon.lstmOutputForward,
+    lstmOutputBackward: addon.lstmOutputBackward,
+    lstmCellBackward: addon.lstmCellBackward,
+    gruCellForward: addon.gruCellForward,
+    gruCellBackward: addon.gruCellBackward,
+    rnnCellForward: addon.rnnCellForward,
+    rnnCellBackward: addon.rnnCellBackward,
   };
   return { kernels: Object.freeze(kernels) };
 }

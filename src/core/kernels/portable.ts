@@ -75,6 +75,26 @@ function need(fn: string, name: string, a: ArrayLike<number> | null, n: number):
   }
 }
 
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+/** Sizes of a recurrent cell call: state = N*H values, gate = N*gates*H. */
+function cellSizes(fn: string, N: number, H: number, gates: number): { state: number; gate: number } {
+  size(fn, 'N', N); size(fn, 'H', H);
+  return { state: N * H, gate: N * gates * H };
+}
+
+/** need() for named arrays of two sizes. */
+function need2(fn: string, gateArrays: Record<string, Float32Array | null>, gate: number,
+  stateArrays: Record<string, Float32Array | null>, state: number): void {
+  for (const [name, a] of Object.entries(gateArrays)) need(fn, name, a, gate);
+  for (const [name, a] of Object.entries(stateArrays)) need(fn, name, a, state);
+}
+
+function cellActivation(fn: string, kind: number): number {
+  if (kind !== TANH && kind !== RELU) throw new RangeError(`${fn}: activation must be tanh or relu`);
+  return kind;
+}
+
 function checkLabels(fn: string, labels: Int32Array, N: number, C: number): void {
   for (let n = 0; n < N; n++) {
     if (labels[n]! < 0 || labels[n]! >= C) {
@@ -799,6 +819,114 @@ const kernels: Kernels = {
           dx[off + s] = scale * (dy[off + s]! - dmean - xhat * dxhatMean);
         }
       }
+    }
+  },
+
+  lstmCellForward(xg, hg, cPrev, gates, c, N, H) {
+    const s = cellSizes('lstmCellForward', N, H, 4);
+    need2('lstmCellForward', { xg, hg, gates }, s.gate, { cPrev, c }, s.state);
+    for (let n = 0; n < N; n++) {
+      const g = n * 4 * H;
+      for (let j = 0; j < H; j++) {
+        const i = sigmoid(xg[g + j]! + hg[g + j]!);
+        const f = sigmoid(xg[g + H + j]! + hg[g + H + j]!);
+        const gg = Math.tanh(xg[g + 2 * H + j]! + hg[g + 2 * H + j]!);
+        const o = sigmoid(xg[g + 3 * H + j]! + hg[g + 3 * H + j]!);
+        gates[g + j] = i; gates[g + H + j] = f; gates[g + 2 * H + j] = gg; gates[g + 3 * H + j] = o;
+        c[n * H + j] = f32(gates[g + H + j]! * cPrev[n * H + j]!) + f32(gates[g + j]! * gates[g + 2 * H + j]!);
+      }
+    }
+  },
+
+  lstmOutputForward(gates, z, h, N, H) {
+    const s = cellSizes('lstmOutputForward', N, H, 4);
+    need2('lstmOutputForward', { gates }, s.gate, { z, h }, s.state);
+    for (let n = 0; n < N; n++) {
+      for (let j = 0; j < H; j++) h[n * H + j] = gates[n * 4 * H + 3 * H + j]! * Math.tanh(z[n * H + j]!);
+    }
+  },
+
+  lstmOutputBackward(gates, z, dh, dhNext, dz, dgates, N, H) {
+    const s = cellSizes('lstmOutputBackward', N, H, 4);
+    need2('lstmOutputBackward', { gates, dgates }, s.gate, { z, dh, dhNext, dz }, s.state);
+    for (let n = 0; n < N; n++) {
+      const o = n * 4 * H + 3 * H;
+      for (let j = 0; j < H; j++) {
+        const q = n * H + j;
+        const d = (dh ? dh[q]! : 0) + (dhNext ? dhNext[q]! : 0);
+        const og = gates[o + j]!;
+        const t = Math.tanh(z[q]!);
+        dgates[o + j] = d * t * og * (1 - og);
+        dz[q] = d * og * (1 - t * t);
+      }
+    }
+  },
+
+  lstmCellBackward(gates, cPrev, dz, dcNext, dgates, dcPrev, N, H) {
+    const s = cellSizes('lstmCellBackward', N, H, 4);
+    need2('lstmCellBackward', { gates, dgates }, s.gate, { cPrev, dz, dcNext, dcPrev }, s.state);
+    for (let n = 0; n < N; n++) {
+      const g = n * 4 * H;
+      for (let j = 0; j < H; j++) {
+        const q = n * H + j;
+        const dc = dz[q]! + (dcNext ? dcNext[q]! : 0);
+        const i = gates[g + j]!, f = gates[g + H + j]!, gg = gates[g + 2 * H + j]!;
+        dgates[g + j] = dc * gg * i * (1 - i);
+        dgates[g + H + j] = dc * cPrev[q]! * f * (1 - f);
+        dgates[g + 2 * H + j] = dc * i * (1 - gg * gg);
+        dcPrev[q] = dc * f;
+      }
+    }
+  },
+
+  gruCellForward(xg, hg, hPrev, gates, h, N, H) {
+    const s = cellSizes('gruCellForward', N, H, 3);
+    need2('gruCellForward', { xg, hg, gates }, s.gate, { hPrev, h }, s.state);
+    for (let n = 0; n < N; n++) {
+      const g = n * 3 * H;
+      for (let j = 0; j < H; j++) {
+        const r = f32(sigmoid(xg[g + j]! + hg[g + j]!));
+        const z = f32(sigmoid(xg[g + H + j]! + hg[g + H + j]!));
+        const nn = f32(Math.tanh(xg[g + 2 * H + j]! + r * hg[g + 2 * H + j]!));
+        gates[g + j] = r; gates[g + H + j] = z; gates[g + 2 * H + j] = nn;
+        h[n * H + j] = (1 - z) * nn + z * hPrev[n * H + j]!;
+      }
+    }
+  },
+
+  gruCellBackward(gates, hg, hPrev, dh, dhNext, dxg, dhg, dhPrev, N, H) {
+    const s = cellSizes('gruCellBackward', N, H, 3);
+    need2('gruCellBackward', { gates, hg, dxg, dhg }, s.gate, { hPrev, dh, dhNext, dhPrev }, s.state);
+    for (let n = 0; n < N; n++) {
+      const g = n * 3 * H;
+      for (let j = 0; j < H; j++) {
+        const q = n * H + j;
+        const d = (dh ? dh[q]! : 0) + (dhNext ? dhNext[q]! : 0);
+        const r = gates[g + j]!, z = gates[g + H + j]!, nn = gates[g + 2 * H + j]!;
+        const an = d * (1 - z) * (1 - nn * nn);
+        const ar = an * hg[g + 2 * H + j]! * r * (1 - r);
+        const az = d * (hPrev[q]! - nn) * z * (1 - z);
+        dxg[g + j] = ar; dxg[g + H + j] = az; dxg[g + 2 * H + j] = an;
+        dhg[g + j] = ar; dhg[g + H + j] = az; dhg[g + 2 * H + j] = an * r;
+        dhPrev[q] = d * z;
+      }
+    }
+  },
+
+  rnnCellForward(xg, hg, h, N, H, activation) {
+    const s = cellSizes('rnnCellForward', N, H, 1);
+    need2('rnnCellForward', { xg, hg, h }, s.state, {}, 0);
+    const kind = cellActivation('rnnCellForward', activation);
+    for (let i = 0; i < s.state; i++) h[i] = act(kind, xg[i]! + hg[i]!, 0);
+  },
+
+  rnnCellBackward(h, dh, dhNext, da, N, H, activation) {
+    const s = cellSizes('rnnCellBackward', N, H, 1);
+    need2('rnnCellBackward', { h, dh, dhNext, da }, s.state, {}, 0);
+    const kind = cellActivation('rnnCellBackward', activation);
+    for (let i = 0; i < s.state; i++) {
+      const d = (dh ? dh[i]! : 0) + (dhNext ? dhNext[i]! : 0);
+      da[i] = d * actGrad(kind, h[i]!, 0);
     }
   },
 };

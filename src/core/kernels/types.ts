@@ -347,6 +347,63 @@ export interface Kernels {
     saveR: Float32Array, saveD: Float32Array,
     dgamma: Float32Array | null, dbeta: Float32Array | null,
   ): void;
+
+  /*
+   * Recurrent cells, one time step over N rows of H units (native/recurrent.cc). The projections
+   * arrive precomputed: xg = the input term W_ih·x_t (+ bias, or batch-normalized) and hg = the
+   * hidden term W_hh·h_{t-1} (+ bias, or batch-normalized), each [N, G·H] with the G gate blocks
+   * of a row in PyTorch's order (LSTM i, f, g, o; GRU r, z, n), gate k of unit j at n*G*H + k*H + j.
+   * Elementwise: a row's results never depend on the other rows. A null dh or dhNext (or dcNext)
+   * is zero.
+   */
+
+  /**
+   * LSTM gates and cell: with a_k = xg_k + hg_k, gates = (σ(a_i), σ(a_f), tanh(a_g), σ(a_o)) and
+   * c = f·cPrev + i·g ([N, H]). gates may alias xg or hg.
+   */
+  lstmCellForward(xg: Float32Array, hg: Float32Array, cPrev: Float32Array, gates: Float32Array, c: Float32Array,
+    N: number, H: number): void;
+
+  /** LSTM output h = o·tanh(z), z the cell c (or its batch-normalized form), from gates of lstmCellForward. */
+  lstmOutputForward(gates: Float32Array, z: Float32Array, h: Float32Array, N: number, H: number): void;
+
+  /**
+   * Backward of lstmOutputForward for d = dh + dhNext (the gradient at h_t from the layer above
+   * and from step t+1): writes the o block of dgates, d·tanh(z)·o(1−o), and dz = d·o·(1 − tanh²z).
+   */
+  lstmOutputBackward(gates: Float32Array, z: Float32Array, dh: Float32Array | null, dhNext: Float32Array | null,
+    dz: Float32Array, dgates: Float32Array, N: number, H: number): void;
+
+  /**
+   * Backward of lstmCellForward for dc = dz + dcNext (dcNext the gradient at c_t from step t+1):
+   * writes the i, f, g blocks of dgates (gradients at the pre-activations a_i, a_f, a_g) and
+   * dcPrev = dc·f. dcPrev may alias dcNext.
+   */
+  lstmCellBackward(gates: Float32Array, cPrev: Float32Array, dz: Float32Array, dcNext: Float32Array | null,
+    dgates: Float32Array, dcPrev: Float32Array, N: number, H: number): void;
+
+  /**
+   * GRU step, PyTorch's nn.GRU: r = σ(xg_r + hg_r), z = σ(xg_z + hg_z), n = tanh(xg_n + r·hg_n),
+   * h = (1 − z)·n + z·hPrev; gates = (r, z, n). gates may alias xg (not hg, whose n block the
+   * backward needs).
+   */
+  gruCellForward(xg: Float32Array, hg: Float32Array, hPrev: Float32Array, gates: Float32Array, h: Float32Array,
+    N: number, H: number): void;
+
+  /**
+   * Backward of gruCellForward for d = dh + dhNext: writes dxg and dhg (gradients at the input
+   * and hidden terms; they differ only in the n block, dhg_n = dxg_n·r) and the direct part of
+   * the gradient at hPrev, dhPrev = d·z (the caller adds dhg·W_hh). dhPrev may alias dhNext.
+   */
+  gruCellBackward(gates: Float32Array, hg: Float32Array, hPrev: Float32Array, dh: Float32Array | null,
+    dhNext: Float32Array | null, dxg: Float32Array, dhg: Float32Array, dhPrev: Float32Array, N: number, H: number): void;
+
+  /** Elman step h = f(xg + hg), f tanh or relu (activation codes). h may alias xg or hg. */
+  rnnCellForward(xg: Float32Array, hg: Float32Array, h: Float32Array, N: number, H: number, activation: number): void;
+
+  /** Backward of rnnCellForward: da = (dh + dhNext)·f'(read off h). da may alias dhNext. */
+  rnnCellBackward(h: Float32Array, dh: Float32Array | null, dhNext: Float32Array | null, da: Float32Array,
+    N: number, H: number, activation: number): void;
 }
 
 /**

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelManifest } from '../../core/artifact.js';
 import { encodeInferenceWeights } from '../../core/inference-weights.js';
+import { OnnxUnsupportedError } from '../../core/onnx-unsupported.js';
 import { HttpError, notFound } from '../errors.js';
 import { errors, IdParams, PageQuery } from '../schemas/common.js';
 import { BatchNormResponse, ModelDetail, ModelList, NoQuery, predictBody, PredictResponse, WeightsQuery } from '../schemas/models.js';
@@ -128,12 +129,12 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
       summary: 'The model as ONNX (opset 13): raw features in, probabilities and label out',
       description: 'Input `input` FP32 [N, …inputShape] in the raw feature space; the fitted preprocessing is the graph\'s first ops, ' +
         'frozen batch norm is folded where exact and a BatchNormalization op elsewhere. Outputs `probabilities` (softmax) [N, classes] ' +
-        'and `label` INT64 [N]. Within 1e-5 of predict in onnxruntime.',
+        'and `label` INT64 [N]. Within 1e-5 of predict in onnxruntime. A model the export cannot express (recurrent batch norm): 422 ONNX_UNSUPPORTED.',
       params: IdParams,
       querystring: NoQuery,
       response: {
         200: { description: 'ONNX ModelProto', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-        ...errors(400, 404),
+        ...errors(400, 404, 422),
       },
     },
   }, async (request, reply) => {
@@ -142,7 +143,13 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
     if (!manifest || !weights) throw notFound('model', id);
     // Loaded on first use: the ONNX protobuf code takes a few hundred ms to load, which start-up need not pay.
     const { exportOnnx } = await import('../../core/onnx.js');
-    const onnx = exportOnnx({ manifest, weights }, { name: id, producerVersion: packageVersion() });
+    let onnx: Uint8Array;
+    try {
+      onnx = exportOnnx({ manifest, weights }, { name: id, producerVersion: packageVersion() });
+    } catch (err) {
+      if (err instanceof OnnxUnsupportedError) throw new HttpError(422, 'ONNX_UNSUPPORTED', err.message, { model: id });
+      throw err;
+    }
     return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${id}.onnx"`).send(Buffer.from(onnx));
   });
 
