@@ -180,9 +180,9 @@ describe('a failed child is a result', () => {
 });
 
 describe('templates', () => {
-  it('lists the eight templates with their question, claim and size', async () => {
+  it('lists the nine templates with their question, claim and size', async () => {
     const { body } = await api(stack.base, 'GET', '/experiments/templates');
-    expect(body.items.map((t: any) => t.id)).toEqual(['bn-epochs', 'bn-placement', 'learning-rate', 'dropout', 'init', 'small-batch', 'input-bn', 'inference-stats']);
+    expect(body.items.map((t: any) => t.id)).toEqual(['bn-epochs', 'bn-placement', 'learning-rate', 'dropout', 'init', 'small-batch', 'input-bn', 'inference-stats', 'rnn-bn']);
     for (const t of body.items) {
       expect(t.question).toMatch(/\?$/);
       expect(t.jobs).toBe(t.variants * 3);
