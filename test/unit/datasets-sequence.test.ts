@@ -1,4 +1,4 @@
-/** Rows as sequences: the `sines` set, dataset.sequence reshaping, listings' sequence shapes, an MLP on [T, F] rows. */
+/** Rows as sequences: the `sines` set, dataset.sequence reshaping, listings' sequence shapes, an MLP and a GRU on [T, F] rows. */
 import { describe, expect, it } from 'vitest';
 import { resolveSpec, SpecError, type DatasetSpec } from '../../src/core/spec.js';
 import { InferenceModel } from '../../src/core/inference.js';
@@ -167,5 +167,18 @@ describe('an MLP trains on [T, F] rows (its first dense layer flattens them)', (
       if (p.indexOf(Math.max(...p)) === ds.test!.y[i]) correct++;
     }
     expect(correct / 200).toBeGreaterThan(0.9);
+  });
+});
+
+describe('a recurrent layer reads sines as its steps', () => {
+  it('GRU of 16 on 32 steps of one value: [32, 1] in, well above chance', async () => {
+    const s = resolveSpec({
+      dataset: { id: 'sines', size: 800, noise: 0.1, preprocess: 'none' },
+      model: { architecture: 'rnn', cell: 'gru', hidden: [16] },
+      training: { epochs: 8, batchSize: 32, seed: 3, optimizer: { type: 'adam', learningRate: 0.01 } },
+    });
+    const result = await train(s, await loadBuiltinDataset(s.dataset, s.training.seed));
+    expect(result.artifact.manifest.layers[0]).toMatchObject({ type: 'gru', steps: 32, features: 1 });
+    expect(result.metrics.test!.accuracy).toBeGreaterThan(0.85); // chance: 0.25
   });
 });
