@@ -24,6 +24,10 @@ template <> struct ArrayKind<float> {
   static constexpr napi_typedarray_type type = napi_float32_array;
   static constexpr const char* name = "Float32Array";
 };
+template <> struct ArrayKind<double> {
+  static constexpr napi_typedarray_type type = napi_float64_array;
+  static constexpr const char* name = "Float64Array";
+};
 template <> struct ArrayKind<int32_t> {
   static constexpr napi_typedarray_type type = napi_int32_array;
   static constexpr const char* name = "Int32Array";
@@ -126,6 +130,9 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("batchNormForwardTrain", &NormLabAddon::BatchNormForwardTrain, napi_enumerable),
         InstanceMethod("batchNormForwardInfer", &NormLabAddon::BatchNormForwardInfer, napi_enumerable),
         InstanceMethod("batchNormBackward", &NormLabAddon::BatchNormBackward, napi_enumerable),
+        InstanceMethod("batchNormUpdateRunning", &NormLabAddon::BatchNormUpdateRunning, napi_enumerable),
+        InstanceMethod("batchNormBackwardFrozen", &NormLabAddon::BatchNormBackwardFrozen, napi_enumerable),
+        InstanceMethod("batchNormBackwardGhost", &NormLabAddon::BatchNormBackwardGhost, napi_enumerable),
         InstanceMethod("activationForward", &NormLabAddon::ActivationForward, napi_enumerable),
         InstanceMethod("activationBackward", &NormLabAddon::ActivationBackward, napi_enumerable),
         InstanceMethod("dropoutForward", &NormLabAddon::DropoutForward, napi_enumerable),
@@ -358,6 +365,69 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(13, "y", size);
     normlab::batchnorm_backward(x, dy, dx, N, C, S, gamma, save_mean, save_rstd, dgamma, dbeta,
                                 activation, FusedAlpha(a, 12), y);
+  }
+
+  // batchNormUpdateRunning(runningMean, runningVar, mean, variance, C, momentum, count)
+  void BatchNormUpdateRunning(const Napi::CallbackInfo& info) {
+    Args a(info, "batchNormUpdateRunning");
+    const int C = a.Size(4, "C");
+    float* running_mean = a.Array<float>(0, "runningMean", C);
+    float* running_var = a.Array<float>(1, "runningVar", C);
+    const double* mean = a.Array<double>(2, "mean", C);
+    const double* var = a.Array<double>(3, "variance", C);
+    const double momentum = a.Number(5, "momentum");
+    const int count = a.Size(6, "count");
+    if (count == 1) a.RangeError("count must be 0 (unbiased variance) or at least 2");
+    normlab::batch_norm_update_running(running_mean, running_var, mean, var, C, momentum, count);
+  }
+
+  // batchNormBackwardFrozen(x, dy, dx, N, C, S, gamma, runningMean, runningVar, eps, dgamma, dbeta, activation?, alpha?, y?)
+  void BatchNormBackwardFrozen(const Napi::CallbackInfo& info) {
+    Args a(info, "batchNormBackwardFrozen");
+    const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S");
+    const size_t size = a.Product(N, C, S);
+    const float* x = a.Array<float>(0, "x", size);
+    const float* dy = a.Array<float>(1, "dy", size);
+    float* dx = a.Array<float>(2, "dx", size);
+    const float* gamma = a.Array<float>(6, "gamma", C, true);
+    const float* running_mean = a.Array<float>(7, "runningMean", C);
+    const float* running_var = a.Array<float>(8, "runningVar", C);
+    const double eps = a.Number(9, "eps");
+    float* dgamma = a.Array<float>(10, "dgamma", C, true);
+    float* dbeta = a.Array<float>(11, "dbeta", C, true);
+    const int activation = FusedActivation(a, 12);
+    const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(14, "y", size);
+    normlab::batchnorm_backward_frozen(x, dy, dx, N, C, S, gamma, running_mean, running_var, eps, dgamma, dbeta,
+                                       activation, FusedAlpha(a, 13), y);
+  }
+
+  // batchNormBackwardGhost(x, dy, dx, N, C, S, virtualBatch, gamma, saveMean, saveRstd, saveR, saveD,
+  //                        dgamma, dbeta, scratch, activation?, alpha?, y?)
+  void BatchNormBackwardGhost(const Napi::CallbackInfo& info) {
+    Args a(info, "batchNormBackwardGhost");
+    const int N = a.Size(3, "N"), C = a.Size(4, "C"), S = a.Size(5, "S"), vb = a.Size(6, "virtualBatch");
+    if (vb < 1 || N < vb) {
+      a.RangeError("needs 1 <= virtualBatch <= N (virtualBatch = " + std::to_string(vb) + ", N = " + std::to_string(N) + ")");
+    }
+    const size_t size = a.Product(N, C, S);
+    const size_t stats = a.Product(N / vb, C);
+    const float* x = a.Array<float>(0, "x", size);
+    const float* dy = a.Array<float>(1, "dy", size);
+    float* dx = a.Array<float>(2, "dx", size);
+    const float* gamma = a.Array<float>(7, "gamma", C, true);
+    const float* save_mean = a.Array<float>(8, "saveMean", stats);
+    const float* save_rstd = a.Array<float>(9, "saveRstd", stats);
+    const float* save_r = a.Array<float>(10, "saveR", stats, true);
+    const float* save_d = a.Array<float>(11, "saveD", stats, true);
+    if ((save_r == nullptr) != (save_d == nullptr)) a.TypeError("saveR and saveD go together");
+    float* dgamma = a.Array<float>(12, "dgamma", C, true);
+    float* dbeta = a.Array<float>(13, "dbeta", C, true);
+    float* scratch = a.Array<float>(14, "scratch", a.Product(2, C));
+    const int activation = FusedActivation(a, 15);
+    if (save_r && activation != normlab::kNoActivation) a.RangeError("renormalization takes no fused activation");
+    const float* y = activation == normlab::kNoActivation ? nullptr : a.Array<float>(17, "y", size);
+    normlab::batchnorm_backward_ghost(x, dy, dx, N, C, S, vb, gamma, save_mean, save_rstd, save_r, save_d, dgamma, dbeta,
+                                      scratch, activation, FusedAlpha(a, 16), y);
   }
 
   static int ActivationKind(const Args& a, size_t i) {
@@ -761,7 +831,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
 
   static int CellActivation(Args& a, size_t i) {
     const double kind = a.Number(i, "activation");
-    if (kind != normlab::kTanh && kind != normlab::kRelu) a.RangeError("activation must be tanh or relu");
+    if (kind != (double)normlab::kTanh && kind != (double)normlab::kRelu) a.RangeError("activation must be tanh or relu");
     return (int)kind;
   }
 

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "renorm.h"
 
 namespace normlab {
 
@@ -228,6 +229,70 @@ NORMLAB_CLONES void batchnorm_backward(const float* x, const float* dy, float* d
     with_activation(activation, [&]<int K>() {
       batchnorm_backward_block<K>(x, y, dy, dx, N, C, S, c0, cb, gamma, save_mean, save_rstd, dgamma, dbeta, alpha);
     });
+  }
+}
+
+void batch_norm_update_running(float* running_mean, float* running_var, const double* mean, const double* var,
+                               int C, double momentum, double count) {
+  for (int c = 0; c < C; c++) update_running_stats(running_mean, running_var, c, mean[c], var[c], count, momentum);
+}
+
+void batchnorm_backward_frozen(const float* x, const float* dy, float* dx, int N, int C, int S,
+                               const float* gamma, const float* running_mean, const float* running_var, double eps,
+                               float* dgamma, float* dbeta, int activation, float alpha, const float* y) {
+  const size_t total = (size_t)N * C * S;
+  const float* g = dy;
+  if (activation != kNoActivation) {
+    // f' read off the output, whose sign matches the input for every activation here.
+    activation_backward(activation, y, y, dy, dx, total, alpha);
+    g = dx;
+  }
+  // Double throughout, one rounding per stored value: μ and σ are constants here.
+  for (int c = 0; c < C; c++) {
+    const double rstd = 1.0 / std::sqrt((double)running_var[c] + eps);
+    const double mean = running_mean[c];
+    const double scale = (gamma ? (double)gamma[c] : 1.0) * rstd;
+    double sum = 0.0, sum_xhat = 0.0;
+    for (int n = 0; n < N; n++) {
+      const size_t off = ((size_t)n * C + c) * S;
+      for (size_t q = off; q < off + (size_t)S; q++) {
+        const double gq = g[q];
+        sum += gq;
+        sum_xhat += gq * ((double)x[q] - mean) * rstd;
+        dx[q] = (float)(gq * scale);
+      }
+    }
+    if (dgamma) dgamma[c] = (float)sum_xhat;
+    if (dbeta) dbeta[c] = (float)sum;
+  }
+}
+
+void batchnorm_backward_ghost(const float* x, const float* dy, float* dx, int N, int C, int S, int virtual_batch,
+                              const float* gamma, const float* save_mean, const float* save_rstd,
+                              const float* save_r, const float* save_d, float* dgamma, float* dbeta, float* scratch,
+                              int activation, float alpha, const float* y) {
+  const int chunks = N / virtual_batch;
+  const size_t per = (size_t)C * S;
+  float* dg = dgamma ? scratch : nullptr;
+  float* db = dbeta ? scratch + C : nullptr;
+  if (dgamma) std::fill(dgamma, dgamma + C, 0.0f);
+  if (dbeta) std::fill(dbeta, dbeta + C, 0.0f);
+  for (int i = 0; i < chunks; i++) {
+    const size_t first = (size_t)i * virtual_batch;
+    const int rows = i == chunks - 1 ? N - (int)first : virtual_batch;
+    const size_t off = first * per;
+    const size_t st = (size_t)i * C;
+    if (save_r) {
+      batch_renorm_backward(x + off, dy + off, dx + off, rows, C, S, gamma, save_mean + st, save_rstd + st,
+                            save_r + st, save_d + st, dg, db);
+    } else {
+      batchnorm_backward(x + off, dy + off, dx + off, rows, C, S, gamma, save_mean + st, save_rstd + st, dg, db,
+                         activation, alpha, y ? y + off : nullptr);
+    }
+    for (int c = 0; c < C; c++) {
+      if (dgamma) dgamma[c] += dg[c];
+      if (dbeta) dbeta[c] += db[c];
+    }
   }
 }
 

@@ -53,12 +53,17 @@ void add_bias(float* x, const float* bias, int N, int C, int S, int activation, 
 constexpr int kChannelBlock = 64;
 void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var);
 // Keras convention: momentum weighs the old value; the variance goes in
-// unbiased (M values per channel).
+// unbiased (M values per channel), or as it is when M = 0 (already unbiased).
+// The one running-statistics update: batch norm, renormalization, and
+// batch_norm_update_running (ghost batch norm, population statistics).
 inline void update_running_stats(float* running_mean, float* running_var, int c, double mean, double var,
                                  double M, double momentum) {
   running_mean[c] = (float)(momentum * running_mean[c] + (1.0 - momentum) * mean);
-  running_var[c] = (float)(momentum * running_var[c] + (1.0 - momentum) * var * M / (M - 1.0));
+  running_var[c] = M > 0.0 ? (float)(momentum * running_var[c] + (1.0 - momentum) * var * M / (M - 1.0))
+                           : (float)(momentum * running_var[c] + (1.0 - momentum) * var);
 }
+void batch_norm_update_running(float* running_mean, float* running_var, const double* mean, const double* var,
+                               int C, double momentum, double count);
 // With an activation, dy is first replaced in place by dy·f'(y).
 void bias_grad(float* dy, float* dbias, int N, int C, int S, int activation, float alpha, const float* y);
 void batchnorm_forward_train(const float* x, float* y, int N, int C, int S,
@@ -72,6 +77,16 @@ void batchnorm_forward_infer(const float* x, float* y, int N, int C, int S,
 void batchnorm_backward(const float* x, const float* dy, float* dx, int N, int C, int S,
                         const float* gamma, const float* save_mean, const float* save_rstd,
                         float* dgamma, float* dbeta, int activation, float alpha, const float* y);
+// Frozen statistics: dx = g·γ·rstd, dγ = Σ g·x̂, dβ = Σ g in double, g = dy·f'(y) with an activation.
+void batchnorm_backward_frozen(const float* x, const float* dy, float* dx, int N, int C, int S,
+                               const float* gamma, const float* running_mean, const float* running_var, double eps,
+                               float* dgamma, float* dbeta, int activation, float alpha, const float* y);
+// Ghost batch norm: batchnorm_backward (save_r null) or batch_renorm_backward per virtual batch,
+// γ/β gradients summed in float through scratch (2·C floats).
+void batchnorm_backward_ghost(const float* x, const float* dy, float* dx, int N, int C, int S, int virtual_batch,
+                              const float* gamma, const float* save_mean, const float* save_rstd,
+                              const float* save_r, const float* save_d, float* dgamma, float* dbeta, float* scratch,
+                              int activation, float alpha, const float* y);
 void activation_forward(int kind, const float* x, float* y, size_t n, float alpha);
 // One value of activation_forward (kNoActivation: v itself), for the fused epilogues.
 inline float activate(int kind, float v, float alpha) {

@@ -87,17 +87,36 @@ const YIELD_EVERY_MS = 50;
 /** Preprocessed rows of one split with their labels. */
 export interface Rows { x: Float32Array; y: Int32Array; n: number }
 
+/**
+ * Train a model: prepare the data, build the model, restore a checkpoint (or
+ * warn about the spec), run the epochs, fix the inference statistics, and
+ * build the artifact. Each step is a function below; `Run` is what they share.
+ */
 export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptions = {}): Promise<TrainResult> {
-  const k = options.kernels ?? getKernels();
-  const emit = options.onEvent ?? (() => {});
-  const progressEvery = options.progressIntervalMs ?? 500;
-  const { training, batchNorm: bnSpec } = spec;
-  const f = dataset.features;
   if (dataset.train.n < 2) throw new TrainingError('DATASET_MISMATCH', 'the dataset needs at least 2 training rows');
+  const rng = createRng(spec.training.seed);
+  const data = prepareData(spec, dataset, rng);
+  const run = buildModel(spec, dataset, data, rng, options);
+  restoreOrStart(run);
+  await runEpochs(run);
+  const inferenceStats = finalizeStatistics(run);
+  const metrics = finalMetrics(run, inferenceStats);
+  return { artifact: trainedArtifact(run, metrics, inferenceStats), metrics, epochsToTarget: run.st.epochsToTarget, history: run.st.history };
+}
 
-  const rng = createRng(training.seed);
+/** The preprocessed splits: all training rows (validation rows among them), the held-out validation rows, the test split. */
+interface Data {
+  preprocess: Preprocess;
+  all: Rows;
+  /** Indices into `all` of the rows trained on, shuffled every epoch. */
+  trainIdx: Int32Array;
+  val: Rows | null;
+  test: Rows | null;
+}
 
-  // Validation rows are held out by the seed; preprocessing is fitted on the rest only.
+/** Validation rows are held out by the seed; preprocessing is fitted on the rest only. */
+function prepareData(spec: JobSpec, dataset: Dataset, rng: RngState): Data {
+  const f = dataset.features;
   const order = Int32Array.from({ length: dataset.train.n }, (_, i) => i);
   shuffle(rng, order);
   const nVal = Math.floor(dataset.train.n * spec.dataset.validationSplit);
@@ -108,178 +127,245 @@ export async function train(spec: JobSpec, dataset: Dataset, options: TrainOptio
   const all = preprocessed(preprocess, dataset.train.x, dataset.train.y, dataset.train.n, f);
   const val = nVal > 0 ? gather(all, valIdx, f) : null;
   const test = dataset.test ? preprocessed(preprocess, dataset.test.x, dataset.test.y, dataset.test.n, f) : null;
+  return { preprocess, all, trainIdx, val, test };
+}
 
+/** Everything the training steps share. */
+interface Run {
+  spec: JobSpec;
+  dataset: Dataset;
+  options: TrainOptions;
+  k: Kernels;
+  emit: (event: TrainEvent) => void;
+  rng: RngState;
+  data: Data;
+  layers: LayerInfo[];
+  model: Sequential;
+  optimizer: Optimizer;
+  hasBatchNorm: boolean;
+  batchSize: number;
+  stepsPerEpoch: number;
+  /** Training rows per epoch (a final batch of one is dropped when the model has batch norm). */
+  trainCount: number;
+  st: LoopState;
+  specJson: string;
+  /** The gap's training rows when there is no validation split. */
+  gapRows: Int32Array | null;
+  /** Step buffers, allocated once. */
+  step: { xb: Float32Array; yb: Int32Array; probs: Float32Array; correct: Int32Array };
+}
+
+/** The layers, the model (weights initialized from the seed), the optimizer and the batch geometry. */
+function buildModel(spec: JobSpec, dataset: Dataset, data: Data, rng: RngState, options: TrainOptions): Run {
+  const k = options.kernels ?? getKernels();
+  const f = dataset.features;
   const layers = expandLayers(spec.model, dataset.inputShape, dataset.classes);
-  const batchSize = Math.min(training.batchSize, trainIdx.length);
-  const model = new Sequential(layers, k, evalBatch(layers, f, batchSize), f, bnSpec, rng);
+  const batchSize = Math.min(spec.training.batchSize, data.trainIdx.length);
+  const model = new Sequential(layers, k, evalBatch(layers, f, batchSize), f, spec.batchNorm, rng);
   model.initialize(spec.model.init, rng);
-  const optimizer = new Optimizer(training.optimizer, model.params, k);
+  const optimizer = new Optimizer(spec.training.optimizer, model.params, k);
   const hasBatchNorm = model.normalizers().length > 0;
-
-  // Step buffers, allocated once.
-  const xb = new Float32Array(batchSize * f);
-  const yb = new Int32Array(batchSize);
-  const probs = new Float32Array(batchSize * dataset.classes);
-  const correct = new Int32Array(1);
-
-  const nTrain = trainIdx.length;
+  const nTrain = data.trainIdx.length;
   // A final batch of one has no batch variance: drop it when the model has batch norm.
   const dropLast = hasBatchNorm && nTrain % batchSize === 1;
-  const stepsPerEpoch = Math.floor(nTrain / batchSize) + (nTrain % batchSize > 0 && !dropLast ? 1 : 0);
-  const trainCount = dropLast ? nTrain - 1 : nTrain;
-
   const st: LoopState = {
     epoch: 1, step: 0, optimizerStep: 0, batchNormUpdates: 0, rng: [], history: [], epochsToTarget: null, best: null, sinceBest: 0,
     trainingSeconds: 0, lossSum: 0, correctSum: 0, epochSeconds: 0,
   };
-  const specJson = JSON.stringify(spec);
-  if (options.resumeFrom) {
-    Object.assign(st, options.resumeFrom.state);
-    restore(options.resumeFrom, specJson, model, optimizer, rng, trainIdx);
-  }
-  /** Save the state as of the start of (epoch, step). */
-  const checkpoint = async (epoch: number, step: number): Promise<void> => {
-    if (!options.onCheckpoint) return;
-    const state = {
-      ...structuredClone(st), epoch, step, optimizerStep: optimizer.step, rng: Array.from(rng),
-      batchNormUpdates: model.batchNormClock.updates,
-    };
-    await options.onCheckpoint({ spec: specJson, state, tensors: stateTensors(model, optimizer), trainOrder: trainIdx.slice() });
-    emit({ type: 'checkpoint', epoch, step });
+  return {
+    spec, dataset, options, k, emit: options.onEvent ?? (() => {}), rng, data, layers, model, optimizer, hasBatchNorm, batchSize,
+    stepsPerEpoch: Math.floor(nTrain / batchSize) + (nTrain % batchSize > 0 && !dropLast ? 1 : 0),
+    trainCount: dropLast ? nTrain - 1 : nTrain,
+    st, specJson: JSON.stringify(spec), gapRows: null,
+    step: { xb: new Float32Array(batchSize * f), yb: new Int32Array(batchSize), probs: new Float32Array(batchSize * dataset.classes), correct: new Int32Array(1) },
   };
-  const everySteps = options.checkpointEverySteps ?? 0;
-  const maxSeconds = Math.min(options.maxSeconds ?? Infinity, training.maxSeconds ?? Infinity);
-  let lastProgress = -Infinity;
-  let lastYield = performance.now();
-  if (training.earlyStopping && !val) {
+}
+
+/** Continue from the checkpoint, if any (else emit the spec's warnings), and fix the gap's rows. */
+function restoreOrStart(run: Run): void {
+  const { spec, options, emit, data } = run;
+  if (options.resumeFrom) {
+    Object.assign(run.st, options.resumeFrom.state);
+    restore(options.resumeFrom, run.specJson, run.model, run.optimizer, run.rng, data.trainIdx);
+  }
+  if (spec.training.earlyStopping && !data.val) {
     emit({ type: 'warning', code: 'NO_VALIDATION', message: 'earlyStopping needs a validation split (dataset.validationSplit > 0); it is ignored' });
   }
   if (!options.resumeFrom) {
-    for (const w of startWarnings(spec, layers, all, trainIdx, f)) emit({ type: 'warning', ...w });
+    for (const w of startWarnings(spec, run.layers, data.all, data.trainIdx, run.dataset.features)) emit({ type: 'warning', ...w });
   }
-  /** The gap on the validation rows, or on (at most GAP_TRAIN_ROWS of) the training rows when there are none. */
-  const gapRows = val ? null : gapSample(trainIdx);
-  const gapNow = (valMetrics: Metrics | null): TrainInferenceGap | null => (val
-    ? measureGap(model, 'val', val, null, batchSize, dataset.classes, valMetrics)
-    : measureGap(model, 'train', all, gapRows, batchSize, dataset.classes, null));
+  run.gapRows = data.val ? null : gapSample(data.trainIdx);
+}
 
+/** Save the state as of the start of (epoch, step), when the caller keeps checkpoints. */
+async function checkpoint(run: Run, epoch: number, step: number): Promise<void> {
+  if (!run.options.onCheckpoint) return;
+  const state = {
+    ...structuredClone(run.st), epoch, step, optimizerStep: run.optimizer.step, rng: Array.from(run.rng),
+    batchNormUpdates: run.model.batchNormClock.updates,
+  };
+  await run.options.onCheckpoint({ spec: run.specJson, state, tensors: stateTensors(run.model, run.optimizer), trainOrder: run.data.trainIdx.slice() });
+  run.emit({ type: 'checkpoint', epoch, step });
+}
+
+/** The gap on the validation rows, or on (at most GAP_TRAIN_ROWS of) the training rows when there are none. */
+function gapNow(run: Run, valMetrics: Metrics | null): TrainInferenceGap | null {
+  const { model, data, batchSize, dataset } = run;
+  return data.val
+    ? measureGap(model, 'val', data.val, null, batchSize, dataset.classes, valMetrics)
+    : measureGap(model, 'train', data.all, run.gapRows, batchSize, dataset.classes, null);
+}
+
+/** The epoch loop, from the restored (epoch, step) to the last epoch or early stopping. */
+async function runEpochs(run: Run): Promise<void> {
+  const { training } = run.spec;
+  const { st, model } = run;
+  const clock = { lastProgress: -Infinity, lastYield: performance.now() };
   let stopped = false;
   for (; st.epoch <= training.epochs && !stopped; st.epoch++, st.step = 0) {
     const epoch = st.epoch;
     const lr = learningRateAt(training.optimizer.learningRate, training.schedule, epoch - 1, training.epochs);
     if (training.freezeBatchNormAfterEpoch !== null && epoch > training.freezeBatchNormAfterEpoch) model.freezeBatchNorm();
-    for (; st.step < stepsPerEpoch; st.step++) {
-      const step = st.step;
-      if (options.isCancelled?.()) throw new TrainingError('CANCELLED', 'the job was cancelled', { epoch, step });
-      if (options.shouldPause?.()) {
-        await checkpoint(epoch, step);
-        throw new TrainingError('PAUSED', `training paused at epoch ${epoch}, step ${step}`, { epoch, step });
-      }
-      if (st.trainingSeconds + st.epochSeconds > maxSeconds) {
-        await checkpoint(epoch, step);
-        throw new TrainingError('TIMEOUT', `training time passed the limit of ${maxSeconds} s at epoch ${epoch}, step ${step}`, {
-          epoch, step, maxSeconds, hint: 'raise training.maxSeconds (up to the server\'s MAX_JOB_SECONDS), or train fewer epochs or a smaller model',
-        });
-      }
-      // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
-      if (step === 0) {
-        shuffle(rng, trainIdx);
-        for (const bn of model.normalizers()) bn.resetEpochStatistics();
-        st.lossSum = 0;
-        st.correctSum = 0;
-        st.epochSeconds = 0;
-      }
-      const t0 = performance.now();
-      const start = step * batchSize;
-      const n = Math.min(batchSize, trainCount - start);
-      k.gatherRows(all.x, all.y, trainIdx, start, n, f, xb, yb);
-      const logits = model.forward(xb, n, true);
-      const loss = k.softmaxCrossEntropy(logits, yb, probs, n, dataset.classes, correct);
-      if (!Number.isFinite(loss)) {
-        throw new TrainingError('DIVERGED', `the loss became ${loss} at epoch ${epoch}, step ${step + 1}`, {
-          epoch, step: step + 1,
-          hint: hasBatchNorm ? 'lower the learning rate' : 'lower the learning rate or enable batch norm (model.batchNorm: "before")',
-        });
-      }
-      k.softmaxCrossEntropyBackward(probs, yb, probs, n, dataset.classes);
-      model.backward(probs, n);
-      optimizer.update(lr);
-      const now = performance.now();
-      st.epochSeconds += (now - t0) / 1000;
-      st.lossSum += loss * n;
-      st.correctSum += correct[0]!;
-
-      if (now - lastProgress >= progressEvery || step === stepsPerEpoch - 1) {
-        lastProgress = now;
-        const done = start + n;
-        const samplesPerSec = done / st.epochSeconds;
-        const remaining = (training.epochs - epoch) * trainCount + (trainCount - done);
-        emit({
-          type: 'progress', epoch, step: step + 1, stepsPerEpoch, loss,
-          samplesPerSec: Math.round(samplesPerSec), etaSeconds: round(remaining / samplesPerSec, 1),
-        });
-      }
-      if (everySteps > 0 && (step + 1) % everySteps === 0 && step + 1 < stepsPerEpoch) await checkpoint(epoch, step + 1);
-      if (now - lastYield >= YIELD_EVERY_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        lastYield = performance.now();
-      }
-    }
+    for (; st.step < run.stepsPerEpoch; st.step++) await trainStep(run, epoch, st.step, lr, clock);
     st.trainingSeconds += st.epochSeconds;
-
-    const valMetrics = val ? finite(evaluate(model, val, dataset.classes), 'validation', epoch, hasBatchNorm) : null;
-    const bn = batchNormEpoch(model);
-    const event: EpochEvent = {
-      type: 'epoch', epoch,
-      train: { loss: st.lossSum / trainCount, accuracy: st.correctSum / trainCount },
-      val: valMetrics,
-      test: test ? finite(evaluate(model, test, dataset.classes), 'test', epoch, hasBatchNorm) : null,
-      lr, seconds: round(st.epochSeconds, 4), bn: bn.summary, gap: gapNow(valMetrics),
-    };
-    st.history.push(event);
-    emit(event);
-    if (hasBatchNorm) options.onBatchNormEpoch?.(epoch, bn.channels);
-
-    const watched = event.val ?? event.train;
-    if (training.targetAccuracy !== null && st.epochsToTarget === null && watched.accuracy >= training.targetAccuracy) {
-      st.epochsToTarget = epoch;
-    }
-    if (training.earlyStopping && event.val) {
-      const { monitor, patience, minDelta } = training.earlyStopping;
-      const score = monitor === 'val_loss' ? event.val.loss : -event.val.accuracy;
-      if (st.best === null || score < st.best - minDelta) {
-        st.best = score;
-        st.sinceBest = 0;
-      } else if (++st.sinceBest >= patience) {
-        emit({ type: 'warning', code: 'EARLY_STOPPED', message: `${monitor} did not improve for ${patience} epochs; stopped after epoch ${epoch}` });
-        stopped = true;
-      }
-    }
-    if (!stopped && epoch < training.epochs) await checkpoint(epoch + 1, 0);
+    stopped = endEpoch(run, epoch, lr);
+    if (!stopped && epoch < training.epochs) await checkpoint(run, epoch + 1, 0);
   }
-  const { history, epochsToTarget, trainingSeconds } = st;
+}
 
-  const inferenceStats = hasBatchNorm
-    ? chooseInferenceStatistics(spec, model, all, trainIdx, val ?? gather(all, gapRows!, f), !val, dataset.classes, optimizer.step, options, emit)
-    : 'moving';
+/** One optimizer step, after the cancel/pause/time checks; progress events, step checkpoints and yields to the event loop. */
+async function trainStep(run: Run, epoch: number, step: number, lr: number, clock: { lastProgress: number; lastYield: number }): Promise<void> {
+  const { options, st, model, k, data, batchSize, dataset } = run;
+  const { training } = run.spec;
+  const f = dataset.features;
+  const { xb, yb, probs, correct } = run.step;
+  const maxSeconds = Math.min(options.maxSeconds ?? Infinity, training.maxSeconds ?? Infinity);
+  if (options.isCancelled?.()) throw new TrainingError('CANCELLED', 'the job was cancelled', { epoch, step });
+  if (options.shouldPause?.()) {
+    await checkpoint(run, epoch, step);
+    throw new TrainingError('PAUSED', `training paused at epoch ${epoch}, step ${step}`, { epoch, step });
+  }
+  if (st.trainingSeconds + st.epochSeconds > maxSeconds) {
+    await checkpoint(run, epoch, step);
+    throw new TrainingError('TIMEOUT', `training time passed the limit of ${maxSeconds} s at epoch ${epoch}, step ${step}`, {
+      epoch, step, maxSeconds, hint: 'raise training.maxSeconds (up to the server\'s MAX_JOB_SECONDS), or train fewer epochs or a smaller model',
+    });
+  }
+  // After the pause check, so a checkpoint at (epoch, 0) comes before the epoch's shuffle.
+  if (step === 0) {
+    shuffle(run.rng, data.trainIdx);
+    for (const bn of model.normalizers()) bn.resetEpochStatistics();
+    st.lossSum = 0;
+    st.correctSum = 0;
+    st.epochSeconds = 0;
+  }
+  const t0 = performance.now();
+  const start = step * batchSize;
+  const n = Math.min(batchSize, run.trainCount - start);
+  k.gatherRows(data.all.x, data.all.y, data.trainIdx, start, n, f, xb, yb);
+  const logits = model.forward(xb, n, true);
+  const loss = k.softmaxCrossEntropy(logits, yb, probs, n, dataset.classes, correct);
+  if (!Number.isFinite(loss)) {
+    throw new TrainingError('DIVERGED', `the loss became ${loss} at epoch ${epoch}, step ${step + 1}`, {
+      epoch, step: step + 1,
+      hint: run.hasBatchNorm ? 'lower the learning rate' : 'lower the learning rate or enable batch norm (model.batchNorm: "before")',
+    });
+  }
+  k.softmaxCrossEntropyBackward(probs, yb, probs, n, dataset.classes);
+  model.backward(probs, n);
+  run.optimizer.update(lr);
+  const now = performance.now();
+  st.epochSeconds += (now - t0) / 1000;
+  st.lossSum += loss * n;
+  st.correctSum += correct[0]!;
+
+  if (now - clock.lastProgress >= (options.progressIntervalMs ?? 500) || step === run.stepsPerEpoch - 1) {
+    clock.lastProgress = now;
+    const done = start + n;
+    const samplesPerSec = done / st.epochSeconds;
+    const remaining = (training.epochs - epoch) * run.trainCount + (run.trainCount - done);
+    run.emit({
+      type: 'progress', epoch, step: step + 1, stepsPerEpoch: run.stepsPerEpoch, loss,
+      samplesPerSec: Math.round(samplesPerSec), etaSeconds: round(remaining / samplesPerSec, 1),
+    });
+  }
+  const everySteps = options.checkpointEverySteps ?? 0;
+  if (everySteps > 0 && (step + 1) % everySteps === 0 && step + 1 < run.stepsPerEpoch) await checkpoint(run, epoch, step + 1);
+  if (now - clock.lastYield >= YIELD_EVERY_MS) {
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.lastYield = performance.now();
+  }
+}
+
+/** The epoch event (metrics, batch-norm summary, gap), target accuracy and early stopping; true when training stops here. */
+function endEpoch(run: Run, epoch: number, lr: number): boolean {
+  const { st, model, data, dataset, hasBatchNorm, options } = run;
+  const { training } = run.spec;
+  const valMetrics = data.val ? finite(evaluate(model, data.val, dataset.classes), 'validation', epoch, hasBatchNorm) : null;
+  const bn = batchNormEpoch(model);
+  const event: EpochEvent = {
+    type: 'epoch', epoch,
+    train: { loss: st.lossSum / run.trainCount, accuracy: st.correctSum / run.trainCount },
+    val: valMetrics,
+    test: data.test ? finite(evaluate(model, data.test, dataset.classes), 'test', epoch, hasBatchNorm) : null,
+    lr, seconds: round(st.epochSeconds, 4), bn: bn.summary, gap: gapNow(run, valMetrics),
+  };
+  st.history.push(event);
+  run.emit(event);
+  if (hasBatchNorm) options.onBatchNormEpoch?.(epoch, bn.channels);
+
+  const watched = event.val ?? event.train;
+  if (training.targetAccuracy !== null && st.epochsToTarget === null && watched.accuracy >= training.targetAccuracy) {
+    st.epochsToTarget = epoch;
+  }
+  if (training.earlyStopping && event.val) {
+    const { monitor, patience, minDelta } = training.earlyStopping;
+    const score = monitor === 'val_loss' ? event.val.loss : -event.val.accuracy;
+    if (st.best === null || score < st.best - minDelta) {
+      st.best = score;
+      st.sinceBest = 0;
+    } else if (++st.sinceBest >= patience) {
+      run.emit({ type: 'warning', code: 'EARLY_STOPPED', message: `${monitor} did not improve for ${patience} epochs; stopped after epoch ${epoch}` });
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The statistics the model keeps for inference (see chooseInferenceStatistics); 'moving' without batch norm. */
+function finalizeStatistics(run: Run): 'moving' | 'population' {
+  if (!run.hasBatchNorm) return 'moving';
+  const { spec, model, data, dataset, optimizer, options, emit } = run;
+  const rows = data.val ?? gather(data.all, run.gapRows!, dataset.features);
+  return chooseInferenceStatistics(spec, model, data.all, data.trainIdx, rows, !data.val, dataset.classes, optimizer.step, options, emit);
+}
+
+/** The job's final metrics, with the inference statistics it keeps. */
+function finalMetrics(run: Run, inferenceStats: 'moving' | 'population'): FinalMetrics {
+  const { st, model, data, dataset, hasBatchNorm } = run;
+  const { history, trainingSeconds } = st;
   const last = history[history.length - 1]!;
-  const finalVal = val ? finite(evaluate(model, val, dataset.classes), 'validation', history.length, hasBatchNorm) : null;
-  const metrics: FinalMetrics = {
+  const finalVal = data.val ? finite(evaluate(model, data.val, dataset.classes), 'validation', history.length, hasBatchNorm) : null;
+  return {
     epochs: history.length,
     train: last.train,
     val: finalVal,
-    test: test ? finite(evaluate(model, test, dataset.classes), 'test', history.length, hasBatchNorm) : null,
+    test: data.test ? finite(evaluate(model, data.test, dataset.classes), 'test', history.length, hasBatchNorm) : null,
     trainingSeconds: round(trainingSeconds, 3),
-    samplesPerSec: Math.round((trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
-    gap: gapNow(finalVal),
+    samplesPerSec: Math.round((run.trainCount * history.length) / Math.max(trainingSeconds, 1e-9)),
+    gap: gapNow(run, finalVal),
     inferenceStats,
   };
-  const artifact = buildArtifact({
-    format: MANIFEST_FORMAT, spec, layers, inputShape: dataset.inputShape, features: f, classes: dataset.classes,
-    classNames: dataset.classNames, preprocess, inferenceStats, epsilon: bnSpec.epsilon,
-    parameters: parameterCount(layers, bnSpec), metrics, createdAt: new Date().toISOString(),
-  }, model.namedTensors());
-  return { artifact, metrics, epochsToTarget, history };
+}
+
+/** The manifest and weights of the trained model. */
+function trainedArtifact(run: Run, metrics: FinalMetrics, inferenceStats: 'moving' | 'population'): Artifact {
+  const { spec, dataset, layers } = run;
+  return buildArtifact({
+    format: MANIFEST_FORMAT, spec, layers, inputShape: dataset.inputShape, features: dataset.features, classes: dataset.classes,
+    classNames: dataset.classNames, preprocess: run.data.preprocess, inferenceStats, epsilon: spec.batchNorm.epsilon,
+    parameters: parameterCount(layers, spec.batchNorm), metrics, createdAt: new Date().toISOString(),
+  }, run.model.namedTensors());
 }
 
 /** Model tensors plus the optimizer's state, by checkpoint name. */

@@ -95,7 +95,7 @@ it('answers a bad union or nullable field with its path and the allowed values o
   expect(res.body.error.code).toBe('INVALID_SPEC');
   expect(res.body.error.message).toContain('/model/batchNorm: must be one of none, before, after, input');
   expect(res.body.error.details.issues).toEqual(expect.arrayContaining([
-    { path: '/model/batchNorm', message: 'must be one of none, before, after, input', allowed: ['none', 'before', 'after', 'input'] },
+    { path: '/model/batchNorm', message: 'must be one of none, before, after, input, sequence, recurrent', allowed: ['none', 'before', 'after', 'input', 'sequence', 'recurrent'] },
     { path: '/training/optimizer/learningRate', message: 'must be > 0' },
   ]));
   const layer = await api(base, 'POST', '/jobs', { dataset: { id: 'spirals' }, model: { layers: [{ type: 'relu' }, { type: 'dense' }] } });

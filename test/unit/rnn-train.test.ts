@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/core/checkpoint.js';
 import { InferenceModel } from '../../src/core/inference.js';
+import { encodeInferenceWeights } from '../../src/core/inference-weights.js';
+import { decodeSafetensors } from '../../src/core/safetensors.js';
 import { expandLayers } from '../../src/core/layers.js';
 import { createRng, nextFloat, nextNormal } from '../../src/core/rng.js';
 import { resolveSpec, SpecError } from '../../src/core/spec.js';
@@ -86,6 +88,15 @@ describe.each(kernelSets)('recurrent models in the trainer (%s kernels)', (_name
     });
   }
 
+  it('recurrent BN after 72 steps: momentum 0.99 leaves the running averages behind (the gap shows it), 0.9 does not', async () => {
+    const gap = async (momentum: number) => {
+      const spec = resolveSpec({ ...rnnSpec({ batchNorm: 'recurrent' }), batchNorm: { momentum } });
+      return (await train(spec, sines(), { kernels })).history[5]!.gap!.accuracy;
+    };
+    expect(await gap(0.99)).toBeGreaterThan(0.3);
+    expect(Math.abs(await gap(0.9))).toBeLessThan(0.1);
+  });
+
   it('is deterministic: same seed, same weight bytes; another seed, other weights', async () => {
     const spec = rnnSpec({ cell: 'gru', batchNorm: 'recurrent' }, { epochs: 2 });
     const [a, b] = [await train(spec, sines(), { kernels }), await train(spec, sines(), { kernels })];
@@ -125,7 +136,15 @@ describe.each(kernelSets)('recurrent models in the trainer (%s kernels)', (_name
       { type: 'dense', in: 5, out: 3 },
     ]);
     expect(Number.isFinite(result.metrics.train.loss)).toBe(true);
-    expect(result.history[0]!.bn.length).toBeGreaterThan(0); // the per-epoch BN summary covers recurrent BN
+    // One BN summary per normalized term: the GRU's input term per direction, the Elman layer's two terms.
+    expect(result.history[0]!.bn.map((b) => b.layer)).toEqual([0, 0, 1, 1]);
+    const model = InferenceModel.fromArtifact(result.artifact, { kernels });
+    expect(model.batchNormStats().map((b) => [b.layer, b.channels])).toEqual([[0, 18], [0, 18], [1, 50], [1, 50]]);
+    // The weights download: the sequence BN folded into bias_ih, the recurrent one's per-step statistics kept.
+    const { tensors, metadata } = decodeSafetensors(encodeInferenceWeights(model));
+    expect(JSON.parse(metadata.ops!)[0]).toMatchObject({ kind: 'recurrent', cell: 'gru', batchNorm: 'none', bidirectional: true });
+    expect(tensors.get('ops.0.bias_ih_l0_reverse')!.shape).toEqual([18]);
+    expect(tensors.get('ops.1.mean_hh_l0')!.shape).toEqual([10, 5]);
   });
 });
 

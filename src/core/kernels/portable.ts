@@ -18,15 +18,15 @@ const SIGMOID = activationCode('sigmoid');
 const f32 = Math.fround;
 
 /**
- * Mean and biased variance of channel c over its N*S values. Sums are taken
- * around the channel's first value, as in the addon, so they do not cancel
- * when |mean| >> std.
+ * Adds Σ(x − shift) and Σ(x − shift)² over the N*S values of channel c to
+ * sums[at] and sums[at + 1], value by value in order (double precision). The
+ * one shifted-moments pass in TypeScript: channelMoments here, and the
+ * population statistics over many batches (one shift for all of them).
  */
-function channelMoments(x: Float32Array, N: number, C: number, S: number, c: number): [number, number] {
-  const M = N * S;
-  const shift = x[c * S]!;
-  let sum = 0;
-  let sumsq = 0;
+export function addShiftedSums(x: Float32Array, N: number, C: number, S: number, c: number, shift: number,
+  sums: Float64Array, at: number): void {
+  let sum = sums[at]!;
+  let sumsq = sums[at + 1]!;
   for (let n = 0; n < N; n++) {
     const off = (n * C + c) * S;
     for (let s = 0; s < S; s++) {
@@ -35,7 +35,38 @@ function channelMoments(x: Float32Array, N: number, C: number, S: number, c: num
       sumsq += d * d;
     }
   }
+  sums[at] = sum;
+  sums[at + 1] = sumsq;
+}
+
+const momentSums = new Float64Array(2);
+
+/**
+ * Mean and biased variance of channel c over its N*S values. Sums are taken
+ * around the channel's first value, as in the addon, so they do not cancel
+ * when |mean| >> std.
+ */
+function channelMoments(x: Float32Array, N: number, C: number, S: number, c: number): [number, number] {
+  const M = N * S;
+  const shift = x[c * S]!;
+  momentSums.fill(0);
+  addShiftedSums(x, N, C, S, c, shift, momentSums, 0);
+  const sum = momentSums[0]!;
+  const sumsq = momentSums[1]!;
   return [shift + sum / M, Math.max(0, (sumsq - (sum * sum) / M) / M)];
+}
+
+/**
+ * The running-statistics update (Keras momentum; variance unbiased over M
+ * values, or taken as it is when M = 0), as native/kernels.h's
+ * update_running_stats: the one copy the portable kernels use.
+ */
+function updateRunningStats(runningMean: Float32Array, runningVar: Float32Array, c: number, mean: number, variance: number,
+  M: number, momentum: number): void {
+  runningMean[c] = momentum * runningMean[c]! + (1 - momentum) * mean;
+  runningVar[c] = M > 0
+    ? momentum * runningVar[c]! + ((1 - momentum) * variance * M) / (M - 1)
+    : momentum * runningVar[c]! + (1 - momentum) * variance;
 }
 
 /** The activation fused into bias and batch-norm kernels (NO_ACTIVATION: identity). */
@@ -309,10 +340,7 @@ const kernels: Kernels = {
       const rstd = 1 / Math.sqrt(variance + eps);
       saveMean[c] = mean;
       saveRstd[c] = rstd;
-      if (updateRunning) {
-        runningMean[c] = momentum * runningMean[c]! + (1 - momentum) * mean;
-        runningVar[c] = momentum * runningVar[c]! + ((1 - momentum) * variance * M) / (M - 1);
-      }
+      if (updateRunning) updateRunningStats(runningMean, runningVar, c, mean, variance, M, momentum);
       const scale = (gamma ? gamma[c]! : 1) * rstd;
       const b = beta ? beta[c]! : 0;
       for (let n = 0; n < N; n++) {
@@ -374,6 +402,91 @@ const kernels: Kernels = {
           const xhat = (x[off + s]! - mean) * rstd;
           dx[off + s] = scale * (g(off + s) - dmean - xhat * dxhatMean);
         }
+      }
+    }
+  },
+
+  batchNormUpdateRunning(runningMean, runningVar, mean, variance, C, momentum, count) {
+    const fn = 'batchNormUpdateRunning';
+    size(fn, 'C', C); size(fn, 'count', count);
+    need(fn, 'runningMean', runningMean, C); need(fn, 'runningVar', runningVar, C);
+    need(fn, 'mean', mean, C); need(fn, 'variance', variance, C);
+    if (count === 1) throw new RangeError(`${fn}: count must be 0 (unbiased variance) or at least 2`);
+    for (let c = 0; c < C; c++) updateRunningStats(runningMean, runningVar, c, mean[c]!, variance[c]!, count, momentum);
+  },
+
+  batchNormBackwardFrozen(x, dy, dx, N, C, S, gamma, runningMean, runningVar, eps, dgamma, dbeta,
+    activation = NO_ACTIVATION, alpha = 0, y = null) {
+    const fn = 'batchNormBackwardFrozen';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S);
+    const total = N * C * S;
+    need(fn, 'x', x, total); need(fn, 'dy', dy, total); need(fn, 'dx', dx, total); need(fn, 'gamma', gamma, C);
+    need(fn, 'runningMean', runningMean, C); need(fn, 'runningVar', runningVar, C);
+    need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C);
+    let g = dy;
+    if (activation !== NO_ACTIVATION) {
+      if (!y) throw new TypeError(`${fn}: y must be a Float32Array`);
+      need(fn, 'y', y, total);
+      // f' read off the output, whose sign matches the input for every activation here.
+      kernels.activationBackward(activation, y!, y!, dy, dx, total, alpha);
+      g = dx;
+    }
+    for (let c = 0; c < C; c++) {
+      const rstd = 1 / Math.sqrt(runningVar[c]! + eps);
+      const mean = runningMean[c]!;
+      const scale = (gamma ? gamma[c]! : 1) * rstd;
+      let sum = 0;
+      let sumXhat = 0;
+      for (let n = 0; n < N; n++) {
+        const off = (n * C + c) * S;
+        for (let q = off; q < off + S; q++) {
+          sum += g[q]!;
+          sumXhat += g[q]! * (x[q]! - mean) * rstd;
+          dx[q] = g[q]! * scale;
+        }
+      }
+      if (dgamma) dgamma[c] = sumXhat;
+      if (dbeta) dbeta[c] = sum;
+    }
+  },
+
+  batchNormBackwardGhost(x, dy, dx, N, C, S, virtualBatch, gamma, saveMean, saveRstd, saveR, saveD, dgamma, dbeta, scratch,
+    activation = NO_ACTIVATION, alpha = 0, y = null) {
+    const fn = 'batchNormBackwardGhost';
+    size(fn, 'N', N); size(fn, 'C', C); size(fn, 'S', S); size(fn, 'virtualBatch', virtualBatch);
+    if (virtualBatch < 1 || N < virtualBatch) throw new RangeError(`${fn}: needs 1 <= virtualBatch <= N (virtualBatch = ${virtualBatch}, N = ${N})`);
+    const chunks = Math.floor(N / virtualBatch);
+    const per = C * S;
+    need(fn, 'x', x, N * per); need(fn, 'dy', dy, N * per); need(fn, 'dx', dx, N * per); need(fn, 'gamma', gamma, C);
+    need(fn, 'saveMean', saveMean, chunks * C); need(fn, 'saveRstd', saveRstd, chunks * C);
+    if ((saveR === null) !== (saveD === null)) throw new TypeError(`${fn}: saveR and saveD go together`);
+    need(fn, 'saveR', saveR, chunks * C); need(fn, 'saveD', saveD, chunks * C);
+    if (saveR && activation !== NO_ACTIVATION) throw new RangeError(`${fn}: renormalization takes no fused activation`);
+    need(fn, 'dgamma', dgamma, C); need(fn, 'dbeta', dbeta, C); need(fn, 'scratch', scratch, 2 * C);
+    if (activation !== NO_ACTIVATION) {
+      if (!y) throw new TypeError(`${fn}: y must be a Float32Array`);
+      need(fn, 'y', y, N * per);
+    }
+    // Each virtual batch's γ/β gradients go to scratch first, then into the sums.
+    const dg = dgamma && scratch.subarray(0, C);
+    const db = dbeta && scratch.subarray(C, 2 * C);
+    dgamma?.fill(0);
+    dbeta?.fill(0);
+    for (let i = 0; i < chunks; i++) {
+      const first = i * virtualBatch;
+      const rows = i === chunks - 1 ? N - first : virtualBatch;
+      const view = (a: Float32Array) => a.subarray(first * per, (first + rows) * per);
+      const stats = (a: Float32Array) => a.subarray(i * C, (i + 1) * C);
+      if (saveR) {
+        kernels.batchRenormBackward(view(x), view(dy), view(dx), rows, C, S, gamma, stats(saveMean), stats(saveRstd), stats(saveR),
+          stats(saveD!), dg, db);
+      } else {
+        kernels.batchNormBackward(view(x), view(dy), view(dx), rows, C, S, gamma, stats(saveMean), stats(saveRstd), dg, db,
+          activation, alpha, activation === NO_ACTIVATION ? null : view(y!));
+      }
+      for (let c = 0; c < C; c++) {
+        if (dgamma) dgamma[c] = dgamma[c]! + dg![c]!;
+        if (dbeta) dbeta[c] = dbeta[c]! + db![c]!;
       }
     }
   },
@@ -769,10 +882,7 @@ const kernels: Kernels = {
       saveRstd[c] = rstd;
       saveR[c] = r;
       saveD[c] = d;
-      if (updateRunning) {
-        runningMean[c] = momentum * runningMean[c]! + (1 - momentum) * mean;
-        runningVar[c] = momentum * runningVar[c]! + ((1 - momentum) * variance * M) / (M - 1);
-      }
+      if (updateRunning) updateRunningStats(runningMean, runningVar, c, mean, variance, M, momentum);
       const g = gamma ? gamma[c]! : 1;
       const scale = g * rstd * r;
       const offset = g * d + (beta ? beta[c]! : 0);

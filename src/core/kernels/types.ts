@@ -108,6 +108,52 @@ export interface Kernels {
   ): void;
 
   /**
+   * The running-statistics update of batch norm (Keras convention: momentum weighs the old value),
+   * for the C channels, from statistics in double precision:
+   *   runningMean[c] = momentum*runningMean[c] + (1 - momentum)*mean[c]
+   *   runningVar[c]  = momentum*runningVar[c]  + (1 - momentum)*variance[c]*count/(count - 1)   (count > 0)
+   *   runningVar[c]  = momentum*runningVar[c]  + (1 - momentum)*variance[c]                      (count = 0)
+   * count > 0: variance is the biased variance of count values (unbiased here); count = 0: it is
+   * unbiased already (ghost batch norm's average over virtual batches, population statistics with
+   * momentum 0). The same update batchNormForwardTrain and batchRenormForwardTrain apply.
+   */
+  batchNormUpdateRunning(
+    runningMean: Float32Array, runningVar: Float32Array, mean: Float64Array, variance: Float64Array,
+    C: number, momentum: number, count: number,
+  ): void;
+
+  /**
+   * Batch norm backward with frozen statistics (y = gamma*(x - runningMean)*rstd + beta with
+   * rstd = 1/sqrt(runningVar + eps) constants, as after freezeBatchNormAfterEpoch). With g = dy, or
+   * dy*f'(y) for the fused activation (f' read off the output y, as batchNormBackward), writes (overwrites):
+   *   dgamma[c] = Σ g*(x - runningMean)*rstd,  dbeta[c] = Σ g     (each skipped when null)
+   *   dx = g*gamma*rstd                                            (gamma null → 1)
+   * in double precision, rounded once. dx may alias dy.
+   */
+  batchNormBackwardFrozen(
+    x: Float32Array, dy: Float32Array, dx: Float32Array, N: number, C: number, S: number,
+    gamma: Float32Array | null, runningMean: Float32Array, runningVar: Float32Array, eps: number,
+    dgamma: Float32Array | null, dbeta: Float32Array | null,
+    activation?: number, alpha?: number, y?: Float32Array | null,
+  ): void;
+
+  /**
+   * Ghost batch norm backward: the N rows are floor(N/virtualBatch) virtual batches of virtualBatch
+   * rows, the last taking the remainder; virtual batch i saved its statistics at saveMean/saveRstd
+   * [i*C, (i+1)*C) (and saveR/saveD for renormalization). Each runs batchNormBackward (saveR null;
+   * with the fused activation) or batchRenormBackward (saveR and saveD given; no activation) on its
+   * rows, and dgamma/dbeta (each skipped when null) get the sum over virtual batches, accumulated
+   * in float in order. scratch holds at least 2*C floats. dx may alias dy.
+   */
+  batchNormBackwardGhost(
+    x: Float32Array, dy: Float32Array, dx: Float32Array, N: number, C: number, S: number, virtualBatch: number,
+    gamma: Float32Array | null, saveMean: Float32Array, saveRstd: Float32Array,
+    saveR: Float32Array | null, saveD: Float32Array | null,
+    dgamma: Float32Array | null, dbeta: Float32Array | null, scratch: Float32Array,
+    activation?: number, alpha?: number, y?: Float32Array | null,
+  ): void;
+
+  /**
    * y = f(x) elementwise over the first n values. alpha is the negative slope
    * of leaky_relu and the alpha of elu (ignored by the others). y may alias x.
    */

@@ -5,6 +5,7 @@
  * are configured by the job's top-level `batchNorm` object, not per layer.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { addShiftedSums } from '../kernels/portable.js';
 import { NO_ACTIVATION, type Kernels } from '../kernels/types.js';
 import type { BatchNormSpec } from '../spec.js';
 import type {
@@ -54,13 +55,16 @@ export class BatchNorm implements NormalizingLayer {
   /** Scratch statistics of forwardBatchStatistics (so the training caches stay as they are). */
   private readonly probeMean: Float32Array;
   private readonly probeRstd: Float32Array;
+  /** Ghost batch norm: the mean over virtual batches of their mean and unbiased variance. */
+  private readonly chunkMean: Float64Array;
+  private readonly chunkVar: Float64Array;
 
   private readonly k: Kernels;
   readonly cfg: BatchNormSpec;
   private readonly act: Fused;
   private readonly clock: BatchNormClock;
   /** Population statistics in progress (see beginPopulation). */
-  private population: { sum: Float64Array; sumSq: Float64Array; shift: Float64Array; rows: number } | null = null;
+  private population: { sums: Float64Array; shift: Float64Array; rows: number } | null = null;
 
   constructor(readonly info: BatchNormInfo, ctx: BuildContext) {
     const c = info.channels;
@@ -87,6 +91,8 @@ export class BatchNorm implements NormalizingLayer {
     this.epochVarSum = new Float64Array(c);
     this.probeMean = new Float32Array(c);
     this.probeRstd = new Float32Array(c);
+    this.chunkMean = new Float64Array(maxChunks > 1 ? c : 0);
+    this.chunkVar = new Float64Array(maxChunks > 1 ? c : 0);
     this.y = new Float32Array(maxBatch * this.outputSize);
     this.dx = new Float32Array(maxBatch * this.outputSize);
     const self = this;
@@ -103,37 +109,32 @@ export class BatchNorm implements NormalizingLayer {
 
   beginPopulation(): void {
     const c = this.info.channels;
-    this.population = { sum: new Float64Array(c), sumSq: new Float64Array(c), shift: new Float64Array(c), rows: 0 };
+    this.population = { sums: new Float64Array(2 * c), shift: new Float64Array(c), rows: 0 };
   }
 
   /** Sums around the first row's values (kept well-conditioned), in double precision, over every batch. */
   accumulatePopulation(h: Float32Array, n: number): void {
     const { channels: c, spatial: s } = this.info;
-    const { sum, sumSq, shift } = this.population!;
+    const { sums, shift } = this.population!;
     if (this.population!.rows === 0) for (let j = 0; j < c; j++) shift[j] = h[j * s]!;
-    for (let r = 0; r < n; r++) {
-      for (let j = 0; j < c; j++) {
-        const off = (r * c + j) * s;
-        for (let q = off; q < off + s; q++) {
-          const d = h[q]! - shift[j]!;
-          sum[j] += d;
-          sumSq[j] += d * d;
-        }
-      }
-    }
+    for (let j = 0; j < c; j++) addShiftedSums(h, n, c, s, j, shift[j]!, sums, 2 * j);
     this.population!.rows += n;
   }
 
   /** The exact mean and unbiased variance of every value seen become the running statistics. */
   finishPopulation(): void {
     const { channels: c, spatial: s } = this.info;
-    const { sum, sumSq, shift, rows } = this.population!;
+    const { sums, shift, rows } = this.population!;
     const m = rows * s;
+    const mean = new Float64Array(c);
+    const variance = new Float64Array(c);
     for (let j = 0; j < c; j++) {
-      const meanShifted = sum[j]! / m;
-      this.runningMean[j] = shift[j]! + meanShifted;
-      this.runningVar[j] = m > 1 ? Math.max(0, (sumSq[j]! - m * meanShifted * meanShifted) / (m - 1)) : 0;
+      const meanShifted = sums[2 * j]! / m;
+      mean[j] = shift[j]! + meanShifted;
+      variance[j] = m > 1 ? Math.max(0, (sums[2 * j + 1]! - m * meanShifted * meanShifted) / (m - 1)) : 0; // unbiased
     }
+    // Momentum 0: the exact statistics replace the running ones.
+    this.k.batchNormUpdateRunning(this.runningMean, this.runningVar, mean, variance, c, 0, 0);
     this.population = null;
   }
 
@@ -238,25 +239,10 @@ export class BatchNorm implements NormalizingLayer {
       return this.dx;
     }
     const { channels: c, spatial: s } = this.info;
-    const per = c * s;
-    const vbs = this.cfg.virtualBatchSize!;
-    // Each virtual batch's γ/β gradients go to scratch first, then into the sums.
-    const dg = dgamma && this.chunkGrads.subarray(0, c);
-    const db = dbeta && this.chunkGrads.subarray(c, 2 * c);
-    dgamma?.fill(0);
-    dbeta?.fill(0);
-    for (let i = 0; i < this.chunks; i++) {
-      const first = i * vbs;
-      const rows = this.chunkRows(i, n);
-      const view = (a: Float32Array) => a.subarray(first * per, (first + rows) * per);
-      const stats = (a: Float32Array) => a.subarray(i * c, (i + 1) * c);
-      this.normalizeBackward(view(this.x!), view(dy), view(this.dx), view(this.y), rows, stats(this.saveMean),
-        stats(this.saveRstd), stats(this.saveR), stats(this.saveD), dg, db);
-      for (let j = 0; j < c; j++) {
-        if (dgamma) dgamma[j] = dgamma[j]! + dg![j]!;
-        if (dbeta) dbeta[j] = dbeta[j]! + db![j]!;
-      }
-    }
+    const renorm = this.cfg.renorm !== null;
+    this.k.batchNormBackwardGhost(this.x!, dy, this.dx, n, c, s, this.cfg.virtualBatchSize!, this.gamma?.value ?? null, this.saveMean,
+      this.saveRstd, renorm ? this.saveR : null, renorm ? this.saveD : null, dgamma, dbeta, this.chunkGrads,
+      this.act.code, this.act.alpha, this.y);
     return this.dx;
   }
 
@@ -299,48 +285,28 @@ export class BatchNorm implements NormalizingLayer {
   /** Ghost batch norm: one running-statistics update per batch, from the virtual batches' mean statistics. */
   private updateRunningFromChunks(momentum: number, n: number): void {
     const c = this.info.channels;
+    const mean = this.chunkMean;
+    const variance = this.chunkVar;
     for (let j = 0; j < c; j++) {
-      let mean = 0;
-      let variance = 0;
+      let m = 0;
+      let v = 0;
       for (let i = 0; i < this.chunks; i++) {
         const count = this.chunkRows(i, n) * this.info.spatial;
         const rstd = this.saveRstd[i * c + j]!;
-        mean += this.saveMean[i * c + j]!;
-        variance += ((1 / (rstd * rstd) - this.cfg.epsilon) * count) / (count - 1); // unbiased
+        m += this.saveMean[i * c + j]!;
+        v += ((1 / (rstd * rstd) - this.cfg.epsilon) * count) / (count - 1); // unbiased
       }
-      this.runningMean[j] = momentum * this.runningMean[j]! + (1 - momentum) * (mean / this.chunks);
-      this.runningVar[j] = momentum * this.runningVar[j]! + (1 - momentum) * (variance / this.chunks);
+      mean[j] = m / this.chunks;
+      variance[j] = v / this.chunks;
     }
+    this.k.batchNormUpdateRunning(this.runningMean, this.runningVar, mean, variance, c, momentum, 0);
   }
 
   /** Frozen statistics: y = γ·(x − μ)/σ + β with μ, σ constants, so dx = dy·γ/σ. */
   private frozenBackward(dy: Float32Array, n: number): void {
     const { channels: c, spatial: s } = this.info;
-    const size = n * c * s;
-    let g = dy;
-    if (this.act !== NONE) {
-      // f' read off the output, whose sign matches the input for every activation here.
-      this.k.activationBackward(this.act.code, this.y, this.y, dy, this.dx, size, this.act.alpha);
-      g = this.dx;
-    }
-    const eps = this.cfg.epsilon;
-    for (let j = 0; j < c; j++) {
-      const rstd = 1 / Math.sqrt(this.runningVar[j]! + eps);
-      const mean = this.runningMean[j]!;
-      const scale = (this.gamma ? this.gamma.value[j]! : 1) * rstd;
-      let sum = 0;
-      let sumXhat = 0;
-      for (let r = 0; r < n; r++) {
-        const off = (r * c + j) * s;
-        for (let q = off; q < off + s; q++) {
-          sum += g[q]!;
-          sumXhat += g[q]! * (this.x![q]! - mean) * rstd;
-          this.dx[q] = g[q]! * scale;
-        }
-      }
-      if (this.gamma) this.gamma.grad[j] = sumXhat;
-      if (this.beta) this.beta.grad[j] = sum;
-    }
+    this.k.batchNormBackwardFrozen(this.x!, dy, this.dx, n, c, s, this.gamma?.value ?? null, this.runningMean, this.runningVar,
+      this.cfg.epsilon, this.gamma?.grad ?? null, this.beta?.grad ?? null, this.act.code, this.act.alpha, this.y);
   }
 }
 

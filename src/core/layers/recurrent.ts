@@ -13,6 +13,7 @@
  * gradients are one gemm each over all T·N rows. Each direction keeps per-step gates, cell and
  * hidden states for backpropagation through time. Rows outside are batch-major [N, T, F].
  */
+import { addShiftedSums } from '../kernels/portable.js';
 import { activationCode, packedDenseSize, type Kernels } from '../kernels/types.js';
 import { nextFloat, type RngState } from '../rng.js';
 import { Type, type Static } from '@sinclair/typebox';
@@ -136,6 +137,7 @@ class Direction {
   private readonly scratchGamma: Float32Array;
   private readonly scratchBeta: Float32Array;
   readonly dxT: Float32Array | null;
+  private readonly ones: Float32Array;
   private xT: Float32Array | null = null;
   private trained = false;
 
@@ -179,6 +181,7 @@ class Direction {
     this.scratchGamma = store(G);
     this.scratchBeta = store(G);
     this.dxT = needsInputGrad ? store(rows * info.features) : null;
+    this.ones = new Float32Array(bn === 'recurrent' ? 0 : rows).fill(1);
   }
 
   private p(name: string): Param | null {
@@ -331,9 +334,11 @@ class Direction {
     }
     const rows = T * n;
     // dhw first: for LSTM and Elman cells without recurrent BN it is dxg, which the sequence BN backward overwrites.
-    if (bn !== 'recurrent') k.biasGrad(this.dhw, p('bias_hh')!.grad, rows, G, 1);
+    // Bias gradients are column sums over all T·n rows: one gemm with a row of ones (biasGrad strides down the columns).
+    const ones = this.ones.subarray(0, rows);
+    if (bn !== 'recurrent') k.gemm(false, false, 1, G, rows, 1, ones, this.dhw, 0, p('bias_hh')!.grad);
     k.gemm(true, false, G, H, rows, 1, this.dhw, this.h, 0, p('weight_hh')!.grad); // Σ_s dhw_sᵀ·h_{s−1}
-    if (bn === 'none') k.biasGrad(this.dxg, p('bias_ih')!.grad, rows, G, 1);
+    if (bn === 'none') k.gemm(false, false, 1, G, rows, 1, ones, this.dxg, 0, p('bias_ih')!.grad);
     if (bn === 'sequence') {
       const s = this.save.get('ih')!;
       k.batchNormBackward(this.xw, this.dxg, this.dxg, rows, G, 1, p('gamma_ih')?.value ?? null, s.mean, s.rstd,
@@ -370,7 +375,7 @@ export class RecurrentLayer implements NormalizingLayer {
   private readonly dx: Float32Array | null;
   private readonly dhAbove: Float32Array;
   private epochBatches = 0;
-  private population: Array<{ sum: Float64Array; sumSq: Float64Array; shift: Float64Array; rows: number }> | null = null;
+  private population: Array<{ sums: Float64Array; shift: Float64Array; rows: number }> | null = null;
 
   constructor(readonly info: RecurrentInfo, k: Kernels, maxBatch: number, needsInputGrad: boolean,
     readonly cfg: BatchNormSpec, private readonly clock: Clock,
@@ -511,7 +516,7 @@ export class RecurrentLayer implements NormalizingLayer {
   beginPopulation(): void {
     if (this.info.batchNorm !== 'sequence') return;
     const G = CELL_GATES[this.info.type] * this.info.units;
-    this.population = this.directions.map(() => ({ sum: new Float64Array(G), sumSq: new Float64Array(G), shift: new Float64Array(G), rows: 0 }));
+    this.population = this.directions.map(() => ({ sums: new Float64Array(2 * G), shift: new Float64Array(G), rows: 0 }));
   }
 
   /** x: this layer's input for n training rows (layers before it frozen). */
@@ -523,13 +528,7 @@ export class RecurrentLayer implements NormalizingLayer {
       const xw = d.inputProjection(this.timeMajor(x, n, i), n);
       const rows = xw.length / G;
       if (pop.rows === 0) for (let j = 0; j < G; j++) pop.shift[j] = xw[j]!; // sums around the first row stay well-conditioned
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < G; j++) {
-          const v = xw[r * G + j]! - pop.shift[j]!;
-          pop.sum[j] += v;
-          pop.sumSq[j] += v * v;
-        }
-      }
+      for (let j = 0; j < G; j++) addShiftedSums(xw, rows, G, 1, j, pop.shift[j]!, pop.sums, 2 * j);
       pop.rows += rows;
     });
   }
@@ -537,13 +536,13 @@ export class RecurrentLayer implements NormalizingLayer {
   finishPopulation(): void {
     if (!this.population) return;
     this.directions.forEach((d, i) => {
-      const { sum, sumSq, shift, rows } = this.population![i]!;
+      const { sums, shift, rows } = this.population![i]!;
       const mean = d.stats.get('running_mean_ih')!;
       const variance = d.stats.get('running_var_ih')!;
       for (let j = 0; j < mean.length; j++) {
-        const m = sum[j]! / rows;
+        const m = sums[2 * j]! / rows;
         mean[j] = shift[j]! + m;
-        variance[j] = rows > 1 ? Math.max(0, (sumSq[j]! - rows * m * m) / (rows - 1)) : 0;
+        variance[j] = rows > 1 ? Math.max(0, (sums[2 * j + 1]! - rows * m * m) / (rows - 1)) : 0;
       }
     });
     this.population = null;
