@@ -23,7 +23,7 @@ import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../src/core
 import { getKernels } from '../src/core/kernels/index.js';
 import type { DatasetSpec } from '../src/core/spec.js';
 import { train, TrainingError } from '../src/core/train.js';
-import { DatasetError, isBuiltinDataset, loadBuiltinDataset, type Dataset } from '../src/datasets/index.js';
+import { applyDatasetSpec, DatasetError, isBuiltinDataset, loadBuiltinDataset, type Dataset } from '../src/datasets/index.js';
 import { keysFor } from '../src/queue/keys.js';
 import type { TrainJobData, TrainJobResult } from '../src/queue/train-queue.js';
 import { DatasetStore } from '../src/store/datasets.js';
@@ -178,7 +178,5 @@ async function loadDataset(spec: DatasetSpec, seed: number, uploads: DatasetStor
   if (isBuiltinDataset(spec.id)) return loadBuiltinDataset(spec, seed);
   const ds = await uploads.load(tenant, spec.id);
   if (!ds) throw new DatasetError('UNKNOWN_DATASET', `dataset ${spec.id} was deleted before the job started`, { id: spec.id });
-  if (spec.limit === null || spec.limit >= ds.train.n) return ds;
-  const train = { x: ds.train.x.subarray(0, spec.limit * ds.features), y: ds.train.y.subarray(0, spec.limit), n: spec.limit };
-  return { ...ds, train };
+  return applyDatasetSpec(ds, spec);
 }

@@ -8,7 +8,7 @@ import type { TrainEvent } from '../core/events.js';
 import { kernelsInfo } from '../core/kernels/index.js';
 import { resolveSpec, SpecError } from '../core/spec.js';
 import { train, TrainingError } from '../core/train.js';
-import { DatasetError, listBuiltinDatasets, loadBuiltinDataset, parseCsvDataset } from '../datasets/index.js';
+import { applyDatasetSpec, DatasetError, listBuiltinDatasets, loadBuiltinDataset, parseCsvDataset } from '../datasets/index.js';
 import { CliError } from './errors.js';
 import { humanPrinter } from './progress.js';
 
@@ -49,10 +49,10 @@ export function addLocalCommands(program: Command): void {
         const spec = resolveSpec(raw);
         const label = options.label;
         const dataset = options.data
-          ? parseCsvDataset(readFileSync(options.data, 'utf8'), {
+          ? applyDatasetSpec(parseCsvDataset(readFileSync(options.data, 'utf8'), {
               id: path.basename(options.data), name: path.basename(options.data),
               label: label === undefined ? undefined : /^\d+$/.test(label) ? Number(label) : label,
-            })
+            }), spec.dataset)
           : await loadBuiltinDataset(spec.dataset, spec.training.seed);
         const config = loadConfig();
         const result = await train(spec, dataset, { onEvent: print, statsLag: { accuracy: config.bnStatsLagAccuracy, loss: config.bnStatsLagLoss } });

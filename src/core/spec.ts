@@ -39,13 +39,21 @@ export const BatchNormMode = Type.Union(
 const RNN_BATCH_NORM = ['none', 'sequence', 'recurrent'];
 const FEEDFORWARD_BATCH_NORM = ['none', 'before', 'after', 'input'];
 
+export const SequenceSpec = Type.Object({
+  steps: Type.Integer({
+    minimum: 1, maximum: 65_536,
+    description: 'Each row of F features becomes [steps, F/steps] (steps must divide F); a synthetic sequence set (sines) generates sequences of this length',
+  }),
+}, { additionalProperties: false, description: 'Read each row as a sequence of steps (null: the dataset\'s own shape)' });
+
 export const DatasetSpec = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 64, description: 'Built-in id (spirals, moons, blobs, xor, scales, fashion-mnist) or an uploaded "ds_…" id' }),
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'Built-in id (spirals, moons, blobs, xor, scales, sines, fashion-mnist) or an uploaded "ds_…" id' }),
   validationSplit: Type.Number({ minimum: 0, maximum: 0.5, default: 0.1 }),
   preprocess: Type.Union([Type.Literal('scale'), Type.Literal('standardize'), Type.Literal('none')], { default: 'scale' }),
   limit: Nullable(Type.Integer({ minimum: 2, description: 'Use only the first N training rows' })),
   size: Type.Integer({ minimum: 4, maximum: 1_000_000, default: 2000, description: 'Synthetic sets only: number of rows' }),
   noise: Type.Number({ minimum: 0, maximum: 10, default: 0.1, description: 'Synthetic sets only: noise level' }),
+  sequence: Nullable(SequenceSpec),
 }, { additionalProperties: false });
 
 export const ModelSpec = Type.Object({
@@ -175,6 +183,7 @@ export type OptimizerSpec = Static<typeof OptimizerSpec>;
 export type ScheduleSpec = Static<typeof ScheduleSpec>;
 export type InitSpec = Static<typeof InitSpec>;
 export type DatasetSpec = Static<typeof DatasetSpec>;
+export type SequenceSpec = Static<typeof SequenceSpec>;
 export type RenormSpec = Static<typeof RenormSpec>;
 
 /** A validation failure: the JSON path of the offending field and the rule it broke (or the allowed values). */

@@ -3,13 +3,13 @@
  * fashion-mnist), plus re-exports of the CSV loader, preprocessing and the
  * binary form used to store uploads.
  */
-import type { DatasetSpec } from '../core/spec.js';
+import { SpecError, type DatasetSpec } from '../core/spec.js';
 import { DatasetError } from './errors.js';
 import {
   FASHION_MNIST_CLASSES, FASHION_MNIST_INSTALL_HINT, FASHION_MNIST_TEST_ROWS, FASHION_MNIST_TRAIN_ROWS,
   fashionMnistAvailable, loadFashionMnist,
 } from './fashion-mnist.js';
-import { SYNTHETIC, generateSynthetic, isSyntheticId, syntheticFeatures, type SyntheticId } from './synthetic.js';
+import { SYNTHETIC, generateSynthetic, isSequenceSet, isSyntheticId, syntheticInputShape, type SyntheticId } from './synthetic.js';
 import type { Dataset } from './types.js';
 
 export { DatasetError } from './errors.js';
@@ -25,6 +25,8 @@ export interface BuiltinDatasetInfo {
   kind: 'synthetic' | 'image';
   available: boolean;
   inputShape: number[];
+  /** [steps, features per step] a recurrent layer reads from a row without dataset.sequence; null for tabular rows. */
+  sequenceShape: [number, number] | null;
   classes: number;
   classNames: string[];
   /** null for synthetic sets, whose size comes from the job spec. */
@@ -42,7 +44,8 @@ export function listBuiltinDatasets(): BuiltinDatasetInfo[] {
     description: SYNTHETIC[id].description,
     kind: 'synthetic',
     available: true,
-    inputShape: [syntheticFeatures(id)],
+    inputShape: syntheticInputShape(id),
+    sequenceShape: sequenceShape(syntheticInputShape(id)),
     classes: SYNTHETIC[id].classNames.length,
     classNames: [...SYNTHETIC[id].classNames],
     trainRows: null,
@@ -52,10 +55,11 @@ export function listBuiltinDatasets(): BuiltinDatasetInfo[] {
   const fashion: BuiltinDatasetInfo = {
     id: FASHION_MNIST_ID,
     name: 'Fashion-MNIST',
-    description: '28×28 grayscale images of clothing (Zalando), 10 classes; pixel values 0..255',
+    description: '28×28 grayscale images of clothing (Zalando), 10 classes; pixel values 0..255; as a sequence, 28 steps of one 28-pixel row each',
     kind: 'image',
     available,
     inputShape: [1, 28, 28],
+    sequenceShape: [28, 28],
     classes: 10,
     classNames: [...FASHION_MNIST_CLASSES],
     trainRows: FASHION_MNIST_TRAIN_ROWS,
@@ -72,14 +76,63 @@ export function isBuiltinDataset(id: string): boolean {
 }
 
 /**
- * Load a built-in dataset with `spec.limit` applied to its training rows.
- * Synthetic sets are generated from `seed`, `spec.size` and `spec.noise`.
- * Fashion-MNIST arrays are shared by every job in the thread: never write to them.
+ * How a recurrent layer reads one row of `inputShape` as a sequence: [steps,
+ * features] rows as they are, single-channel images [1, H, W] as H steps of
+ * a W-pixel row; null for anything else (tabular rows need dataset.sequence).
+ */
+export function sequenceShape(inputShape: number[]): [number, number] | null {
+  if (inputShape.length === 2) return [inputShape[0]!, inputShape[1]!];
+  if (inputShape.length === 3 && inputShape[0] === 1) return [inputShape[1]!, inputShape[2]!];
+  return null;
+}
+
+/**
+ * The shape of a row as the job sees it: the dataset's own (`inputShape`, for
+ * a built-in sequence set the length from the spec), or [steps, F/steps] under
+ * dataset.sequence. SpecError naming /dataset/sequence/steps when steps does not divide F.
+ */
+export function jobInputShape(spec: DatasetSpec, inputShape: number[]): number[] {
+  const steps = spec.sequence?.steps ?? null;
+  if (isSyntheticId(spec.id) && isSequenceSet(spec.id)) return syntheticInputShape(spec.id, steps);
+  if (steps === null) return inputShape;
+  const features = inputShape.reduce((a, b) => a * b, 1);
+  if (features % steps !== 0) {
+    const divisors = Array.from({ length: features }, (_, i) => i + 1).filter((d) => features % d === 0);
+    throw new SpecError([{
+      path: '/dataset/sequence/steps',
+      message: `${steps} does not divide the ${features} features of a row of ${spec.id} (shape [${inputShape.join(', ')}]); steps must be one of ${divisors.join(', ')}`,
+      features, allowed: divisors,
+    }]);
+  }
+  return [steps, features / steps];
+}
+
+/**
+ * A loaded dataset as the job uses it: `spec.limit` applied to its training
+ * rows (views, not copies: a prefix of the arrays) and its rows read in the
+ * shape of jobInputShape (row-major data, so only the shape changes).
+ */
+export function applyDatasetSpec(ds: Dataset, spec: DatasetSpec): Dataset {
+  const shape = jobInputShape(spec, ds.inputShape);
+  const inputShape = shape.join() === ds.inputShape.join() ? ds.inputShape : shape;
+  const limit = spec.limit;
+  const train = limit === null || limit >= ds.train.n
+    ? ds.train
+    : { x: ds.train.x.subarray(0, limit * ds.features), y: ds.train.y.subarray(0, limit), n: limit };
+  // Unchanged: the dataset itself (Fashion-MNIST's is the thread's cached one).
+  return inputShape === ds.inputShape && train === ds.train ? ds : { ...ds, inputShape, train };
+}
+
+/**
+ * Load a built-in dataset for a job (applyDatasetSpec applied). Synthetic
+ * sets are generated from `seed`, `spec.size`, `spec.noise` and, for a
+ * sequence set, `spec.sequence.steps`. Fashion-MNIST arrays are shared by
+ * every job in the thread: never write to them.
  */
 export async function loadBuiltinDataset(spec: DatasetSpec, seed: number): Promise<Dataset> {
   let ds: Dataset;
   if (isSyntheticId(spec.id)) {
-    ds = generateSynthetic(spec.id, spec.size, spec.noise, seed);
+    ds = generateSynthetic(spec.id, spec.size, spec.noise, seed, spec.sequence?.steps ?? null);
   } else if (spec.id === FASHION_MNIST_ID) {
     ds = await loadFashionMnist();
   } else {
@@ -89,9 +142,5 @@ export async function loadBuiltinDataset(spec: DatasetSpec, seed: number): Promi
       { id: spec.id, available: BUILTIN_IDS },
     );
   }
-  const limit = spec.limit;
-  if (limit === null || limit >= ds.train.n) return ds;
-  // Views, not copies: the limited rows are a prefix of the full arrays.
-  const train = { x: ds.train.x.subarray(0, limit * ds.features), y: ds.train.y.subarray(0, limit), n: limit };
-  return { ...ds, train };
+  return applyDatasetSpec(ds, spec);
 }

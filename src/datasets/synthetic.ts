@@ -1,22 +1,25 @@
 /**
  * Seeded toy classification sets. Each is a clean shape plus Gaussian
  * noise of standard deviation `noise` on every coordinate (then, for
- * `scales`, a per-feature scale and offset). Row i has class i mod classes,
+ * `scales`, a per-feature scale and offset). `sines` is a sequence set: rows
+ * of [steps, 1], the length set by the job spec. Row i has class i mod classes,
  * so every prefix (a `limit`, a validation slice) stays balanced; the
  * trainer shuffles anyway.
  */
 import { createRng, nextFloat, nextNormal, type RngState } from '../core/rng.js';
 import type { Dataset, Split } from './types.js';
 
-export type SyntheticId = 'spirals' | 'moons' | 'blobs' | 'xor' | 'scales';
+export type SyntheticId = 'spirals' | 'moons' | 'blobs' | 'xor' | 'scales' | 'sines';
 
 interface SyntheticDef {
   name: string;
   description: string;
   classNames: string[];
-  /** Coordinates per row (2 unless given). */
+  /** Coordinates per row (2 unless given); for a sequence set, per step. */
   features?: number;
-  /** Writes the clean point of class `label` (row `i`) into out[0..features-1]. */
+  /** A sequence set: rows of [steps, features], `steps` when the spec sets none. */
+  defaultSteps?: number;
+  /** Writes the clean point of class `label` (row `i`) into out (all of its values: steps × features for a sequence set). */
   point(rng: RngState, i: number, label: number, out: number[]): void;
   /** Applied after the noise: feature j becomes x·scale[j] + offset[j]. */
   scale?: number[];
@@ -27,6 +30,11 @@ interface SyntheticDef {
 const SCALES = [1e-3, 1e-2, 1e-1, 1, 1e1, 1e2];
 
 const TAU = 2 * Math.PI;
+
+/** `sines`: class k oscillates at (k + 1)·SINE_BAND cycles per step, give or take SINE_HALF_WIDTH (bands 0.025 apart). */
+const SINE_BAND = 0.05;
+const SINE_HALF_WIDTH = 0.0125;
+const SINE_CLASSES = 4;
 
 export const SYNTHETIC: Record<SyntheticId, SyntheticDef> = {
   spirals: {
@@ -84,10 +92,32 @@ export const SYNTHETIC: Record<SyntheticId, SyntheticDef> = {
     scale: SCALES,
     offset: SCALES.map((s) => 5 * s),
   },
+  sines: {
+    name: 'Sines',
+    description: `Noisy sine waves, one value per step (dataset.sequence.steps steps, default 32), classed by frequency: ` +
+      `${Array.from({ length: SINE_CLASSES }, (_, k) => ((k + 1) * SINE_BAND).toFixed(2)).join(', ')} cycles per step (±${SINE_HALF_WIDTH}); ` +
+      'random phase, amplitude 0.5 to 1.5, noise on every value',
+    classNames: Array.from({ length: SINE_CLASSES }, (_, k) => `${((k + 1) * SINE_BAND).toFixed(2)} cycles/step`),
+    features: 1,
+    defaultSteps: 32,
+    point(rng, _i, label, out) {
+      const frequency = (label + 1) * SINE_BAND + SINE_HALF_WIDTH * (2 * nextFloat(rng) - 1);
+      const phase = TAU * nextFloat(rng);
+      const amplitude = 0.5 + nextFloat(rng);
+      for (let t = 0; t < out.length; t++) out[t] = amplitude * Math.sin(TAU * frequency * t + phase);
+    },
+  },
 };
 
-export function syntheticFeatures(id: SyntheticId): number {
-  return SYNTHETIC[id].features ?? 2;
+/** The shape of one row: [features], or [steps, features] for a sequence set (`steps` from the spec, else its default). */
+export function syntheticInputShape(id: SyntheticId, steps: number | null = null): number[] {
+  const def = SYNTHETIC[id];
+  const features = def.features ?? 2;
+  return def.defaultSteps === undefined ? [features] : [steps ?? def.defaultSteps, features];
+}
+
+export function isSequenceSet(id: SyntheticId): boolean {
+  return SYNTHETIC[id].defaultSteps !== undefined;
 }
 
 export function isSyntheticId(id: string): id is SyntheticId {
@@ -103,25 +133,29 @@ function syntheticTestRows(size: number): number {
 const TRAIN_SALT = 0x5eed_da7a;
 const TEST_SALT = 0x7e57_da7a;
 
-/** Generate `size` training rows and a separate test split, deterministically from `seed`. */
-export function generateSynthetic(id: SyntheticId, size: number, noise: number, seed: number): Dataset {
+/**
+ * Generate `size` training rows and a separate test split, deterministically
+ * from `seed`; `steps` is the length of a sequence set's rows (ignored by the others).
+ */
+export function generateSynthetic(id: SyntheticId, size: number, noise: number, seed: number, steps: number | null = null): Dataset {
   const def = SYNTHETIC[id];
   const classes = def.classNames.length;
+  const inputShape = syntheticInputShape(id, steps);
+  const features = inputShape.reduce((a, b) => a * b, 1);
   return {
     id,
     name: def.name,
-    inputShape: [syntheticFeatures(id)],
-    features: syntheticFeatures(id),
+    inputShape,
+    features,
     classes,
     classNames: [...def.classNames],
     valueRange: null,
-    train: generateSplit(def, classes, size, noise, createRng((seed ^ TRAIN_SALT) >>> 0)),
-    test: generateSplit(def, classes, syntheticTestRows(size), noise, createRng((seed ^ TEST_SALT) >>> 0)),
+    train: generateSplit(def, classes, features, size, noise, createRng((seed ^ TRAIN_SALT) >>> 0)),
+    test: generateSplit(def, classes, features, syntheticTestRows(size), noise, createRng((seed ^ TEST_SALT) >>> 0)),
   };
 }
 
-function generateSplit(def: SyntheticDef, classes: number, n: number, noise: number, rng: RngState): Split {
-  const f = def.features ?? 2;
+function generateSplit(def: SyntheticDef, classes: number, f: number, n: number, noise: number, rng: RngState): Split {
   const x = new Float32Array(n * f);
   const y = new Int32Array(n);
   const p = new Array<number>(f).fill(0);

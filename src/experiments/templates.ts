@@ -151,6 +151,24 @@ export const TEMPLATES: Template[] = [
       baseline: { 'batchNorm.inferenceStats': 'moving' },
     }),
   },
+  {
+    id: 'rnn-bn',
+    question: 'Which batch norm helps a recurrent network on sequential Fashion-MNIST: none, sequence-wise or recurrent?',
+    claim: 'Deep Speech 2 normalizes only the input-to-hidden term, over all N·T values (sequence); Cooijmans et al. (2016) normalize the input and ' +
+      'recurrent terms and the cell per time step (recurrent) and report faster convergence on sequential MNIST.',
+    build: (full) => ({
+      name: 'rnn-bn',
+      base: {
+        dataset: fashion(full, 6000),
+        model: { architecture: 'rnn', cell: 'lstm', hidden: [128] },
+        training: { epochs: 3, batchSize: 128, optimizer: { type: 'adam', learningRate: 0.001 }, targetAccuracy: full ? 0.85 : 0.7 },
+      },
+      grid: { 'model.batchNorm': ['none', 'sequence', 'recurrent'] },
+      seeds: SEEDS,
+      target: { metric: 'test.accuracy', value: full ? 0.85 : 0.7 },
+      baseline: { 'model.batchNorm': 'none' },
+    }),
+  },
 ];
 
 export function findTemplate(id: string): Template | undefined {

@@ -5,8 +5,8 @@
 import { SETTINGS, type Config } from '../config.js';
 import { expandLayers } from '../core/layers.js';
 import { cacheValuesPerRow, multiplyAddsPerRow, outputSize, parameterCount, scratchSize, type LayerInfo } from '../core/layers/index.js';
-import type { JobSpec } from '../core/spec.js';
-import { listBuiltinDatasets } from '../datasets/index.js';
+import type { DatasetSpec, JobSpec } from '../core/spec.js';
+import { jobInputShape, listBuiltinDatasets } from '../datasets/index.js';
 import type { DatasetStore } from '../store/datasets.js';
 import { HttpError, type Issue } from './errors.js';
 
@@ -14,11 +14,14 @@ import { HttpError, type Issue } from './errors.js';
 export interface DatasetShape { inputShape: number[]; classes: number; synthetic: boolean; rows: number | null; testRows: number }
 
 /**
- * The shape of a built-in dataset or of the tenant's upload; 400
- * UNKNOWN_DATASET (also for another tenant's upload), or 422
- * DATASET_UNAVAILABLE for a built-in that is not installed.
+ * The shape of the job's rows (jobInputShape: the dataset's own, or as
+ * dataset.sequence reads them) from a built-in dataset or the tenant's
+ * upload; 400 UNKNOWN_DATASET (also for another tenant's upload), 422
+ * DATASET_UNAVAILABLE for a built-in that is not installed, or 400
+ * INVALID_SPEC when dataset.sequence.steps does not fit the rows.
  */
-export async function datasetShape(id: string, tenant: string, uploads: DatasetStore): Promise<DatasetShape> {
+export async function datasetShape(dataset: DatasetSpec, tenant: string, uploads: DatasetStore): Promise<DatasetShape> {
+  const { id } = dataset;
   const builtins = listBuiltinDatasets();
   const builtin = builtins.find((d) => d.id === id);
   if (builtin) {
@@ -26,12 +29,12 @@ export async function datasetShape(id: string, tenant: string, uploads: DatasetS
       throw new HttpError(422, 'DATASET_UNAVAILABLE', `dataset ${id} is not installed on this server: ${builtin.installHint}`, { path: '/dataset/id', id, installHint: builtin.installHint });
     }
     return {
-      inputShape: builtin.inputShape, classes: builtin.classes, synthetic: builtin.kind === 'synthetic',
+      inputShape: jobInputShape(dataset, builtin.inputShape), classes: builtin.classes, synthetic: builtin.kind === 'synthetic',
       rows: builtin.trainRows, testRows: builtin.testRows ?? 0,
     };
   }
   const upload = await uploads.summary(tenant, id);
-  if (upload) return { inputShape: upload.inputShape, classes: upload.classes, synthetic: false, rows: upload.rows, testRows: 0 };
+  if (upload) return { inputShape: jobInputShape(dataset, upload.inputShape), classes: upload.classes, synthetic: false, rows: upload.rows, testRows: 0 };
   const available = builtins.filter((d) => d.available).map((d) => d.id);
   throw new HttpError(400, 'UNKNOWN_DATASET',
     `/dataset/id: unknown dataset "${id}"; available built-in datasets: ${available.join(', ')}; uploaded datasets ("ds_…") are listed by GET /v1/datasets`,

@@ -1,4 +1,4 @@
-/** CSV uploads: store, list, train on one, predict in its raw feature space, delete. */
+/** CSV uploads: store, list, train on one, read one as sequences (dataset.sequence), predict in its raw feature space, delete. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { api, readEvents, startStack, submit, type Stack } from './helpers.js';
 
@@ -41,7 +41,9 @@ it('lists built-ins and uploads', async () => {
   const ids = body.items.map((d: any) => d.id);
   expect(ids).toEqual(expect.arrayContaining(['spirals', 'moons', 'blobs', 'xor', 'fashion-mnist', dsId]));
   const fm = body.items.find((d: any) => d.id === 'fashion-mnist');
-  expect(fm).toMatchObject({ kind: 'image', inputShape: [1, 28, 28], features: 784, classes: 10 });
+  expect(fm).toMatchObject({ kind: 'image', inputShape: [1, 28, 28], sequenceShape: [28, 28], features: 784, classes: 10 });
+  expect(body.items.find((d: any) => d.id === 'sines')).toMatchObject({ kind: 'synthetic', inputShape: [32, 1], sequenceShape: [32, 1], classes: 4 });
+  expect(body.items.find((d: any) => d.id === dsId)).toMatchObject({ inputShape: [2], sequenceShape: null });
   expect(typeof fm.available).toBe('boolean');
   expect((await api(base, 'GET', `/datasets/${dsId}`)).body).toMatchObject({ id: dsId, kind: 'upload', available: true, rows: 200 });
   expect((await api(base, 'GET', '/datasets/spirals')).body).toMatchObject({ id: 'spirals', kind: 'synthetic', rows: null });
@@ -53,6 +55,49 @@ it('trains on the upload and predicts raw rows', async () => {
   expect(events.at(-1)!.event).toBe('completed');
   const res = await api(base, 'POST', `/models/${id}/predict`, { instances: [[150, 50], [193, 97]] });
   expect(res.body.predictions.map((p: any) => p.label)).toEqual(['small', 'large']);
+});
+
+/** Two classes of 4-step sequences of 2 values: rising (class up) or falling (class down). */
+function sequenceCsv(rows = 120): string {
+  const steps = [0, 1, 2, 3];
+  const lines = [[...steps.flatMap((t) => [`x${t}`, `y${t}`]), 'trend'].join(',')];
+  for (let i = 0; i < rows; i++) {
+    const up = i % 2 === 0;
+    const jitter = (i % 5) / 10;
+    lines.push([...steps.flatMap((t) => [(up ? t : 3 - t) + jitter, (i % 3) - 1]), up ? 'up' : 'down'].join(','));
+  }
+  return lines.join('\n') + '\n';
+}
+
+it('reads an upload as sequences with dataset.sequence.steps: [steps, F/steps] rows, flat or shaped in predictions', async () => {
+  const res = await upload(sequenceCsv(), '?name=trends');
+  expect(res.body).toMatchObject({ features: 8, classes: 2 });
+  const seqId = res.body.id;
+  const id = await submit(base, { dataset: { id: seqId, sequence: { steps: 4 } }, model: { hidden: [8] }, training: { epochs: 30, batchSize: 16 } });
+  expect((await readEvents(base, id)).at(-1)!.event).toBe('completed');
+  const model = await api(base, 'GET', `/models/${id}`);
+  expect(model.body).toMatchObject({ inputShape: [4, 2], features: 8 });
+  const rising = [0, 0, 1, 0, 2, 0, 3, 0];
+  const falling = [3, 0, 2, 0, 1, 0, 0, 0];
+  const flat = await api(base, 'POST', `/models/${id}/predict`, { instances: [rising, falling] });
+  expect(flat.body.predictions.map((p: any) => p.label)).toEqual(['up', 'down']);
+  const v2 = base.replace(/\/v1$/, '/v2');
+  const shaped = await api(v2, 'POST', `/models/${id}/infer`, { inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4, 2], data: [...rising, ...falling] }] });
+  expect(shaped.status).toBe(200);
+  const probabilities = shaped.body.outputs.find((o: any) => o.name === 'probabilities');
+  expect(probabilities.shape).toEqual([2, 2]);
+  expect(shaped.body.outputs.find((o: any) => o.name === 'label').data).toEqual([1, 0]); // classes sorted: down, up
+});
+
+it('steps that do not divide the feature count: 400 INVALID_SPEC at /dataset/sequence/steps, listing the count and the steps that fit', async () => {
+  const res = await api(base, 'POST', '/jobs', { dataset: { id: dsId, sequence: { steps: 3 } } });
+  expect(res.status).toBe(400);
+  expect(res.body.error.code).toBe('INVALID_SPEC');
+  expect(res.body.error.message).toContain('/dataset/sequence/steps: 3 does not divide the 2 features of a row of');
+  expect(res.body.error.details.issues).toEqual([expect.objectContaining({ path: '/dataset/sequence/steps', features: 2, allowed: [1, 2] })]);
+  const zero = await api(base, 'POST', '/jobs', { dataset: { id: 'sines', sequence: { steps: 0 } } });
+  expect(zero.status).toBe(400);
+  expect(zero.body.error.details.issues[0]).toMatchObject({ path: '/dataset/sequence/steps', message: 'must be >= 1' });
 });
 
 it('rejects a CSV that is not a dataset (400) and one over the size limit (413)', async () => {

@@ -180,9 +180,9 @@ describe('a failed child is a result', () => {
 });
 
 describe('templates', () => {
-  it('lists the eight templates with their question, claim and size', async () => {
+  it('lists the nine templates with their question, claim and size', async () => {
     const { body } = await api(stack.base, 'GET', '/experiments/templates');
-    expect(body.items.map((t: any) => t.id)).toEqual(['bn-epochs', 'bn-placement', 'learning-rate', 'dropout', 'init', 'small-batch', 'input-bn', 'inference-stats']);
+    expect(body.items.map((t: any) => t.id)).toEqual(['bn-epochs', 'bn-placement', 'learning-rate', 'dropout', 'init', 'small-batch', 'input-bn', 'inference-stats', 'rnn-bn']);
     for (const t of body.items) {
       expect(t.question).toMatch(/\?$/);
       expect(t.jobs).toBe(t.variants * 3);
@@ -207,6 +207,14 @@ describe('bad input', () => {
     expect(res.status).toBe(400);
     expect(res.body.error.details.issues[0]).toMatchObject({ path: '/model/dropout', variant: 1, values: { 'model.dropout': 2 } });
     expect(res.body.error.message).toContain('variant 1 (model.dropout=2): /model/dropout');
+  });
+
+  it('names the variant whose job the dataset\'s shape rejects (dataset.sequence.steps that does not divide its features)', async () => {
+    const res = await post({ base, grid: { 'dataset.sequence': [{ steps: 2 }, { steps: 3 }] }, seeds: [1] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('INVALID_SPEC');
+    expect(res.body.error.message).toMatch(/^variant 1 \(.*\): invalid job spec: \/dataset\/sequence\/steps: 3 does not divide the 2 features of a row of moons/);
+    expect(res.body.error.details).toMatchObject({ variant: 1, issues: [{ path: '/dataset/sequence/steps', allowed: [1, 2] }] });
   });
 
   it('refuses empty axes, duplicate variants, non-integer seeds, an unknown target metric', async () => {

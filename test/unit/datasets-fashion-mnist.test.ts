@@ -10,7 +10,7 @@ import { optional } from '../helpers/optional.js';
 
 const installed = optional('dataset-fashion-mnist');
 
-const SPEC: DatasetSpec = { id: 'fashion-mnist', validationSplit: 0.1, preprocess: 'scale', limit: null, size: 2000, noise: 0.1 };
+const SPEC: DatasetSpec = { id: 'fashion-mnist', validationSplit: 0.1, preprocess: 'scale', limit: null, size: 2000, noise: 0.1, sequence: null };
 
 function counts(y: Int32Array): number[] {
   const c = new Array<number>(10).fill(0);

@@ -10,7 +10,7 @@ const SYNTHETIC_IDS: SyntheticId[] = ['spirals', 'moons', 'blobs', 'xor'];
 const CLASSES: Record<string, number> = { spirals: 3, moons: 2, blobs: 4, xor: 2 };
 
 function spec(id: string, extra: Partial<DatasetSpec> = {}): DatasetSpec {
-  return { id, validationSplit: 0.1, preprocess: 'scale', limit: null, size: 2000, noise: 0.1, ...extra };
+  return { id, validationSplit: 0.1, preprocess: 'scale', limit: null, size: 2000, noise: 0.1, sequence: null, ...extra };
 }
 
 function classCounts(y: Int32Array, classes: number): number[] {
@@ -112,7 +112,7 @@ describe('synthetic datasets', () => {
 describe('built-in registry', () => {
   it('lists the built-in datasets with their shapes', () => {
     const list = listBuiltinDatasets();
-    expect(list.map((d) => d.id)).toEqual(['spirals', 'moons', 'blobs', 'xor', 'scales', 'fashion-mnist']);
+    expect(list.map((d) => d.id)).toEqual(['spirals', 'moons', 'blobs', 'xor', 'scales', 'sines', 'fashion-mnist']);
     expect(list.find((d) => d.id === 'blobs')).toMatchObject({
       kind: 'synthetic', available: true, inputShape: [2], classes: 4, trainRows: null, testRows: null,
     });
@@ -144,8 +144,8 @@ describe('built-in registry', () => {
     const err = await datasetError(() => loadBuiltinDataset(spec('nope'), 1));
     expect(err.code).toBe('UNKNOWN_DATASET');
     expect(err.message).toContain('"nope"');
-    expect(err.message).toContain('spirals, moons, blobs, xor, scales, fashion-mnist');
-    expect(err.details).toMatchObject({ id: 'nope', available: ['spirals', 'moons', 'blobs', 'xor', 'scales', 'fashion-mnist'] });
+    expect(err.message).toContain('spirals, moons, blobs, xor, scales, sines, fashion-mnist');
+    expect(err.details).toMatchObject({ id: 'nope', available: ['spirals', 'moons', 'blobs', 'xor', 'scales', 'sines', 'fashion-mnist'] });
   });
 });
 

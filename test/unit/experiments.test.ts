@@ -104,6 +104,14 @@ group('grid expansion', () => {
         if (!full && x.runs[0]!.spec.dataset.id === 'fashion-mnist') expect(x.runs[0]!.spec.dataset.limit).not.toBeNull();
       }
     }
+    const rnn = resolveExperiment({ template: 'rnn-bn', overrides: { full: true } }, 64);
+    expect(rnn.variants.map((v) => v.spec.model)).toEqual(['none', 'sequence', 'recurrent'].map((batchNorm) =>
+      expect.objectContaining({ architecture: 'rnn', cell: 'lstm', hidden: [128], batchNorm })));
+    expect(rnn.runs[0]!.spec).toMatchObject({
+      dataset: { id: 'fashion-mnist', limit: null, sequence: null },
+      training: { epochs: 3, batchSize: 128, targetAccuracy: 0.85, optimizer: { type: 'adam', learningRate: 0.001 } },
+    });
+    expect(rnn.target).toEqual({ metric: 'test.accuracy', value: 0.85 });
     const x = resolveExperiment({ template: 'bn-epochs', overrides: { seeds: [7], base: { training: { epochs: 2 } } } }, 64);
     expect(x.runs.map((r) => [r.seed, r.spec.training.epochs, r.spec.training.batchSize])).toEqual([[7, 2, 64], [7, 2, 64]]);
   });

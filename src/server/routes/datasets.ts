@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { listBuiltinDatasets, parseCsvStream, type BuiltinDatasetInfo } from '../../datasets/index.js';
+import { listBuiltinDatasets, parseCsvStream, sequenceShape, type BuiltinDatasetInfo } from '../../datasets/index.js';
 import type { DatasetSummary } from '../../store/datasets.js';
 import { newId } from '../../store/ids.js';
 import { contentEncoding, HttpError, notFound } from '../errors.js';
@@ -17,7 +17,7 @@ const fromBuiltin = (d: BuiltinDatasetInfo) => ({
   createdAt: null,
 });
 
-const fromUpload = (d: DatasetSummary) => ({ ...d, available: true, testRows: null });
+const fromUpload = (d: DatasetSummary) => ({ ...d, sequenceShape: sequenceShape(d.inputShape), available: true, testRows: null });
 
 /** Counts the bytes passing through; past `limit`, fails with 413 PAYLOAD_TOO_LARGE naming what was counted. */
 function byteLimit(limit: number, what: string): Transform {

@@ -1,5 +1,6 @@
 /** /v1/experiments: submit (a spec or a template), list, look up with the summary, follow (SSE), metrics, cancel; each the requesting tenant's. */
 import type { FastifyPluginAsync, FastifySchemaCompiler } from 'fastify';
+import { SpecError } from '../../core/spec.js';
 import { resolveExperiment, type ResolvedExperiment } from '../../experiments/grid.js';
 import { ExperimentError, ExperimentTooLargeError } from '../../experiments/spec.js';
 import { TEMPLATES } from '../../experiments/templates.js';
@@ -44,10 +45,14 @@ async function resolveRequest(body: unknown, tenant: string, services: Services)
   const shapes = new Map<string, DatasetShape>();
   for (const v of experiment.variants) {
     try {
-      const id = v.spec.dataset.id;
-      if (!shapes.has(id)) shapes.set(id, await datasetShape(id, tenant, services.datasets));
-      checkLimits(v.spec, shapes.get(id)!, services.config);
+      const key = JSON.stringify([v.spec.dataset.id, v.spec.dataset.sequence]);
+      if (!shapes.has(key)) shapes.set(key, await datasetShape(v.spec.dataset, tenant, services.datasets));
+      checkLimits(v.spec, shapes.get(key)!, services.config);
     } catch (err) {
+      if (err instanceof SpecError) {
+        // A rule only the dataset's shape can check (layers that do not fit it, dataset.sequence.steps).
+        throw new HttpError(400, 'INVALID_SPEC', `variant ${v.index} (${v.label}): invalid job spec: ${err.message}`, { issues: err.issues, variant: v.index, values: v.values });
+      }
       if (!(err instanceof HttpError)) throw err;
       throw new HttpError(err.statusCode, err.code, `variant ${v.index} (${v.label}): ${err.message}`, { ...err.details, variant: v.index, values: v.values });
     }

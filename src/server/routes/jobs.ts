@@ -79,7 +79,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
     validatorCompiler: jobSpecValidatorCompiler,
   }, async (request, reply) => {
     const spec = request.body as JobSpec;
-    const shape = await datasetShape(spec.dataset.id, request.tenant, services.datasets);
+    const shape = await datasetShape(spec.dataset, request.tenant, services.datasets);
     checkLimits(spec, shape, services.config);
     const warnings = specWarnings(spec, expandLayers(spec.model, shape.inputShape, shape.classes));
     const job = await services.jobs.submit(request.tenant, spec);

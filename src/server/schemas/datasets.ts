@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Nullable } from './common.js';
 
 export const DatasetParams = Type.Object({
-  id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Built-in id (spirals, moons, blobs, xor, scales, fashion-mnist) or an uploaded "ds_…" id' }),
+  id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Built-in id (spirals, moons, blobs, xor, scales, sines, fashion-mnist) or an uploaded "ds_…" id' }),
 });
 
 export const UploadQuery = Type.Object({
@@ -27,7 +27,12 @@ export const DatasetInfo = Type.Object({
   description: Type.Optional(Type.String()),
   available: Type.Boolean({ description: 'Whether jobs can use it on this server' }),
   installHint: Type.Optional(Type.String()),
-  inputShape: Type.Array(Type.Integer()),
+  inputShape: Type.Array(Type.Integer(), { description: 'One row: [features], [steps, features] (sequence sets; sines takes its steps from dataset.sequence.steps) or [channels, height, width]' }),
+  sequenceShape: Nullable(Type.Array(Type.Integer(), {
+    minItems: 2, maxItems: 2,
+    description: '[steps, features per step] a recurrent layer reads from a row (an image: one pixel row per step); null for tabular rows, ' +
+      'which a job reads as a sequence with dataset.sequence.steps (then [steps, features/steps])',
+  })),
   features: Type.Integer(),
   classes: Type.Integer(),
   classNames: Type.Array(Type.String()),
