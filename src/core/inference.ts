@@ -11,7 +11,7 @@
 import type { Preprocess } from '../datasets/types.js';
 import { readWeights, type Artifact, type ModelManifest } from './artifact.js';
 import { getKernels } from './kernels/index.js';
-import { activationCode, conv2dColSize, NO_ACTIVATION, packedDenseSize, type Kernels } from './kernels/types.js';
+import { activationCode, conv2dColSize, NO_ACTIVATION, packedDenseSize, type DenseChain, type Kernels } from './kernels/types.js';
 import { outputSize, type LayerInfo } from './layers.js';
 
 /**
@@ -27,6 +27,8 @@ type Op =
   // Dense and conv layers as predictInto runs them (see lowerOps): dense weights packed by
   // packDense; `act` is an activation fused into the layer's kernel (NO_ACTIVATION: none).
   | { kind: 'matmul'; packed: Float32Array; bias: Float32Array; in: number; out: number; act: number; alpha: number }
+  // Consecutive matmuls compiled into one kernel call (Kernels.denseChain).
+  | { kind: 'denseChain'; chain: DenseChain; in: number; out: number }
   | { kind: 'convInfer'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }>; act: number; alpha: number }
   | { kind: 'conv2d'; weight: Float32Array; bias: Float32Array; layer: Extract<LayerInfo, { type: 'conv2d' }> }
   | { kind: 'batchnorm'; channels: number; spatial: number; gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array }
@@ -188,8 +190,8 @@ export class InferenceModel {
     const k = this.k;
     for (const op of this.ops) {
       switch (op.kind) {
-        case 'matmul': {
-          k.denseInfer(x, op.packed, op.bias, y, n, op.in, op.out, op.act, op.alpha);
+        case 'denseChain': {
+          op.chain.run(x, n, y);
           const t = x;
           x = y;
           y = t === rows ? this.bufB : t; // never write into the caller's rows
@@ -202,8 +204,8 @@ export class InferenceModel {
           [x, y] = [y, x];
           break;
         }
-        case 'dense': case 'conv2d':
-          throw new Error('unreachable: lowerOps packs every dense and conv layer');
+        case 'dense': case 'conv2d': case 'matmul':
+          throw new Error('unreachable: lowerOps packs every dense and conv layer and chains every matmul');
         case 'batchnorm':
           k.batchNormForwardInfer(x, x, n, op.channels, op.spatial, op.gamma, op.beta, op.mean, op.variance, eps);
           break;
@@ -283,7 +285,19 @@ function lowerOps(ops: Op[], k: Kernels): Op[] {
       out.push({ kind: 'convInfer', weight: op.weight, bias: op.bias, layer: op.layer, act, alpha });
     }
   }
-  return out;
+  // Each run of matmuls becomes one chain: one kernel call per run.
+  const chained: Op[] = [];
+  for (let i = 0; i < out.length;) {
+    const run: Extract<Op, { kind: 'matmul' }>[] = [];
+    for (let op = out[i]; op?.kind === 'matmul'; op = out[++i]) run.push(op);
+    if (run.length === 0) {
+      chained.push(out[i++]!);
+      continue;
+    }
+    const chain = k.denseChain(run.map((m) => ({ packed: m.packed, bias: m.bias, in: m.in, out: m.out, activation: m.act, alpha: m.alpha })));
+    chained.push({ kind: 'denseChain', chain, in: run[0]!.in, out: run[run.length - 1]!.out });
+  }
+  return chained;
 }
 
 /**

@@ -142,6 +142,38 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
     expect(() => k.denseInfer(x, packed.subarray(1), bias, y, n, inputs, out)).toThrow(/packed/);
   });
 
+  it('denseChain runs denseInfer layer after layer: the same bytes as the separate calls, any batch, growing scratch', () => {
+    const sizes = [13, 21, 40, 5];
+    const acts = [activationCode('relu'), activationCode('tanh'), NO_ACTIVATION];
+    const layers = acts.map((activation, i) => {
+      const [inputs, out] = [sizes[i]!, sizes[i + 1]!];
+      const packed = k.alignedFloat32Array(packedDenseSize(out, inputs));
+      k.packDense(randn(rng, out * inputs), out, inputs, packed);
+      return { packed, bias: i === 1 ? null : randn(rng, out), in: inputs, out, activation, alpha: 0 };
+    });
+    const chain = k.denseChain(layers);
+    for (const n of [1, 9, 3, 130]) {
+      const x = randn(rng, n * sizes[0]!);
+      let input = x;
+      for (const l of layers) {
+        const y = new Float32Array(n * l.out);
+        k.denseInfer(input, l.packed, l.bias, y, n, l.in, l.out, l.activation, l.alpha);
+        input = y;
+      }
+      const y = new Float32Array(n * 5).fill(NaN);
+      chain.run(x, n, y);
+      expect(Buffer.from(y.buffer).equals(Buffer.from(input.buffer)), `batch ${n}`).toBe(true);
+    }
+    // One layer: straight into y; sizes and operands checked.
+    const one = k.denseChain([layers[0]!]);
+    const y1 = new Float32Array(2 * 21);
+    one.run(randn(rng, 2 * 13), 2, y1);
+    expect(y1.some((v) => v !== 0)).toBe(true);
+    expect(() => chain.run(new Float32Array(12), 1, new Float32Array(5))).toThrow(/x is too short/);
+    expect(() => chain.run(new Float32Array(13), 1, new Float32Array(4))).toThrow(/y is too short/);
+    expect(() => k.denseChain([])).toThrow(RangeError);
+  });
+
   it('alignedFloat32Array gives n zeroed floats of its own', () => {
     const a = k.alignedFloat32Array(1000);
     const b = k.alignedFloat32Array(1000);

@@ -571,6 +571,29 @@ const kernels: Kernels = {
     denseRows(x, packed, bias, y, N, inputs, out, activation, f32(alpha));
   },
 
+  denseChain(layers) {
+    if (layers.length === 0) throw new RangeError('denseChain: needs at least one layer');
+    const chain = layers.map((l) => ({ ...l }));
+    const width = Math.max(0, ...chain.slice(0, -1).map((l) => l.out));
+    let a = new Float32Array(0);
+    let b = new Float32Array(0);
+    return {
+      run(x, N, y) {
+        size('denseChainRun', 'N', N);
+        if (a.length < N * width) {
+          a = new Float32Array(N * width);
+          b = new Float32Array(N * width);
+        }
+        let input = x;
+        chain.forEach((l, i) => {
+          const output = i === chain.length - 1 ? y : i % 2 === 0 ? a : b;
+          kernels.denseInfer(input, l.packed, l.bias, output, N, l.in, l.out, l.activation, l.alpha);
+          input = output;
+        });
+      },
+    };
+  },
+
   conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation = NO_ACTIVATION, alpha = 0) {
     // One gemm per sample of the same shape, as conv2dForward does.
     kernels.conv2dForward(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col);
