@@ -133,9 +133,18 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
       }
       expectClose(y, expected, { rtol: 1e-5, atol: 1e-5 }, `activation ${act}`);
     }
-    // No bias, and no inputs at all: y = f(0 + bias).
+    // No bias (plain and relu: the epilogues without a bias), and no inputs at all: y = f(0 + bias).
     const y = new Float32Array(n * out);
+    const sums = new Float64Array(n * out);
+    for (let r = 0; r < n; r++) {
+      for (let o = 0; o < out; o++) {
+        for (let j = 0; j < inputs; j++) sums[r * out + o]! += x[r * inputs + j]! * w[o * inputs + j]!;
+      }
+    }
     k.denseInfer(x, packed, null, y, n, inputs, out);
+    expectClose(y, sums, { rtol: 1e-5, atol: 1e-5 }, 'no bias');
+    k.denseInfer(x, packed, null, y, n, inputs, out, activationCode('relu'), 0);
+    expectClose(y, sums.map((v) => Math.max(0, v)), { rtol: 1e-5, atol: 1e-5 }, 'no bias, relu');
     const z = new Float32Array(n * out);
     k.denseInfer(new Float32Array(0), new Float32Array(0), bias, z, n, 0, out);
     expect(z.subarray(out, 2 * out)).toEqual(bias);
