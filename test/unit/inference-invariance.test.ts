@@ -181,6 +181,11 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
     expect(() => chain.run(new Float32Array(12), 1, new Float32Array(5))).toThrow(/x is too short/);
     expect(() => chain.run(new Float32Array(13), 1, new Float32Array(4))).toThrow(/y is too short/);
     expect(() => k.denseChain([])).toThrow(RangeError);
+    // Bad layers fail when compiled (native) or at the first run (portable).
+    const bad = (l: Partial<(typeof layers)[number]>) => () => k.denseChain([{ ...layers[0]!, ...l }]).run(new Float32Array(13), 1, new Float32Array(21));
+    expect(bad({ activation: 9 })).toThrow(/activation/);
+    expect(bad({ packed: layers[0]!.packed.subarray(16) })).toThrow(/packed/);
+    expect(bad({ bias: new Float32Array(20) })).toThrow(/bias/);
   });
 
   it('alignedFloat32Array gives n zeroed floats of its own', () => {

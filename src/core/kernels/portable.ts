@@ -7,7 +7,7 @@
  * mistake fails the same way whichever kernels are loaded.
  */
 import { nextUint32 } from '../rng.js';
-import { activationCode, convOutputSize, DENSE_PANEL, NO_ACTIVATION, packedDenseSize, type Kernels } from './types.js';
+import { ACTIVATIONS, activationCode, convOutputSize, DENSE_PANEL, NO_ACTIVATION, packedDenseSize, type Kernels } from './types.js';
 
 const RELU = activationCode('relu');
 const LEAKY_RELU = activationCode('leaky_relu');
@@ -568,6 +568,9 @@ const kernels: Kernels = {
     size(fn, 'N', N); size(fn, 'in', inputs); size(fn, 'out', out);
     need(fn, 'x', x, N * inputs); need(fn, 'packed', packed, packedDenseSize(out, inputs)); need(fn, 'bias', bias, out);
     need(fn, 'y', y, N * out);
+    if (activation !== NO_ACTIVATION && !(Number.isInteger(activation) && activation >= 0 && activation < ACTIVATIONS.length)) {
+      throw new RangeError(`${fn}: unknown activation kind ${activation}`);
+    }
     denseRows(x, packed, bias, y, N, inputs, out, activation, f32(alpha));
   },
 
