@@ -1,7 +1,9 @@
 // NormLab against its PyTorch peer in the same session, side by side:
 // training throughput (bench/train-throughput.mjs against
 // bench/peers/torch_fashion.py throughput) and in-process inference
-// (bench/infer.mjs against torch_fashion.py infer), CNN training
+// (bench/infer.mjs against torch_fashion.py infer, and against onnxruntime-node
+// on the same network exported by NormLab's ONNX exporter: bench/onnx.mjs
+// --peers onnxruntime-node, --onnx), CNN training
 // (bench/cnn.mjs throughput against torch_fashion.py cnn, --cnn), and
 // NormLab's training on its built-in sgemm against its OpenBLAS one (--builtin). The runs alternate
 // run by run (NormLab first in odd rounds, PyTorch first in even ones) so the
@@ -17,7 +19,7 @@
 // /usr/bin/python3 (override with PYTHON=...), single thread like NormLab.
 // Usage: npx tsc -p tsconfig.json && node bench/compare.mjs
 //          [--batches 32,128,512] [--modes before] [--rounds 5] [--epochs 2] [--infer true] [--cnn true]
-//          [--cnn-rows 3000] [--builtin true]
+//          [--cnn-rows 3000] [--builtin true] [--onnx true]
 import { execSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     builtin: { type: 'string', default: 'true' },
     cnn: { type: 'string', default: 'true' },
     'cnn-rows': { type: 'string', default: '3000' },
+    onnx: { type: 'string', default: 'true' },
   },
 });
 const here = import.meta.dirname;
@@ -47,6 +50,8 @@ const modes = values.modes.split(',');
 const TRAIN_GOALS = { 32: 2.0, 128: 1.3, 512: 1.0 };
 /** PyTorch µs / NormLab µs of in-process inference, by batch. */
 const INFER_GOALS = { 1: 15, 64: 2 };
+/** onnxruntime-node µs / NormLab µs of in-process inference, by batch. */
+const ONNX_GOALS = { 1: 3, 64: 2 };
 /** NormLab/PyTorch samples/s of the CNN with batch norm. */
 const CNN_GOAL = 1.5;
 /** Flops of one MLP 784-256-256-10 training sample's multiplies: forward, dW, dx (none for the input). */
@@ -70,6 +75,9 @@ const normlab = {
 const builtin = {
   train: (batch) => run(process.execPath, [path.join(here, 'train-throughput.mjs'), '--batches', String(batch), '--modes', modes.join(','), '--epochs', epochs, '--gemm', 'builtin']),
 };
+const onnxruntime = {
+  infer: () => run(process.execPath, [path.join(here, 'onnx.mjs'), '--models', 'mlp', '--peers', 'onnxruntime-node', '--batches', '1,64', '--samples', '11', '--ms', '100']),
+};
 const pytorch = {
   train: (batch) => run(python, [path.join(here, 'peers', 'torch_fashion.py'), 'throughput', '--batches', String(batch), '--modes', modes.join(','), '--repeats', epochs]),
   infer: () => run(python, [path.join(here, 'peers', 'torch_fashion.py'), 'infer', '--infer-batches', '1,64', '--samples', '11', '--ms', '100']),
@@ -84,9 +92,9 @@ const results = new Map();
 const byRound = new Map();
 let round = 0;
 const add = (key, peer, vals) => {
-  if (!results.has(key)) results.set(key, { normlab: [], pytorch: [], builtin: [] });
+  if (!results.has(key)) results.set(key, { normlab: [], pytorch: [], builtin: [], onnx: [] });
   results.get(key)[peer].push(...vals);
-  if (!byRound.has(key)) byRound.set(key, { normlab: [], pytorch: [], builtin: [] });
+  if (!byRound.has(key)) byRound.set(key, { normlab: [], pytorch: [], builtin: [], onnx: [] });
   (byRound.get(key)[peer][round - 1] ??= []).push(...vals);
 };
 const loads = [];
@@ -105,7 +113,8 @@ for (round = 1; round <= rounds; round++) {
     }
   }
   if (values.infer === 'true') {
-    for (const [peer, impl] of order) {
+    const inferOrder = values.onnx === 'true' ? (round % 2 === 1 ? [...order, ['onnx', onnxruntime]] : [['onnx', onnxruntime], ...order]) : order;
+    for (const [peer, impl] of inferOrder) {
       loads.push(load()[0]);
       for (const line of impl.infer()) {
         add(`infer|before|${line.batch}`, peer, [line.usPerCall]);
@@ -130,6 +139,20 @@ try {
   torchVersion = execSync(`${python} -c "import torch; print(torch.__version__)"`, { encoding: 'utf8' }).trim();
 } catch { /* reported as unknown */ }
 const machine = { cpu, cores: os.cpus().length, loadavgDuringRuns: { median: median(loads), max: Math.max(...loads) } };
+/** The onnxruntime-node side of an inference line: its µs, and its time over NormLab's per round against ONNX_GOALS. */
+function onnxFields(r, perRound, n, batch) {
+  const o = median(r.onnx);
+  const ratios = perRound.normlab.map((nl, i) => (nl && perRound.onnx[i] ? Math.round((median(perRound.onnx[i]) / median(nl)) * 100) / 100 : null));
+  const valid = ratios.filter((q) => q !== null);
+  const minRound = valid.length > 0 ? Math.min(...valid) : null;
+  const goal = ONNX_GOALS[batch];
+  return {
+    onnxruntime: Math.round(o * 10) / 10, ratioOnnx: Math.round((o / n) * 100) / 100, roundRatiosOnnx: ratios,
+    minRoundOnnx: minRound, medianRoundOnnx: valid.length > 0 ? median(valid) : null,
+    ...(goal ? { goalOnnx: `>= ${goal}x in every round`, metOnnx: minRound !== null && valid.length === rounds && minRound >= goal } : {}),
+  };
+}
+
 const rows = [];
 for (const [key, r] of results) {
   const [what, mode, batch] = key.split('|');
@@ -163,13 +186,14 @@ for (const [key, r] of results) {
       normlab: Math.round(n * 10) / 10, pytorch: Math.round(p * 10) / 10,
       ratio: Math.round((p / n) * 100) / 100, // speed-up: PyTorch time / NormLab time
       minRound, medianRound, ...goal,
+      ...(r.onnx.length > 0 ? onnxFields(r, perRound, n, Number(batch)) : {}),
       ...(peakGflops ? {
         fractionOfSgemmPeak: Math.round((2 * (784 * 256 + 256 * 256 + 256 * 10) * Number(batch)) / n / 1e3 / peakGflops * 100) / 100,
         sgemmPeakGflops: peakGflops,
       } : {}),
     };
   const rounded = (a) => a.map((v) => Math.round(v * 10) / 10);
-  Object.assign(line, { roundRatios, samples: { normlab: rounded(r.normlab), pytorch: rounded(r.pytorch), ...(r.builtin.length > 0 ? { builtin: rounded(r.builtin) } : {}) }, rounds, torch: torchVersion, machine, date: new Date().toISOString() });
+  Object.assign(line, { roundRatios, samples: { normlab: rounded(r.normlab), pytorch: rounded(r.pytorch), ...(r.builtin.length > 0 ? { builtin: rounded(r.builtin) } : {}), ...(r.onnx.length > 0 ? { onnxruntime: rounded(r.onnx) } : {}) }, rounds, torch: torchVersion, machine, date: new Date().toISOString() });
   rows.push(line);
   console.log(JSON.stringify(line));
 }
@@ -181,6 +205,10 @@ for (const r of rows) {
   const b = r.normlabBuiltin ? `${r.normlabBuiltin} (${r.builtinOverOpenblas}x)` : '-';
   process.stderr.write(`${pad(r.what, 22)}${pad(r.mode, 8)}${pad(r.batch, 7)}${pad(`${r.pytorch}`, 10)}${pad(`${r.normlab}`, 10)}${pad(`${r.ratio}x`, 8)}` +
     `${pad(r.roundRatios.join(' '), 34)}${pad(r.goal ? r.goal.split(' ')[1] : '-', 8)}${pad(r.met ?? '-', 7)}${pad(r.fractionOfSgemmPeak ?? '-', 9)}${b}\n`);
+}
+for (const r of rows.filter((row) => row.onnxruntime !== undefined)) {
+  process.stderr.write(`${pad('infer vs onnxruntime', 22)}${pad(r.mode, 8)}${pad(r.batch, 7)}${pad(`${r.onnxruntime}`, 10)}${pad(`${r.normlab}`, 10)}` +
+    `${pad(`${r.ratioOnnx}x`, 8)}${pad(r.roundRatiosOnnx.join(' '), 34)}${pad(r.goalOnnx ? r.goalOnnx.split(' ')[1] : '-', 8)}${pad(r.metOnnx ?? '-', 7)}\n`);
 }
 if (peakGflops) process.stderr.write(`single-thread sgemm peak (1024³, median over the inference runs): ${peakGflops} GFLOPS\n`);
 process.stderr.write('ratio: NormLab/PyTorch samples/s for training; PyTorch µs / NormLab µs for inference (higher is better for NormLab); met: in every round.\n');

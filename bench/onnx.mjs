@@ -8,7 +8,9 @@
 // test split. Median of --samples samples of ~--ms each, after a warm-up.
 // Also the largest |difference| of the probabilities over 1000 test rows.
 // One JSON line per model, peer and batch size.
+// --peers onnxruntime-node times only onnxruntime (bench/compare.mjs times NormLab with bench/infer.mjs).
 // Usage: npx tsc -p tsconfig.json && node bench/onnx.mjs [--batches 1,64] [--samples 11] [--ms 200] [--models mlp,cnn]
+//          [--peers normlab,onnxruntime-node]
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { InferenceModel } from '../dist/src/core/inference.js';
@@ -24,10 +26,12 @@ const { values } = parseArgs({
     samples: { type: 'string', default: '11' },
     ms: { type: 'string', default: '200' },
     models: { type: 'string', default: 'mlp,cnn' },
+    peers: { type: 'string', default: 'normlab,onnxruntime-node' },
   },
 });
 const samples = Number(values.samples);
 const sampleMs = Number(values.ms);
+const peers = values.peers.split(',');
 
 const SPECS = {
   mlp: { name: '784-256-256-10 bn-before', spec: {
@@ -83,10 +87,12 @@ for (const key of values.models.split(',')) {
     const out = new Float32Array(n * model.classes);
     const tensors = views.map((v) => new ort.Tensor('float32', v, [n, ...shape]));
     let w = 0;
-    const normlab = await time(() => { model.predictInto(views[w], n, out); w = (w + 1) % views.length; });
+    const normlab = peers.includes('normlab') ? await time(() => { model.predictInto(views[w], n, out); w = (w + 1) % views.length; }) : null;
     let v = 0;
-    const onnxruntime = await time(async () => { await session.run({ input: tensors[v] }); v = (v + 1) % tensors.length; });
+    const onnxruntime = peers.includes('onnxruntime-node')
+      ? await time(async () => { await session.run({ input: tensors[v] }); v = (v + 1) % tensors.length; }) : null;
     for (const [peer, us] of [['normlab', normlab], ['onnxruntime-node', onnxruntime]]) {
+      if (us === null) continue;
       console.log(JSON.stringify({
         bench: 'onnx', model: name, peer, batch: n, usPerCall: Math.round(us * 100) / 100, usPerRow: Math.round((us / n) * 1000) / 1000,
         maxAbsDiff, ...(peer === 'normlab' ? kernelsInfo() : { threads: 1 }),

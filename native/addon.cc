@@ -7,8 +7,11 @@
 // worker thread), so per-thread state (the gemm workspace) lives here.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "conv.h"
 #include "cpu.h"
@@ -120,6 +123,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("packDense", &NormLabAddon::PackDense, napi_enumerable),
         InstanceMethod("alignedFloat32Array", &NormLabAddon::AlignedFloat32Array, napi_enumerable),
         InstanceMethod("denseInfer", &NormLabAddon::DenseInfer, napi_enumerable),
+        InstanceMethod("denseChain", &NormLabAddon::DenseChainNew, napi_enumerable),
+        InstanceMethod("denseChainRun", &NormLabAddon::DenseChainRun, napi_enumerable),
         InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
         InstanceMethod("gemm", &NormLabAddon::Gemm, napi_enumerable),
@@ -229,6 +234,78 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const normlab::DenseArgs args{x, (size_t)K, n, K, N, packed, bias, y, (size_t)N,
                                   FusedActivation(a, 7), FusedAlpha(a, 8)};
     normlab::dense_infer(gemm_workspace_.isa, args);
+  }
+
+  // A run of denseInfer layers compiled once, so a prediction crosses into
+  // the addon once for all of them: the operands' pointers (the chain holds
+  // references, so they stay alive and in place) and scratch for the rows
+  // between layers, grown to the largest batch seen.
+  struct DenseChain {
+    std::vector<normlab::DenseArgs> layers;  // x, y and n filled in per run
+    std::vector<Napi::Reference<Napi::Value>> keep;
+    std::vector<float> a, b;
+    int width = 0;  // the widest output before the last layer
+  };
+
+  // denseChain(packed[], bias[], sizes, activations, alphas): layer i maps
+  // sizes[i] inputs to sizes[i + 1] outputs; bias[i] may be null.
+  Napi::Value DenseChainNew(const Napi::CallbackInfo& info) {
+    Args a(info, "denseChain");
+    if (!info[0].IsArray() || !info[1].IsArray()) a.TypeError("packed and bias must be arrays");
+    Napi::Array packed = info[0].As<Napi::Array>(), bias = info[1].As<Napi::Array>();
+    const size_t L = packed.Length();
+    if (L == 0 || bias.Length() != L) a.RangeError("needs at least one layer and one bias entry per layer");
+    const int32_t* sizes = a.Array<int32_t>(2, "sizes", L + 1);
+    const int32_t* acts = a.Array<int32_t>(3, "activations", L);
+    const float* alphas = a.Array<float>(4, "alphas", L);
+    auto chain = std::make_unique<DenseChain>();
+    for (size_t i = 0; i < L; i++) {
+      const int K = sizes[i], N = sizes[i + 1];
+      if (K < 0 || N < 0) a.RangeError("sizes must be non-negative");
+      Napi::Value p = packed[(uint32_t)i], b = bias[(uint32_t)i];
+      if (!p.IsTypedArray() || p.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+          p.As<Napi::Float32Array>().ElementLength() < normlab::packed_dense_size(N, K)) {
+        a.TypeError("packed[" + std::to_string(i) + "] must be a Float32Array of packedDenseSize(out, in) floats");
+      }
+      const bool has_bias = !(b.IsNull() || b.IsUndefined());
+      if (has_bias && (!b.IsTypedArray() || b.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+                       b.As<Napi::Float32Array>().ElementLength() < (size_t)N)) {
+        a.TypeError("bias[" + std::to_string(i) + "] must be null or a Float32Array of out floats");
+      }
+      const int act = acts[i];
+      if (act < normlab::kNoActivation || act > normlab::kSigmoid) a.RangeError("unknown activation kind " + std::to_string(act));
+      chain->layers.push_back({nullptr, (size_t)K, 0, K, N, p.As<Napi::Float32Array>().Data(),
+                               has_bias ? b.As<Napi::Float32Array>().Data() : nullptr, nullptr, (size_t)N, act, alphas[i]});
+      chain->keep.push_back(Napi::Persistent(p));
+      if (has_bias) chain->keep.push_back(Napi::Persistent(b));
+      if (i + 1 < L) chain->width = std::max(chain->width, N);
+    }
+    return Napi::External<DenseChain>::New(info.Env(), chain.release(), [](Napi::Env, DenseChain* c) { delete c; });
+  }
+
+  // denseChainRun(chain, x, N, y): denseInfer through every layer, the last into y.
+  void DenseChainRun(const Napi::CallbackInfo& info) {
+    Args a(info, "denseChainRun");
+    if (!info[0].IsExternal()) a.TypeError("chain must come from denseChain");
+    DenseChain& c = *info[0].As<Napi::External<DenseChain>>().Data();
+    const int n = a.Size(2, "N");
+    const float* x = a.Array<float>(1, "x", a.Product(n, c.layers.front().K));
+    float* y = a.Array<float>(3, "y", a.Product(n, c.layers.back().N));
+    const size_t need = (size_t)n * c.width;
+    if (c.a.size() < need) {
+      c.a.resize(need);
+      c.b.resize(need);
+    }
+    const float* in = x;
+    for (size_t i = 0; i < c.layers.size(); i++) {
+      normlab::DenseArgs args = c.layers[i];
+      float* out = i + 1 == c.layers.size() ? y : (i % 2 == 0 ? c.a.data() : c.b.data());
+      args.x = in;
+      args.n = n;
+      args.y = out;
+      normlab::dense_infer(gemm_workspace_.isa, args);
+      in = out;
+    }
   }
 
   // conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation, alpha)

@@ -29,6 +29,9 @@ namespace normlab {
 
 namespace {
 
+// Independent partial sums per reduction over a channel's plane.
+constexpr int kLanes = 16;
+
 template <int K> inline float act(float z, float alpha) {
   if constexpr (K == kRelu) return z < 0.0f ? 0.0f : z;  // NaN stays NaN
   else if constexpr (K == kLeakyRelu) return z < 0.0f ? alpha * z : z;
@@ -97,9 +100,25 @@ NORMLAB_CLONES void add_shifted_sums(const float* x, int N, int C, int S, int c0
     } else {
       for (int j = 0; j < cb; j++) {
         const float* xc = xn + (size_t)j * S;
+        const double sh = shift[j];
+        // kLanes independent sums (one long chain of dependent adds would
+        // bound the pass by the add latency), combined in a fixed order.
+        double v1[kLanes] = {}, v2[kLanes] = {};
+        int s = 0;
+        for (; s + kLanes <= S; s += kLanes) {
+          for (int l = 0; l < kLanes; l++) {
+            const double d = (double)xc[s + l] - sh;
+            v1[l] += d;
+            v2[l] += d * d;
+          }
+        }
         double s1 = 0.0, s2 = 0.0;
-        for (int s = 0; s < S; s++) {
-          const double d = (double)xc[s] - shift[j];
+        for (int l = 0; l < kLanes; l++) {
+          s1 += v1[l];
+          s2 += v2[l];
+        }
+        for (; s < S; s++) {
+          const double d = (double)xc[s] - sh;
           s1 += d;
           s2 += d * d;
         }
@@ -219,9 +238,25 @@ NORMLAB_CLONES void batchnorm_backward_block(const float* x, const float* y, con
     }
     for (int j = 0; j < cb; j++) {
       const float m = mean[j], r = rstd[j];
-      float s1 = 0.0f, s2 = 0.0f;  // one row (S values) in float, then into double
-      for (int s = 0; s < S; s++) {
-        const size_t i = off + (size_t)j * S + s;
+      // One row (S values) in kLanes float sums (as channel_moments), then into double.
+      float v1[kLanes] = {}, v2[kLanes] = {};
+      const size_t row = off + (size_t)j * S;
+      int s = 0;
+      for (; s + kLanes <= S; s += kLanes) {
+        for (int l = 0; l < kLanes; l++) {
+          const size_t i = row + s + l;
+          const float g = K == kNoActivation ? dy[i] : dy[i] * act_grad<K>(y[i], alpha);
+          v1[l] += g;
+          v2[l] += g * ((x[i] - m) * r);
+        }
+      }
+      float s1 = 0.0f, s2 = 0.0f;
+      for (int l = 0; l < kLanes; l++) {
+        s1 += v1[l];
+        s2 += v2[l];
+      }
+      for (; s < S; s++) {
+        const size_t i = row + s;
         const float g = K == kNoActivation ? dy[i] : dy[i] * act_grad<K>(y[i], alpha);
         s1 += g;
         s2 += g * ((x[i] - m) * r);

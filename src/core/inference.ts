@@ -11,7 +11,7 @@
 import type { Preprocess } from '../datasets/types.js';
 import { readWeights, type Artifact, type ModelManifest } from './artifact.js';
 import { getKernels } from './kernels/index.js';
-import type { Kernels } from './kernels/types.js';
+import type { DenseChainLayer, Kernels } from './kernels/types.js';
 import { moduleOf, outputSize, scratchSize } from './layers/index.js';
 import type { BatchNormStats, InferenceOp, InferenceScratch, KernelOp } from './layers/types.js';
 
@@ -190,7 +190,19 @@ function lowerOps(ops: InferenceOp[], k: Kernels): KernelOp[] {
     if (fused) i++;
     out.push(op.lower(k, fused));
   }
-  return out;
+  // Each run of packed dense layers becomes one chain: one kernel call per run.
+  const chained: KernelOp[] = [];
+  for (let i = 0; i < out.length;) {
+    const run: DenseChainLayer[] = [];
+    for (let op = out[i]; op?.dense; op = out[++i]) run.push(op.dense);
+    if (run.length === 0) {
+      chained.push(out[i++]!);
+      continue;
+    }
+    const chain = k.denseChain(run);
+    chained.push({ run: (_k, x, y, n) => { chain.run(x, n, y); return true; } });
+  }
+  return chained;
 }
 
 /**

@@ -133,13 +133,59 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
       }
       expectClose(y, expected, { rtol: 1e-5, atol: 1e-5 }, `activation ${act}`);
     }
-    // No bias, and no inputs at all: y = f(0 + bias).
+    // No bias (plain and relu: the epilogues without a bias), and no inputs at all: y = f(0 + bias).
     const y = new Float32Array(n * out);
+    const sums = new Float64Array(n * out);
+    for (let r = 0; r < n; r++) {
+      for (let o = 0; o < out; o++) {
+        for (let j = 0; j < inputs; j++) sums[r * out + o]! += x[r * inputs + j]! * w[o * inputs + j]!;
+      }
+    }
     k.denseInfer(x, packed, null, y, n, inputs, out);
+    expectClose(y, sums, { rtol: 1e-5, atol: 1e-5 }, 'no bias');
+    k.denseInfer(x, packed, null, y, n, inputs, out, activationCode('relu'), 0);
+    expectClose(y, sums.map((v) => Math.max(0, v)), { rtol: 1e-5, atol: 1e-5 }, 'no bias, relu');
     const z = new Float32Array(n * out);
     k.denseInfer(new Float32Array(0), new Float32Array(0), bias, z, n, 0, out);
     expect(z.subarray(out, 2 * out)).toEqual(bias);
     expect(() => k.denseInfer(x, packed.subarray(1), bias, y, n, inputs, out)).toThrow(/packed/);
+  });
+
+  it('denseChain runs denseInfer layer after layer: the same bytes as the separate calls, any batch, growing scratch', () => {
+    const sizes = [13, 21, 40, 5];
+    const acts = [activationCode('relu'), activationCode('tanh'), NO_ACTIVATION];
+    const layers = acts.map((activation, i) => {
+      const [inputs, out] = [sizes[i]!, sizes[i + 1]!];
+      const packed = k.alignedFloat32Array(packedDenseSize(out, inputs));
+      k.packDense(randn(rng, out * inputs), out, inputs, packed);
+      return { packed, bias: i === 1 ? null : randn(rng, out), in: inputs, out, activation, alpha: 0 };
+    });
+    const chain = k.denseChain(layers);
+    for (const n of [1, 9, 3, 130]) {
+      const x = randn(rng, n * sizes[0]!);
+      let input = x;
+      for (const l of layers) {
+        const y = new Float32Array(n * l.out);
+        k.denseInfer(input, l.packed, l.bias, y, n, l.in, l.out, l.activation, l.alpha);
+        input = y;
+      }
+      const y = new Float32Array(n * 5).fill(NaN);
+      chain.run(x, n, y);
+      expect(Buffer.from(y.buffer).equals(Buffer.from(input.buffer)), `batch ${n}`).toBe(true);
+    }
+    // One layer: straight into y; sizes and operands checked.
+    const one = k.denseChain([layers[0]!]);
+    const y1 = new Float32Array(2 * 21);
+    one.run(randn(rng, 2 * 13), 2, y1);
+    expect(y1.some((v) => v !== 0)).toBe(true);
+    expect(() => chain.run(new Float32Array(12), 1, new Float32Array(5))).toThrow(/x is too short/);
+    expect(() => chain.run(new Float32Array(13), 1, new Float32Array(4))).toThrow(/y is too short/);
+    expect(() => k.denseChain([])).toThrow(RangeError);
+    // Bad layers fail when compiled (native) or at the first run (portable).
+    const bad = (l: Partial<(typeof layers)[number]>) => () => k.denseChain([{ ...layers[0]!, ...l }]).run(new Float32Array(13), 1, new Float32Array(21));
+    expect(bad({ activation: 9 })).toThrow(/activation/);
+    expect(bad({ packed: layers[0]!.packed.subarray(16) })).toThrow(/packed/);
+    expect(bad({ bias: new Float32Array(20) })).toThrow(/bias/);
   });
 
   it('alignedFloat32Array gives n zeroed floats of its own', () => {

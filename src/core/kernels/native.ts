@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from './types.js';
 
-type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend' | 'cpu'>;
+type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend' | 'cpu' | 'denseChain'>;
 
 /** What normlab_native.node exports (see native/addon.cc). */
 export interface NativeAddon extends KernelFunctions {
@@ -30,7 +30,15 @@ export interface NativeAddon extends KernelFunctions {
    * thread) run: 'auto' is cpuBest; a named path the CPU lacks throws. Returns the path in use.
    */
   setCpuPath(path: 'auto' | CpuPath): CpuPath;
+  /** Kernels.denseChain's native half: layer i maps sizes[i] inputs to sizes[i + 1] outputs. */
+  denseChain(packed: Float32Array[], bias: (Float32Array | null)[], sizes: Int32Array, activations: Int32Array,
+    alphas: Float32Array): DenseChainHandle;
+  denseChainRun(chain: DenseChainHandle, x: Float32Array, N: number, y: Float32Array): void;
 }
+
+/** A native dense chain (an External the addon owns). */
+declare const denseChainBrand: unique symbol;
+type DenseChainHandle = { readonly [denseChainBrand]: true };
 
 /** The instruction sets the hand-written native kernels come in (native/cpu.h). */
 export const CPU_PATHS = ['baseline', 'avx2', 'avx512'] as const;
@@ -134,6 +142,12 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     packDense: addon.packDense,
     alignedFloat32Array: addon.alignedFloat32Array,
     denseInfer: addon.denseInfer,
+    denseChain(layers) {
+      const chain = addon.denseChain(layers.map((l) => l.packed), layers.map((l) => l.bias),
+        Int32Array.from([layers[0]?.in ?? 0, ...layers.map((l) => l.out)]), Int32Array.from(layers.map((l) => l.activation)),
+        Float32Array.from(layers.map((l) => l.alpha)));
+      return { run: (x, N, y) => addon.denseChainRun(chain, x, N, y) };
+    },
     conv2dInfer: addon.conv2dInfer,
     lstmCellForward: addon.lstmCellForward,
     lstmOutputForward: addon.lstmOutputForward,

@@ -7,7 +7,7 @@
  * mistake fails the same way whichever kernels are loaded.
  */
 import { nextUint32 } from '../rng.js';
-import { activationCode, convOutputSize, DENSE_PANEL, NO_ACTIVATION, packedDenseSize, type Kernels } from './types.js';
+import { ACTIVATIONS, activationCode, convOutputSize, DENSE_PANEL, NO_ACTIVATION, packedDenseSize, type Kernels } from './types.js';
 
 const RELU = activationCode('relu');
 const LEAKY_RELU = activationCode('leaky_relu');
@@ -743,7 +743,33 @@ const kernels: Kernels = {
     size(fn, 'N', N); size(fn, 'in', inputs); size(fn, 'out', out);
     need(fn, 'x', x, N * inputs); need(fn, 'packed', packed, packedDenseSize(out, inputs)); need(fn, 'bias', bias, out);
     need(fn, 'y', y, N * out);
+    if (activation !== NO_ACTIVATION && !(Number.isInteger(activation) && activation >= 0 && activation < ACTIVATIONS.length)) {
+      throw new RangeError(`${fn}: unknown activation kind ${activation}`);
+    }
     denseRows(x, packed, bias, y, N, inputs, out, activation, f32(alpha));
+  },
+
+  denseChain(layers) {
+    if (layers.length === 0) throw new RangeError('denseChain: needs at least one layer');
+    const chain = layers.map((l) => ({ ...l }));
+    const width = Math.max(0, ...chain.slice(0, -1).map((l) => l.out));
+    let a = new Float32Array(0);
+    let b = new Float32Array(0);
+    return {
+      run(x, N, y) {
+        size('denseChainRun', 'N', N);
+        if (a.length < N * width) {
+          a = new Float32Array(N * width);
+          b = new Float32Array(N * width);
+        }
+        let input = x;
+        chain.forEach((l, i) => {
+          const output = i === chain.length - 1 ? y : i % 2 === 0 ? a : b;
+          kernels.denseInfer(input, l.packed, l.bias, output, N, l.in, l.out, l.activation, l.alpha);
+          input = output;
+        });
+      },
+    };
   },
 
   conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation = NO_ACTIVATION, alpha = 0) {

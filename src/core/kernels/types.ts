@@ -305,6 +305,15 @@ export interface Kernels {
     N: number, inputs: number, out: number, activation?: number, alpha?: number): void;
 
   /**
+   * A run of denseInfer layers compiled once (at model load): run(x, N, y) is denseInfer through
+   * every layer in turn (layer i's output is layer i+1's input; the last writes y [N, out of the
+   * last layer]), the same bytes as the separate calls, in one call into the kernels. The chain
+   * keeps the layers' arrays and its own scratch for the rows between layers (grown to the largest
+   * N seen). y must not overlap x.
+   */
+  denseChain(layers: readonly DenseChainLayer[]): DenseChain;
+
+  /**
    * Inference conv2d: f(conv2dForward(...)) (f the optional activation, as addBias). Batch
    * invariance: every sample is one multiply of the same shape with fixed blocking (native: the
    * built-in sgemm, never OpenBLAS, whose kernels and threads may vary), so a sample's output is
@@ -468,6 +477,22 @@ export function poolOutputSize(size: number, window: number, stride: number): nu
 /** Floats the `col` scratch of conv2dForward/conv2dBackward needs: one sample's im2col matrix. */
 export function conv2dColSize(C: number, KH: number, KW: number, OH: number, OW: number): number {
   return C * KH * KW * OH * OW;
+}
+
+/** One layer of Kernels.denseChain: denseInfer's operands (packed by packDense). */
+export interface DenseChainLayer {
+  packed: Float32Array;
+  bias: Float32Array | null;
+  in: number;
+  out: number;
+  /** An activation code (activationCode) or NO_ACTIVATION. */
+  activation: number;
+  alpha: number;
+}
+
+/** A compiled Kernels.denseChain. */
+export interface DenseChain {
+  run(x: Float32Array, N: number, y: Float32Array): void;
 }
 
 /** Outputs per panel of packDense. */

@@ -112,6 +112,7 @@ export class DenseOp implements InferenceOp {
         kernels.denseInfer(x, packed, bias, y, n, inputs, out, act.code, act.alpha);
         return true;
       },
+      dense: { packed, bias, in: inputs, out, activation: act.code, alpha: act.alpha },
     };
   }
 }

@@ -7,7 +7,7 @@
  * its cost. The generic code (Sequential, InferenceModel, artifact checks,
  * checkpoints, ONNX, submit checks) only iterates modules through ./index.ts.
  */
-import type { Kernels } from '../kernels/types.js';
+import type { DenseChainLayer, Kernels } from '../kernels/types.js';
 import type { RngState } from '../rng.js';
 import type { BatchNormSpec, InitSpec } from '../spec.js';
 
@@ -184,6 +184,8 @@ export interface KernelOp {
    * returning false. x is never written when the op returns true.
    */
   run(k: Kernels, x: Float32Array, y: Float32Array, n: number, scratch: InferenceScratch): boolean;
+  /** A packed dense layer's operands: consecutive ones run as one Kernels.denseChain call. */
+  readonly dense?: DenseChainLayer;
 }
 
 /**
