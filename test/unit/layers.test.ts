@@ -75,3 +75,16 @@ describe('layer registry', () => {
     expect(() => readWeights({ ...artifact, weights: encodeSafetensors(without, {}) })).toThrow('layers.7.gamma missing');
   });
 });
+
+describe('batch norm on raw inputs of each shape', () => {
+  const inputBn = (shape: number[]) => {
+    const spec = resolveSpec({ dataset: { id: 'x' }, model: { hidden: [4], batchNorm: 'input' } });
+    return expandLayers(spec.model, shape, 2)[0];
+  };
+  it('normalizes an image per channel, tabular rows and sequences [steps, features] per value', () => {
+    expect(inputBn([3, 8, 8])).toMatchObject({ type: 'batchnorm', channels: 3, spatial: 64 });
+    expect(inputBn([5])).toMatchObject({ type: 'batchnorm', channels: 5, spatial: 1 });
+    // Not per step: the steps of a [3, 2] row are not channels of an image.
+    expect(inputBn([3, 2])).toMatchObject({ type: 'batchnorm', channels: 6, spatial: 1 });
+  });
+});

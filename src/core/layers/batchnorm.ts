@@ -352,8 +352,11 @@ class BatchNormOp implements InferenceOp {
 export const batchnorm: LayerModule<Static<typeof BatchNormLayerSpec>, BatchNormInfo> = {
   types: ['batchnorm'],
   expand(_d, { index, shape }) {
+    // An image [C, H, W] is normalized per channel over N·H·W values (BatchNorm2d); any other
+    // shape ([features], or a sequence's [steps, features]) per value over N (BatchNorm1d on the flat row).
     const size = shape.reduce((a, b) => a * b, 1);
-    return { info: { index, type: 'batchnorm', channels: shape[0]!, spatial: size / shape[0]! }, shape };
+    const channels = shape.length === 3 ? shape[0]! : size;
+    return { info: { index, type: 'batchnorm', channels, spatial: size / channels }, shape };
   },
   outputSize: (_l, inputSize) => inputSize,
   params: (l, bn) => [...(bn.scale ? [{ name: 'gamma', shape: [l.channels], fill: 1 }] : []), ...(bn.center ? [{ name: 'beta', shape: [l.channels] }] : [])],

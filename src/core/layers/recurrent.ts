@@ -793,7 +793,7 @@ function sequenceShape(shape: number[], fail: (message: string) => never): [numb
   if (shape.length === 3) {
     return fail(`a recurrent layer reads [steps, features] or a one-channel image [1, height, width] as height steps of width features; it receives [${shape}] with ${shape[0]} channels`);
   }
-  return fail(`a recurrent layer needs sequence input [steps, features]; it receives [${shape}]`);
+  return fail(`a recurrent layer needs sequence input [steps, features]; it receives [${shape}] (dataset.sequence.steps reads each row as [steps, features / steps])`);
 }
 
 const uniformInit = (units: number) => (value: Float32Array, rng: RngState) => {
