@@ -15,9 +15,12 @@ import { RedisClusterServers } from '../redis-servers.mjs';
 const EPOCHS = 6;
 /** A few seconds of training each, so the streams are followed live. */
 const SPEC = { dataset: { id: 'spirals', size: 2000 }, model: { hidden: [32, 32] }, training: { epochs: EPOCHS, batchSize: 32 } };
-const LONG_EPOCHS = 12;
-/** Long enough to train on through a slot's move and a failover. */
-const LONG_SPEC = { dataset: { id: 'spirals', size: 4000 }, model: { hidden: [32, 32] }, training: { epochs: LONG_EPOCHS, batchSize: 32 } };
+const LONG_EPOCHS = 20;
+/**
+ * Long enough to train on through a slot's move and a failover, on an idle
+ * machine too (4000 rows × 12 epochs ended before the move there).
+ */
+const LONG_SPEC = { dataset: { id: 'spirals', size: 20_000 }, model: { hidden: [32, 32] }, training: { epochs: LONG_EPOCHS, batchSize: 32 } };
 /**
  * Longest wait from an entry's append (its stream id's time) to its arrival
  * at a live client: the reader polls a cluster's slots at least every 400 ms;
