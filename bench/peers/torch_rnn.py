@@ -22,24 +22,13 @@ import sys
 import time
 
 
-def _threads_arg():
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            return sys.argv[i + 1]
-        if arg.startswith("--threads="):
-            return arg.split("=", 1)[1]
-    return "1"
-
-
-# OpenBLAS sizes its thread pool when it loads (see torch_fashion.py): set before importing torch.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _threads_arg()
+# torch_fashion sets the OpenBLAS thread count from --threads before it imports torch
+# (the pool is sized when the library loads), so it is imported first.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_fashion import blas_threads, load  # noqa: E402
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_fashion import blas_threads, load  # noqa: E402
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
