@@ -4,7 +4,7 @@
  */
 import { SETTINGS, type Config } from '../config.js';
 import { expandLayers } from '../core/layers.js';
-import { cacheValuesPerRow, multiplyAddsPerRow, outputSize, parameterCount, scratchSize, type LayerInfo } from '../core/layers/index.js';
+import { cacheValuesPerRow, layerTensors, multiplyAddsPerRow, outputSize, parameterCount, scratchSize, type LayerInfo } from '../core/layers/index.js';
 import type { DatasetSpec, JobSpec } from '../core/spec.js';
 import { jobInputShape, listBuiltinDatasets } from '../datasets/index.js';
 import type { DatasetStore } from '../store/datasets.js';
@@ -98,8 +98,9 @@ export function checkLimits(spec: JobSpec, shape: DatasetShape, config: Config):
   const { model, training, dataset } = spec;
   const layers = expandLayers(model, shape.inputShape, shape.classes);
   const cnn = model.architecture === 'cnn';
-  const weighted = new Set(['dense', 'conv2d', 'lstm', 'gru', 'rnn']);
-  over(model.layers ? '/model/layers' : cnn ? '/model' : '/model/hidden', layers.filter((l) => weighted.has(l.type)).length,
+  // Layers with a weight tensor (dense, conv, recurrent), read off their modules' tensor lists.
+  const weighted = layers.filter((l) => layerTensors(l, spec.batchNorm).params.some((t) => t.name.startsWith('weight'))).length;
+  over(model.layers ? '/model/layers' : cnn ? '/model' : '/model/hidden', weighted,
     'maxLayers', 'dense, conv and recurrent layers (output layer included)');
   if (model.layers) {
     model.layers.forEach((l, i) => { if ('units' in l) over(`/model/layers/${i}/units`, l.units, 'maxUnits', 'units'); });

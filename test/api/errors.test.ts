@@ -78,6 +78,13 @@ describe('POST /jobs', () => {
     expect(res.body.error.details.issues[0]).toMatchObject({ path: '/model/layers', value: 41, limit: 32, setting: 'MAX_LAYERS' });
   });
 
+  it('counts recurrent layers, not their batch norm or dropout', async () => {
+    const model = { architecture: 'rnn', hidden: Array.from({ length: 32 }, () => 2), batchNorm: 'sequence', dropout: 0.1 };
+    const res = await api(base, 'POST', '/jobs', { dataset: { id: 'sines' }, model });
+    expectError(res, 400, 'LIMIT_EXCEEDED');
+    expect(res.body.error.details.issues[0]).toMatchObject({ path: '/model/hidden', value: 33, limit: 32, setting: 'MAX_LAYERS' });
+  });
+
   it('answers malformed JSON with 400', async () => {
     expectError(await api(base, 'POST', '/jobs', '{"dataset": {'), 400, 'MALFORMED_JSON');
     expectError(await api(base, 'POST', '/jobs', '{"__proto__": {"x": 1}}'), 400, 'FORBIDDEN_JSON_KEY');
