@@ -22,6 +22,7 @@
 // rows, over contiguous channels, so the compiler vectorizes them.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels.h"
 
@@ -31,6 +32,8 @@ namespace {
 
 // Independent partial sums per reduction over a channel's plane.
 constexpr int kLanes = 16;
+typedef float f4 __attribute__((vector_size(16)));
+typedef double d4 __attribute__((vector_size(32)));
 
 template <int K> inline float act(float z, float alpha) {
   if constexpr (K == kRelu) return z < 0.0f ? 0.0f : z;  // NaN stays NaN
@@ -103,19 +106,24 @@ NORMLAB_CLONES void add_shifted_sums(const float* x, int N, int C, int S, int c0
         const double sh = shift[j];
         // kLanes independent sums (one long chain of dependent adds would
         // bound the pass by the add latency), combined in a fixed order.
-        double v1[kLanes] = {}, v2[kLanes] = {};
+        // Written as vectors of 4 lanes: the compiler leaves the scalar
+        // form, float-to-double conversions and all, unvectorized.
+        d4 v1[kLanes / 4] = {}, v2[kLanes / 4] = {};
+        const d4 shv = {sh, sh, sh, sh};
         int s = 0;
         for (; s + kLanes <= S; s += kLanes) {
-          for (int l = 0; l < kLanes; l++) {
-            const double d = (double)xc[s + l] - sh;
-            v1[l] += d;
-            v2[l] += d * d;
+          for (int q = 0; q < kLanes / 4; q++) {
+            f4 xf;
+            std::memcpy(&xf, xc + s + 4 * q, sizeof xf);
+            const d4 d = __builtin_convertvector(xf, d4) - shv;
+            v1[q] += d;
+            v2[q] += d * d;
           }
         }
         double s1 = 0.0, s2 = 0.0;
         for (int l = 0; l < kLanes; l++) {
-          s1 += v1[l];
-          s2 += v2[l];
+          s1 += v1[l / 4][l % 4];
+          s2 += v2[l / 4][l % 4];
         }
         for (; s < S; s++) {
           const double d = (double)xc[s] - sh;
