@@ -27,6 +27,10 @@
 #include <cstring>
 #include <limits>
 
+// The pooling helpers below pass 32-byte vectors only between inlined
+// functions, so the baseline clone's ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace normlab {
 
 namespace {
@@ -263,13 +267,82 @@ NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, 
 
 namespace {
 
-// One output row of 2x2/2 max pooling from input rows r0 = 2*oh and r1 = r0 + 1;
-// base = (2*oh)*W is r0's index in the plane.
-void maxpool2x2_row(const float* __restrict r0, const float* __restrict r1, float* __restrict y,
-                    int32_t* __restrict argmax, int OW, int base, int W) {
+// The 2x2/2 loops work on L windows at once in GCC vector types (lowered to
+// SSE2, AVX2 or NEON as the clone allows): de-interleaved even and odd input
+// columns, then the scalar loop's compare-and-select in the same order, lane
+// by lane, so every lane computes what the scalar loop does. A row of OW >= L
+// windows ends with a block overlapping the one before it, which writes the
+// same values again.
+template <int L> struct Lanes;
+template <> struct Lanes<8> {
+  typedef float F __attribute__((vector_size(32)));
+  typedef int32_t I __attribute__((vector_size(32)));
+  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6, 8, 10, 12, 14); }
+  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7, 9, 11, 13, 15); }
+  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
+  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
+  static constexpr I steps = {0, 2, 4, 6, 8, 10, 12, 14};
+};
+template <> struct Lanes<4> {
+  typedef float F __attribute__((vector_size(16)));
+  typedef int32_t I __attribute__((vector_size(16)));
+  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6); }
+  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7); }
+  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 4, 1, 5); }
+  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 2, 6, 3, 7); }
+  static constexpr I steps = {0, 2, 4, 6};
+};
+
+template <typename V> V load(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename V> void store(void* p, V v) { std::memcpy(p, &v, sizeof v); }
+
+// Windows ow in [ow0, ow0 + L) of one output row, from input rows r0 = 2*oh
+// and r1 = r0 + 1; base = (2*oh)*W is r0's index in the plane.
+template <int L>
+inline __attribute__((always_inline)) void maxpool2x2_block(const float* r0, const float* r1, float* y, int32_t* argmax,
+                                                            int ow0, int base, int W) {
+  using T = Lanes<L>;
+  using F = typename T::F;
+  using I = typename T::I;
+  const F p0 = load<F>(r0 + 2 * ow0), p1 = load<F>(r0 + 2 * ow0 + L);
+  const F q0 = load<F>(r1 + 2 * ow0), q1 = load<F>(r1 + 2 * ow0 + L);
+  const F a = T::even(p0, p1), b = T::odd(p0, p1), c = T::even(q0, q1), d = T::odd(q0, q1);
+  const I ia = (base + 2 * ow0) + T::steps;
+  // Window order a, b / c, d, as the scalar loop below.
+  F max = a;
+  I best = ia;
+  I take = (b > max) | (b != b);
+  max = take ? b : max;
+  best = take ? ia + 1 : best;
+  take = (c > max) | (c != c);
+  max = take ? c : max;
+  best = take ? ia + W : best;
+  take = (d > max) | (d != d);
+  max = take ? d : max;
+  best = take ? ia + (W + 1) : best;
+  store(y + ow0, max);
+  store(argmax + ow0, best);
+}
+
+inline __attribute__((always_inline)) void maxpool2x2_row(const float* __restrict r0, const float* __restrict r1,
+                                                          float* __restrict y, int32_t* __restrict argmax, int OW,
+                                                          int base, int W) {
+  if (OW >= 8) {
+    for (int ow = 0; ow < OW; ow += 8) maxpool2x2_block<8>(r0, r1, y, argmax, std::min(ow, OW - 8), base, W);
+    return;
+  }
+  if (OW >= 4) {
+    maxpool2x2_block<4>(r0, r1, y, argmax, 0, base, W);
+    maxpool2x2_block<4>(r0, r1, y, argmax, OW - 4, base, W);
+    return;
+  }
   for (int ow = 0; ow < OW; ow++) {
-    // Window order a, b / c, d; starting from a gives what starting from
-    // -inf does (a = -inf keeps index a either way).
+    // Starting from a gives what starting from -inf does (a = -inf keeps
+    // index a either way).
     float max = r0[2 * ow];
     int32_t best = base + 2 * ow;
     const float b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
@@ -285,6 +358,72 @@ void maxpool2x2_row(const float* __restrict r0, const float* __restrict r1, floa
     y[ow] = max;
     argmax[ow] = best;
   }
+}
+
+// The gradient of L windows of one output row onto input rows d0 = 2*oh and
+// d1 = d0 + 1: dy where the window's argmax is, 0 elsewhere (each input
+// position is in one window at most, so this overwrites what dx = 0 and
+// dx[argmax] += dy give, 0 + dy included). Returns false when a window's
+// argmax is not one of its four positions.
+template <int L>
+inline __attribute__((always_inline)) bool maxpool2x2_backward_block(const float* dy, const int32_t* argmax, float* d0,
+                                                                     float* d1, int ow0, int base, int W) {
+  using T = Lanes<L>;
+  using F = typename T::F;
+  using I = typename T::I;
+  const F g = 0.0f + load<F>(dy + ow0);
+  const I at = load<I>(argmax + ow0), ia = (base + 2 * ow0) + T::steps;
+  const I ma = at == ia, mb = at == ia + 1, mc = at == ia + W, md = at == ia + (W + 1);
+  const F z = {};
+  const F ea = ma ? g : z, eb = mb ? g : z, ec = mc ? g : z, ed = md ? g : z;
+  store(d0 + 2 * ow0, T::lo(ea, eb));
+  store(d0 + 2 * ow0 + L, T::hi(ea, eb));
+  store(d1 + 2 * ow0, T::lo(ec, ed));
+  store(d1 + 2 * ow0 + L, T::hi(ec, ed));
+  const I hit = ma | mb | mc | md;
+  for (int l = 0; l < L; l++) {
+    if (!hit[l]) return false;
+  }
+  return true;
+}
+
+// One plane of the 2x2/2 backward; false (dx part-written) when some argmax
+// lies outside its window, which the general loop then handles.
+inline __attribute__((always_inline)) bool maxpool2x2_backward_plane(const float* dy, const int32_t* argmax, float* dx,
+                                                                     int H, int W, int OH, int OW) {
+  for (int oh = 0; oh < OH; oh++) {
+    const int base = 2 * oh * W;
+    float* d0 = dx + base;
+    float* d1 = d0 + W;
+    const float* g = dy + (size_t)oh * OW;
+    const int32_t* at = argmax + (size_t)oh * OW;
+    bool ok = true;
+    if (OW >= 8) {
+      for (int ow = 0; ow < OW; ow += 8) ok &= maxpool2x2_backward_block<8>(g, at, d0, d1, std::min(ow, OW - 8), base, W);
+    } else if (OW >= 4) {
+      ok &= maxpool2x2_backward_block<4>(g, at, d0, d1, 0, base, W);
+      ok &= maxpool2x2_backward_block<4>(g, at, d0, d1, OW - 4, base, W);
+    } else {
+      for (int ow = 0; ow < OW; ow++) {
+        const int32_t i = at[ow], a = base + 2 * ow;
+        const float v = 0.0f + g[ow];
+        d0[2 * ow] = i == a ? v : 0.0f;
+        d0[2 * ow + 1] = i == a + 1 ? v : 0.0f;
+        d1[2 * ow] = i == a + W ? v : 0.0f;
+        d1[2 * ow + 1] = i == a + W + 1 ? v : 0.0f;
+        ok &= i == a || i == a + 1 || i == a + W || i == a + W + 1;
+      }
+    }
+    if (!ok) return false;
+    // An odd width leaves the last column out of every window.
+    if (2 * OW < W) {
+      d0[W - 1] = 0.0f;
+      d1[W - 1] = 0.0f;
+    }
+  }
+  // An odd height leaves the last row out.
+  if (2 * OH < H) std::memset(dx + (size_t)2 * OH * W, 0, sizeof(float) * (H - 2 * OH) * W);
+  return true;
 }
 
 }  // namespace
@@ -333,6 +472,9 @@ NORMLAB_CLONES long maxpool2d_backward(const float* dy, const int32_t* argmax, f
   const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
   for (size_t pl = 0; pl < planes; pl++) {
     float* dxp = dx + pl * HW;
+    if (size == 2 && stride == 2 && maxpool2x2_backward_plane(dy + pl * OHW, argmax + pl * OHW, dxp, H, W, OH, OW)) {
+      continue;
+    }
     std::memset(dxp, 0, sizeof(float) * HW);
     for (size_t o = 0; o < OHW; o++) {
       const int32_t idx = argmax[pl * OHW + o];

@@ -491,4 +491,35 @@ describe.skipIf(native === null)('conv and pooling: native and portable agree at
       for (const key of ['avg', 'davg', 'gap', 'dgap'] as const) expectClose(a[key], b[key], FIXTURE, `C=${C} ${key}`);
     }
   });
+
+  it('max pooling 2x2 at stride 2: the same bytes as the portable loops for every row width, with ties, NaN, -0 and odd sizes', () => {
+    // Output widths 1-3 (scalar), 4-7 (two 4-wide blocks), 8 and up (8-wide
+    // blocks, the last overlapping), on odd and even H and W.
+    const rng = createRng(611);
+    const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    for (const W of [2, 3, 5, 7, 8, 9, 14, 15, 16, 17, 28, 33]) {
+      const [N, C, H] = [2, 3, W % 2 === 0 ? 6 : 7];
+      const OH = poolOutputSize(H, 2, 2), OW = poolOutputSize(W, 2, 2);
+      // Small integers tie often; some NaNs; dy holds -0 (0 + -0 is +0 in dx, as dx = 0 then += dy gives).
+      const x = Float32Array.from({ length: N * C * H * W }, () => {
+        const u = nextFloat(rng);
+        return u < 0.05 ? Number.NaN : Math.floor(u * 5) - 2;
+      });
+      const dy = Float32Array.from({ length: N * C * OH * OW }, () => (nextFloat(rng) < 0.2 ? -0 : nextFloat(rng) - 0.5));
+      const run = (k: Kernels, argmaxIn?: Int32Array) => {
+        const y = new Float32Array(dy.length), argmax = new Int32Array(dy.length), dx = new Float32Array(x.length).fill(Number.NaN);
+        k.maxPool2dForward(x, y, argmax, N, C, H, W, 2, 2);
+        k.maxPool2dBackward(dy, argmaxIn ?? argmax, dx, N, C, H, W, 2, 2);
+        return { y, argmax, dx };
+      };
+      const a = run(native!), b = run(portableKernels);
+      for (const key of ['y', 'argmax', 'dx'] as const) expect(bytes(a[key]).equals(bytes(b[key])), `W=${W} ${key}`).toBe(true);
+      // An argmax inside the plane but outside its window (not what the forward
+      // writes) still lands where it points, as the general loop puts it.
+      const moved = a.argmax.slice();
+      moved[moved.length - 1] = 0;
+      const c = run(native!, moved), d = run(portableKernels, moved);
+      expect(bytes(c.dx).equals(bytes(d.dx)), `W=${W} moved argmax`).toBe(true);
+    }
+  });
 });
