@@ -103,37 +103,47 @@ void zero_pad_columns(const ConvShape& s, const Run& run, float* row) {
 }
 
 // col[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*sh - ph + kh][ow*sw - pw + kw], 0 outside.
-NORMLAB_CLONES void im2col(const ConvShape& s, const float* x, float* col) {
+// zeroed: col holds an earlier im2col of this shape and nothing has written
+// to it since, so its zeros (the same places for every sample) are in place
+// and only the values are written; the per-tap zero runs are short, and
+// writing them for each sample cost more than the copies.
+NORMLAB_CLONES void im2col(const ConvShape& s, const float* x, float* col, bool zeroed) {
   const size_t P = (size_t)s.OH * s.OW;
   const bool shift_path = is_plane_shift(s);
-  for (int c = 0; c < s.C; c++) {
-    const float* xc = x + (size_t)c * s.H * s.W;
-    for (int kh = 0; kh < s.KH; kh++) {
-      for (int kw = 0; kw < s.KW; kw++) {
+  // Taps outside, channels inside: a tap's run or span holds for every channel.
+  for (int kh = 0; kh < s.KH; kh++) {
+    for (int kw = 0; kw < s.KW; kw++) {
+      const Run run = shift_path ? plane_run(s, kh, kw) : Run{};
+      const Span span = valid_span(s.W, s.OW, kw, s.stride_w, s.pad_w);
+      const int shift = kw - s.pad_w;
+      for (int c = 0; c < s.C; c++) {
+        const float* xc = x + (size_t)c * s.H * s.W;
         float* row = col + ((size_t)(c * s.KH + kh) * s.KW + kw) * P;
         if (shift_path) {
-          const Run run = plane_run(s, kh, kw);
-          std::memset(row, 0, sizeof(float) * run.begin);
+          if (!zeroed) std::memset(row, 0, sizeof(float) * run.begin);
           float* __restrict dst = row + run.begin;
           const float* __restrict src = xc + (run.begin + run.off);
           for (long i = 0; i < run.end - run.begin; i++) dst[i] = src[i];
-          std::memset(row + run.end, 0, sizeof(float) * (P - run.end));
+          if (!zeroed) std::memset(row + run.end, 0, sizeof(float) * (P - run.end));
+          // The run's copy put neighbouring rows' values there.
           zero_pad_columns(s, run, row);
           continue;
         }
-        const Span span = valid_span(s.W, s.OW, kw, s.stride_w, s.pad_w);
-        const int shift = kw - s.pad_w;
         for (int oh = 0; oh < s.OH; oh++) {
           float* r = row + (size_t)oh * s.OW;
           const int ih = oh * s.stride_h - s.pad_h + kh;
           if (ih < 0 || ih >= s.H) {
-            std::memset(r, 0, sizeof(float) * s.OW);
+            if (!zeroed) std::memset(r, 0, sizeof(float) * s.OW);
             continue;
           }
           const float* xr = xc + (size_t)ih * s.W;
-          for (int ow = 0; ow < span.lo; ow++) r[ow] = 0.0f;
+          if (!zeroed) {
+            for (int ow = 0; ow < span.lo; ow++) r[ow] = 0.0f;
+          }
           for (int ow = span.lo; ow < span.hi; ow++) r[ow] = xr[ow * s.stride_w + shift];
-          for (int ow = span.hi; ow < s.OW; ow++) r[ow] = 0.0f;
+          if (!zeroed) {
+            for (int ow = span.hi; ow < s.OW; ow++) r[ow] = 0.0f;
+          }
         }
       }
     }
@@ -190,7 +200,7 @@ void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, 
   for (int n = 0; n < s.N; n++) {
     const float* xn = x + (size_t)n * s.C * s.H * s.W;
     float* yn = y + (size_t)n * s.F * P;
-    if (!pointwise) im2col(s, xn, col);
+    if (!pointwise) im2col(s, xn, col, n > 0);  // the gemm only reads col
     sgemm(gemm, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
     if (bias) {
       for (int f = 0; f < s.F; f++) {
@@ -209,7 +219,7 @@ NORMLAB_CLONES void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const fl
   for (int n = 0; n < s.N; n++) {
     const float* xn = x + (size_t)n * s.C * s.H * s.W;
     float* yn = y + (size_t)n * s.F * P;
-    if (!pointwise) im2col(s, xn, col);
+    if (!pointwise) im2col(s, xn, col, n > 0);  // the gemm only reads col
     sgemm(GemmChoice{&ws}, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
     if (bias) {
       for (int f = 0; f < s.F; f++) {
@@ -238,21 +248,25 @@ NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, 
     }
   }
   if (s.N == 0) std::memset(dweight, 0, sizeof(float) * s.F * K);
+  // Every sample's dweight first, then every dx: col then holds im2col
+  // results only until the dx loop reuses it, so im2col keeps its zeros.
   for (int n = 0; n < s.N; n++) {
     const float* xn = x + (size_t)n * s.C * s.H * s.W;
     const float* dyn = dy + (size_t)n * s.F * P;
-    if (!pointwise) im2col(s, xn, col);
+    if (!pointwise) im2col(s, xn, col, n > 0);
     // dweight[F, K] (+)= dy[n][F, P] · col[K, P]ᵀ; the first sample overwrites.
     sgemm(gemm, false, true, s.F, K, P, 1.0f, dyn, pointwise ? xn : col, n == 0 ? 0.0f : 1.0f, dweight);
-    if (dx) {
-      float* dxn = dx + (size_t)n * s.C * s.H * s.W;
-      // dcol[K, P] = weight[F, K]ᵀ · dy[n][F, P], then folded back onto dx[n].
-      if (pointwise) {
-        sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, dxn);
-      } else {
-        sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, col);
-        col2im(s, col, dxn);
-      }
+  }
+  if (!dx) return;
+  for (int n = 0; n < s.N; n++) {
+    const float* dyn = dy + (size_t)n * s.F * P;
+    float* dxn = dx + (size_t)n * s.C * s.H * s.W;
+    // dcol[K, P] = weight[F, K]ᵀ · dy[n][F, P], then folded back onto dx[n].
+    if (pointwise) {
+      sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, dxn);
+    } else {
+      sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, col);
+      col2im(s, col, dxn);
     }
   }
 }
