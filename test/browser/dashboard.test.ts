@@ -225,6 +225,59 @@ describe.skipIf(skip)('dashboard in chromium', () => {
     }
   }, 180_000);
 
+  it('the form builds a recurrent job: cell, units, direction, sequence steps and the batch-norm modes of a recurrent network', async () => {
+    const browser = await launch();
+    try {
+      const page = await browser.context.newPage();
+      const { problems } = watch(page, { failed: leftStream });
+      await page.goto(`${origin}/`);
+      const form = page.locator('#new-job');
+      const bnOptions = () => form.locator('select[name=batchNorm] option').evaluateAll((els) => els.map((el) => (el as HTMLOptionElement).value));
+      expect(await bnOptions()).toEqual(['before', 'after', 'input', 'none']);
+      await form.locator('select[name=dataset]').selectOption('fashion-mnist');
+      await form.locator('select[name=architecture]').selectOption('rnn');
+      // Recurrent networks normalize inside their layers: other modes, 'before' gone, the mlp default units swapped.
+      expect(await bnOptions()).toEqual(['none', 'sequence', 'recurrent']);
+      expect(await form.locator('select[name=batchNorm]').inputValue()).toBe('none');
+      expect(await form.locator('input[name=hidden]').inputValue()).toBe('128');
+      expect(await form.locator('select[name=activation]').isDisabled()).toBe(true);
+      await form.locator('input[name=limit]').fill('600');
+      await form.locator('select[name=cell]').selectOption('gru');
+      await form.locator('input[name=hidden]').fill('16');
+      await form.locator('input[name=bidirectional]').check();
+      await form.locator('select[name=batchNorm]').selectOption('sequence');
+      await form.locator('input[name=steps]').fill('28');
+      await form.locator('input[name=epochs]').fill('2');
+      await form.locator('input[name=batchSize]').fill('64');
+      const preview = JSON.parse(await page.locator('#spec-preview').textContent() ?? '{}');
+      expect(preview).toMatchObject({
+        dataset: { id: 'fashion-mnist', limit: 600, sequence: { steps: 28 } },
+        model: { architecture: 'rnn', cell: 'gru', hidden: [16], bidirectional: true, batchNorm: 'sequence' },
+        training: { epochs: 2, batchSize: 64 },
+      });
+      expect(preview.model.activation).toBeUndefined();
+      await page.locator('#submit-job').click();
+      await page.waitForURL(/\/jobs\/job_/);
+      const jobId = new URL(page.url()).pathname.split('/').pop()!;
+      expect((await api(stack.base, 'GET', `/jobs/${jobId}`)).body.spec).toMatchObject(preview);
+      await page.locator('#job-status [data-status=succeeded]').waitFor({ timeout: 90_000 });
+      expect(await points(page, 'loss')).toBe(2);
+      // Back to a feed-forward architecture: its modes return, with its default.
+      await page.goto(`${origin}/`);
+      await form.locator('select[name=architecture]').selectOption('rnn');
+      await form.locator('select[name=batchNorm]').selectOption('recurrent');
+      await form.locator('select[name=architecture]').selectOption('cnn');
+      expect(await bnOptions()).toEqual(['before', 'after', 'input', 'none']);
+      expect(await form.locator('select[name=batchNorm]').inputValue()).toBe('before');
+      const cnn = JSON.parse(await page.locator('#spec-preview').textContent() ?? '{}');
+      expect(cnn.dataset.sequence).toBeUndefined();
+      expect(cnn.model).toMatchObject({ architecture: 'cnn', batchNorm: 'before' });
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 150_000);
+
   it('renders a 1000-epoch job from its event stream in a few redraws', async () => {
     const id = await submit(stack.base, { dataset: { id: 'spirals', size: 100 }, model: { hidden: [4] }, training: { epochs: 1000, batchSize: 64 } });
     await waitFor(stack.base, id, (j) => j.status === 'succeeded', 120_000);

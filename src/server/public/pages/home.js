@@ -92,7 +92,9 @@ async function templates(box) {
 }
 
 const ACTIVATIONS = ['relu', 'leaky_relu', 'elu', 'tanh', 'sigmoid'];
-const BN_MODES = ['before', 'after', 'input', 'none'];
+// Batch-norm modes by architecture (the spec's rule): a recurrent network normalizes inside its layers.
+const BN_MODES = { feedforward: ['before', 'after', 'input', 'none'], rnn: ['none', 'sequence', 'recurrent'] };
+const CELLS = ['lstm', 'gru', 'rnn'];
 
 /** Indented JSON with arrays of numbers on one line. */
 const pretty = (value) => JSON.stringify(value, null, 2).replace(/\[\s+([-\d.e,\s]*?)\s+\]/g, (_, inner) => `[${inner.split(/,\s+/).join(', ')}]`);
@@ -111,12 +113,15 @@ async function newJobForm(box) {
     field('dataset', h('select', { name: 'dataset' }, datasets.map((d) => h('option', { value: d.id, selected: d === defaultDataset }, d.name === d.id ? d.id : `${d.id} (${d.name})`)))),
     field('training rows (limit)', input('limit', defaultDataset?.id === 'fashion-mnist' ? '10000' : '', { type: 'number', min: 1, placeholder: 'all' })),
     field('size (synthetic)', input('size', '2000', { type: 'number', min: 10 })),
-    field('architecture', select('architecture', ['mlp', 'cnn'], 'mlp')),
-    field('hidden units (mlp)', input('hidden', '256, 256')),
+    field('architecture', select('architecture', ['mlp', 'cnn', 'rnn'], 'mlp')),
+    field('hidden units (mlp; rnn: per recurrent layer)', input('hidden', '256, 256')),
     field('conv filters (cnn)', input('conv', '32, 64')),
     field('dense units (cnn)', input('dense', '128')),
+    field('cell (rnn)', select('cell', CELLS, 'lstm')),
+    field('bidirectional (rnn)', input('bidirectional', 'true', { type: 'checkbox' })),
+    field('sequence steps (rnn: each row as steps × features/steps)', input('steps', '28', { type: 'number', min: 1, step: 1 })),
     field('activation', select('activation', ACTIVATIONS, 'relu')),
-    field('batch norm', select('batchNorm', BN_MODES, 'before')),
+    field('batch norm', select('batchNorm', BN_MODES.feedforward, 'before')),
     field('dropout', input('dropout', '0', { type: 'number', min: 0, max: 0.95, step: 0.05 })),
     field('optimizer', select('optimizer', ['sgd', 'adam'], 'sgd')),
     field('learning rate', input('learningRate', '0.01', { type: 'number', min: 0, step: 'any' })),
@@ -135,10 +140,12 @@ async function newJobForm(box) {
     const dataset = { id: v.dataset };
     if (synthetic && v.size) dataset.size = Number(v.size);
     if (!synthetic && v.limit) dataset.limit = Number(v.limit);
-    const model = v.architecture === 'cnn'
-      ? { architecture: 'cnn', conv: ints(v.conv), dense: ints(v.dense) }
-      : { architecture: 'mlp', hidden: ints(v.hidden) };
-    Object.assign(model, { activation: v.activation, batchNorm: v.batchNorm, dropout: Number(v.dropout) });
+    let model;
+    if (v.architecture === 'cnn') model = { architecture: 'cnn', conv: ints(v.conv), dense: ints(v.dense), activation: v.activation };
+    else if (v.architecture === 'rnn') model = { architecture: 'rnn', cell: v.cell, hidden: ints(v.hidden), bidirectional: v.bidirectional === 'true' };
+    else model = { architecture: 'mlp', hidden: ints(v.hidden), activation: v.activation };
+    Object.assign(model, { batchNorm: v.batchNorm, dropout: Number(v.dropout) });
+    if (v.architecture === 'rnn' && v.steps) dataset.sequence = { steps: Number(v.steps) };
     const optimizer = { type: v.optimizer, learningRate: Number(v.learningRate) };
     if (v.optimizer === 'sgd') optimizer.momentum = Number(v.momentum);
     return {
@@ -148,18 +155,41 @@ async function newJobForm(box) {
       training: { epochs: Number(v.epochs), batchSize: Number(v.batchSize), optimizer },
     };
   };
+  // The batch-norm choices of the chosen architecture; a choice the other one
+  // does not offer falls back to that one's default.
+  const batchNormChoices = (rnn) => {
+    const modes = rnn ? BN_MODES.rnn : BN_MODES.feedforward;
+    const bn = form.elements.batchNorm;
+    if ([...bn.options].map((o) => o.value).join() === modes.join()) return;
+    const value = modes.includes(bn.value) ? bn.value : modes[0];
+    fill(bn, ...modes.map((m) => h('option', { value: m, selected: m === value }, m)));
+    bn.value = value;
+  };
   // Only the fields that apply to the chosen dataset, architecture and optimizer are enabled.
   const update = () => {
+    const arch = form.elements.architecture.value;
+    batchNormChoices(arch === 'rnn');
     const v = Object.fromEntries(new FormData(form));
     const synthetic = datasets.find((d) => d.id === v.dataset)?.kind === 'synthetic';
     form.elements.size.disabled = !synthetic;
     form.elements.limit.disabled = synthetic;
-    form.elements.hidden.disabled = v.architecture !== 'mlp';
-    form.elements.conv.disabled = v.architecture !== 'cnn';
-    form.elements.dense.disabled = v.architecture !== 'cnn';
+    form.elements.hidden.disabled = arch === 'cnn';
+    form.elements.conv.disabled = arch !== 'cnn';
+    form.elements.dense.disabled = arch !== 'cnn';
+    for (const name of ['cell', 'bidirectional', 'steps']) form.elements[name].disabled = arch !== 'rnn';
+    // Recurrent cells have their own nonlinearities.
+    form.elements.activation.disabled = arch === 'rnn';
     form.elements.momentum.disabled = v.optimizer !== 'sgd';
     preview.textContent = pretty(spec());
   };
+  // Switching between mlp and rnn swaps an untouched default for the other's.
+  const hiddenDefaults = { mlp: '256, 256', rnn: '128' };
+  let lastArch = form.elements.architecture.value;
+  form.elements.architecture.addEventListener('change', () => {
+    const arch = form.elements.architecture.value;
+    if (hiddenDefaults[lastArch] === form.elements.hidden.value && hiddenDefaults[arch]) form.elements.hidden.value = hiddenDefaults[arch];
+    lastArch = arch;
+  });
   form.addEventListener('input', update);
   form.addEventListener('change', update);
   form.addEventListener('submit', async (e) => {
