@@ -276,8 +276,8 @@ NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, 
 //
 // The 2x2 windows at stride 2 of the usual CNN get their own loops (pooling
 // and its backward in one pass over a pair of input rows, no inner window
-// loops), which the compiler vectorizes along ow; they compute exactly what
-// the general loops do.
+// loops, in vector blocks along ow); they compute exactly what the general
+// loops do.
 
 namespace {
 

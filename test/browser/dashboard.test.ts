@@ -233,6 +233,7 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       await page.goto(`${origin}/`);
       const form = page.locator('#new-job');
       const bnOptions = () => form.locator('select[name=batchNorm] option').evaluateAll((els) => els.map((el) => (el as HTMLOptionElement).value));
+      await form.locator('select[name=batchNorm]').waitFor(); // the form renders once the datasets have loaded
       expect(await bnOptions()).toEqual(['before', 'after', 'input', 'none']);
       await form.locator('select[name=dataset]').selectOption('fashion-mnist');
       await form.locator('select[name=architecture]').selectOption('rnn');
@@ -261,7 +262,7 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       const jobId = new URL(page.url()).pathname.split('/').pop()!;
       expect((await api(stack.base, 'GET', `/jobs/${jobId}`)).body.spec).toMatchObject(preview);
       await page.locator('#job-status [data-status=succeeded]').waitFor({ timeout: 90_000 });
-      expect(await points(page, 'loss')).toBe(2);
+      await page.locator('[data-chart="loss"][data-points="2"]').waitFor();
       // Back to a feed-forward architecture: its modes return, with its default.
       await page.goto(`${origin}/`);
       await form.locator('select[name=architecture]').selectOption('rnn');
