@@ -150,7 +150,8 @@ void channel_shifted_sums(const float* x, int N, int C, int S, const double* shi
 void channel_moments(const float* x, int N, int C, int S, int c0, int cb, double* mean, double* var) {
   // Sums around a shift (the channel's first value) keep the variance from
   // cancelling when |mean| >> std.
-  double shift[kChannelBlock], sums[2 * kChannelBlock] = {};
+  // shift zeroed for GCC's -Wmaybe-uninitialized: [0, cb), all that is read, is set below.
+  double shift[kChannelBlock] = {}, sums[2 * kChannelBlock] = {};
   for (int j = 0; j < cb; j++) shift[j] = x[(size_t)(c0 + j) * S];
   add_shifted_sums(x, N, C, S, c0, cb, shift, sums);
   const double M = (double)N * S;
