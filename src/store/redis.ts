@@ -191,8 +191,20 @@ export function bullConnection(connection: RedisConnection, name: string, maxRet
 
 const CLUSTER_SLOTS = 16384;
 
-/** Every slot has a primary in the client's view, and each of them answers. */
-async function checkSlots(redis: Cluster): Promise<void> {
+/** How long a readiness check (/v1/readyz, /v2/health/ready) waits for Redis. */
+export const READY_TIMEOUT_MS = 1000;
+
+/** promise, or a rejection saying why() once ms have passed without it settling. */
+function within<T>(promise: Promise<T>, ms: number, why: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(why())), Math.max(0, ms));
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Every slot has a primary in the client's view, and each of them answers before the deadline. */
+async function checkSlots(redis: Cluster, deadline: number): Promise<void> {
   const ranges = new Map<string, Array<[number, number]>>();
   let uncovered = 0;
   for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
@@ -213,35 +225,42 @@ async function checkSlots(redis: Cluster): Promise<void> {
     const slots = list.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
     const node = nodes.get(primary);
     if (!node) throw new Error(`primary ${primary} of slots ${slots} is not connected`);
-    await node.ping().catch((err: Error) => { throw new Error(`primary ${primary} of slots ${slots} does not answer: ${err.message}`); });
+    const ping = node.ping().catch((err: Error) => { throw new Error(`primary ${primary} of slots ${slots} does not answer: ${err.message}`); });
+    const ms = deadline - Date.now();
+    await within(ping, ms, () => `primary ${primary} of slots ${slots} does not answer within ${Math.max(0, ms)} ms`);
   }));
 }
 
 /**
- * Throws, saying why, unless the service can use its Redis. One node: it
- * answers. Sentinel: the connection is to the primary (ROLE), not to a node
- * demoted under it. Cluster, from the client's view: every slot has a
- * primary and every such primary answers (one node that answers says
+ * Throws, saying why, unless the service can use its Redis within ms. One
+ * node: it answers. Sentinel: the connection is to the primary (ROLE), not
+ * to a node demoted under it. Cluster, from the client's view: every slot
+ * has a primary and every such primary answers (one node that answers says
  * nothing of the slots the others hold).
  */
-export async function checkReady(redis: Redis): Promise<void> {
+export async function checkReady(redis: Redis, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  const noAnswer = () => `no answer within ${ms} ms`;
   if (redis instanceof Cluster) {
     try {
-      await checkSlots(redis);
-    } catch {
+      await checkSlots(redis, deadline);
+    } catch (first) {
       // The client learns of a failover from a command that failed on its slots; one that only pinged has not:
-      // refresh the view from the cluster and look again.
-      await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
-      await checkSlots(redis);
+      // refresh the view from the cluster and look again. A refresh that cannot end in time (it waits on a node
+      // that does not answer) leaves the first reason, which names the primary.
+      const refresh = new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+      const refreshed = await within(refresh, deadline - Date.now(), noAnswer).then(() => true, () => false);
+      if (!refreshed) throw first;
+      await checkSlots(redis, deadline);
     }
     return;
   }
   if (redis.options.sentinels?.length) {
-    const [role] = await redis.role() as [string];
+    const [role] = await within(redis.role(), ms, noAnswer) as [string];
     if (role !== 'master') throw new Error(`the connection is to a ${role}, not to the primary`);
     return;
   }
-  await redis.ping();
+  await within(redis.ping(), ms, noAnswer);
 }
 
 /** Close a connection; one that Redis or BullMQ already closed (or that cannot say goodbye) is just dropped. */

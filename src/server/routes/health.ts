@@ -1,11 +1,9 @@
 /** Liveness and readiness. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { checkReady } from '../../store/redis.js';
+import { checkReady, READY_TIMEOUT_MS } from '../../store/redis.js';
 import { HttpError } from '../errors.js';
 import { errors } from '../schemas/common.js';
-
-const READY_TIMEOUT_MS = 1000;
 
 const healthRoutes: FastifyPluginAsync = async (app) => {
   const { services } = app;
@@ -37,16 +35,10 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
       },
     },
   }, async () => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-    });
     try {
-      await Promise.race([checkReady(services.redis), timeout]);
+      await checkReady(services.redis, READY_TIMEOUT_MS);
     } catch (err) {
       throw new HttpError(503, 'REDIS_UNAVAILABLE', `Redis is not reachable: ${(err as Error).message}`);
-    } finally {
-      clearTimeout(timer);
     }
     const { kernels, gemm, cpu, reason } = services.kernels;
     return { status: 'ready' as const, redis: 'ok' as const, kernels, gemm, cpu, ...(reason ? { kernelsReason: reason } : {}) };

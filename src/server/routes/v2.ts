@@ -8,7 +8,7 @@
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { InferenceModel } from '../../core/inference.js';
-import { checkReady } from '../../store/redis.js';
+import { checkReady, READY_TIMEOUT_MS } from '../../store/redis.js';
 import { HttpError, ValidationError } from '../errors.js';
 import { checkPredictLimits, predictRows } from '../predict.js';
 import { InferResponse, inferRequest, ModelMetadata, ModelNameParams, ServerMetadata, V2Error, v2Errors } from '../schemas/v2.js';
@@ -16,8 +16,6 @@ import type { TypeBoxTypeProvider } from '../validation.js';
 import { packageVersion } from '../../version.js';
 
 const FLOAT32_MAX = 3.4028234663852886e38;
-const READY_TIMEOUT_MS = 1000;
-
 const bad = (message: string) => new HttpError(400, 'INVALID_INFER_REQUEST', message);
 
 /** Status and message of an error in the protocol's terms; 5xx never show internals. */
@@ -102,15 +100,11 @@ const v2Routes: FastifyPluginAsync = async (fastify) => {
       response: { 200: Type.Object({ ready: Type.Boolean() }), 400: Type.Object({ ready: Type.Boolean() }) },
     },
   }, async (_request, reply) => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS); });
     try {
-      await Promise.race([checkReady(services.redis), timeout]);
+      await checkReady(services.redis, READY_TIMEOUT_MS);
       return { ready: true };
     } catch {
       return reply.code(400).send({ ready: false });
-    } finally {
-      clearTimeout(timer);
     }
   });
 
