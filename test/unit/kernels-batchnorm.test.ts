@@ -260,6 +260,54 @@ for (const [name, k] of kernelSets) {
 }
 
 describe.skipIf(native === null)('batch-norm kernels: native = portable', () => {
+  it('channelShiftedSums on planes: each row in 16 double lanes, combined in lane order, then its tail, bit for bit', () => {
+    // The order of operations the native kernel promises, in JS doubles (the
+    // same IEEE operations; x86-64 clones contract no multiply-add).
+    const reference = (x: Float32Array, N: number, C: number, S: number, shift: Float64Array, sums: Float64Array) => {
+      for (let c = 0; c < C; c++) {
+        for (let n = 0; n < N; n++) {
+          const row = (n * C + c) * S;
+          let s1 = 0;
+          let s2 = 0;
+          let s = 0;
+          if (S > 1) {
+            const v1 = new Float64Array(16);
+            const v2 = new Float64Array(16);
+            for (; s + 16 <= S; s += 16) {
+              for (let l = 0; l < 16; l++) {
+                const d = x[row + s + l]! - shift[c]!;
+                v1[l] += d;
+                v2[l] += d * d;
+              }
+            }
+            for (let l = 0; l < 16; l++) {
+              s1 += v1[l]!;
+              s2 += v2[l]!;
+            }
+          }
+          for (; s < S; s++) {
+            const d = x[row + s]! - shift[c]!;
+            s1 += d;
+            s2 += d * d;
+          }
+          sums[2 * c] += s1;
+          sums[2 * c + 1] += s2;
+        }
+      }
+    };
+    const rng = createRng(23);
+    for (const [N, C, S] of [[3, 2, 16], [4, 3, 17], [2, 70, 31], [5, 2, 196], [2, 3, 784], [6, 4, 7]] as const) {
+      // Magnitudes from 2^-12 to 2^12 around 100, so that sums round and their order shows.
+      const x = randn(rng, N * C * S).map((v, i) => 100 + v * 2 ** ((i * 7) % 25 - 12));
+      const shift = Float64Array.from({ length: C }, (_, c) => x[c * S]!);
+      const got = Float64Array.from({ length: 2 * C }, (_, i) => i * 0.25);
+      const want = got.slice();
+      native!.channelShiftedSums(x, N, C, S, shift, got);
+      reference(x, N, C, S, shift, want);
+      expect(Array.from(got), `N=${N} C=${C} S=${S}`).toEqual(Array.from(want));
+    }
+  });
+
   it('frozen and ghost backward and the running update give the same bytes (no activation)', () => {
     const rng = createRng(21);
     const [N, C, S, vb] = [9, 3, 5, 4];
