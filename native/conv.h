@@ -32,9 +32,21 @@ struct GemmChoice {
   GemmWorkspace* builtin;
 };
 
-// col holds C*KH*KW*OH*OW floats (one sample's im2col matrix).
+// Whether conv2d_forward / conv2d_backward take the Winograd path
+// (winograd.cc): a 3x3 kernel at stride 1 with at least 8 channels in and
+// out. It then needs conv2d_winograd_floats(s) floats of `winograd` scratch
+// instead of col.
+bool conv2d_winograd(const ConvShape& s);
+size_t conv2d_winograd_floats(const ConvShape& s);
+void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
+                             const float* bias, float* y, float* winograd);
+void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
+                              const float* dy, float* dx, float* dweight, float* winograd);
+
+// col holds C*KH*KW*OH*OW floats (one sample's im2col matrix); winograd is
+// the scratch above, used (and non-null) only when conv2d_winograd(s).
 void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
-                    const float* bias, float* y, float* col);
+                    const float* bias, float* y, float* col, float* winograd);
 // Inference form: conv2d_forward on the built-in sgemm, then the optional
 // activation on each sample's output while it is in cache. Every sample is one gemm
 // of the same shape with fixed blocking, so a sample's output does not depend
@@ -43,7 +55,7 @@ void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const f
                   float* y, float* col, int activation, float alpha);
 // dx and dbias may be null.
 void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
-                     const float* dy, float* dx, float* dweight, float* dbias, float* col);
+                     const float* dy, float* dx, float* dweight, float* dbias, float* col, float* winograd);
 
 // Square size x size windows at `stride`, no padding; OH, OW as conv_out_size(H, size, stride, 0).
 void maxpool2d_forward(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W,

@@ -16,6 +16,20 @@ import { dot, expectClose, numericGrad, type Tolerance } from '../helpers/gradch
 // Fixture references are float64 computations on float32 inputs, so a
 // float32 kernel matches them to float32 rounding (the fixture sums are short).
 const FIXTURE: Tolerance = { rtol: 1e-5, atol: 1e-6 };
+/**
+ * The native Winograd path (3x3 at stride 1, >= 8 channels in and out; native/winograd.cc) sums
+ * transformed values up to 16x the size of the products, so its rounding error scales with the
+ * terms, not with each result: atol relative to the array's largest value. Measured worst at
+ * [32, 32, 14, 14] → 64: 2.8e-7 (y), 2.8e-7 (dx), 6.6e-7 (dweight) of it; im2col gave 8.2e-7,
+ * 2.0e-7, 3.4e-7.
+ */
+const winogradTol = (expected: ArrayLike<number>): Tolerance => {
+  let max = 0;
+  for (let i = 0; i < expected.length; i++) max = Math.max(max, Math.abs(expected[i]!));
+  return { rtol: 1e-5, atol: 2e-6 * max };
+};
+const takesWinograd = (c: { KH: number; KW: number; C: number; F: number }, sh: number, sw: number) =>
+  c.KH === 3 && c.KW === 3 && sh === 1 && sw === 1 && c.C >= 8 && c.F >= 8;
 const GRAD: Tolerance = { rtol: 1e-2, atol: 1e-3 };
 
 const native = loadNativeKernels();
@@ -126,11 +140,12 @@ for (const [name, k] of implementations) {
   describe.skipIf(k === null)(`conv and pooling kernels: ${name}`, () => {
     const K = k!;
 
-    it('conv2d forward and backward match PyTorch (stride 1 and 2, padding 0 and 1, 1x1, non-square)', () => {
+    it('conv2d forward and backward match PyTorch (stride 1 and 2, padding 0 to 2, 1x1, non-square, Winograd)', () => {
       for (const c of conv2d.cases) {
-        const label = `${c.KH}x${c.KW} stride ${c.strideH},${c.strideW} pad ${c.padH},${c.padW}` +
+        const label = `C${c.C} F${c.F} ${c.KH}x${c.KW} stride ${c.strideH},${c.strideW} pad ${c.padH},${c.padW}` +
           ` bias=${c.bias !== null}`;
         const g = Conv.of(c);
+        const tol = (e: number[]) => name !== 'portable' && takesWinograd(c, c.strideH, c.strideW) ? winogradTol(e) : FIXTURE;
         expect([g.OH, g.OW], label).toEqual([c.OH, c.OW]);
         const x = f32(c.x);
         const weight = f32(c.weight);
@@ -139,14 +154,14 @@ for (const [name, k] of implementations) {
         g.col.fill(Number.NaN);
         const y = new Float32Array(g.outSize).fill(Number.NaN);
         g.forward(K, x, weight, bias, y);
-        expectClose(y, c.y, FIXTURE, `${label} y`);
+        expectClose(y, c.y, tol(c.y), `${label} y`);
         const dx = new Float32Array(g.inSize).fill(Number.NaN);
         const dweight = new Float32Array(g.weightSize).fill(Number.NaN);
         const dbias = bias ? new Float32Array(c.F).fill(Number.NaN) : null;
         g.col.fill(Number.NaN);
         g.backward(K, x, weight, f32(c.dy), dx, dweight, dbias);
-        expectClose(dx, c.dx, FIXTURE, `${label} dx`);
-        expectClose(dweight, c.dweight, FIXTURE, `${label} dweight`);
+        expectClose(dx, c.dx, tol(c.dx), `${label} dx`);
+        expectClose(dweight, c.dweight, tol(c.dweight), `${label} dweight`);
         if (dbias) expectClose(dbias, c.dbias!, FIXTURE, `${label} dbias`);
         // Without dx (a first layer) the weight gradient is the same.
         const dweight2 = new Float32Array(g.weightSize);
@@ -194,6 +209,36 @@ for (const [name, k] of implementations) {
         expectClose(y, ref.y, FIXTURE, `${label} y`);
         expectClose(dx, ref.dx, FIXTURE, `${label} dx`);
         expectClose(dweight, ref.dweight, FIXTURE, `${label} dweight`);
+        expectClose(dbias, ref.dbias, FIXTURE, `${label} dbias`);
+      }
+    });
+
+    it('conv2d matches a float64 reference on 3x3 stride-1 geometries of 8-12 channels (the Winograd path)', () => {
+      const rng = createRng(521);
+      const int = (lo: number, hi: number) => lo + Math.floor(nextFloat(rng) * (hi - lo + 1));
+      const cases = Array.from({ length: 24 }, () => {
+        const [ph, pw] = [int(0, 3), int(0, 3)];
+        return new Conv(int(1, 4), int(8, 12), int(Math.max(1, 3 - 2 * ph), 9), int(Math.max(1, 3 - 2 * pw), 9),
+          int(8, 12), 3, 3, 1, 1, ph, pw);
+      });
+      // Planes of 1024 tiles: more than one chunk of samples (2 MB of transforms per chunk).
+      cases.push(new Conv(5, 8, 64, 63, 8, 3, 3, 1, 1, 1, 1));
+      for (const g of cases) {
+        const label = `N${g.N} C${g.C} ${g.H}x${g.W} F${g.F} p${g.ph},${g.pw}`;
+        const x = randn(rng, g.inSize);
+        const weight = randn(rng, g.weightSize, Math.sqrt(1 / (g.C * 9)));
+        const bias = randn(rng, g.F);
+        const dy = randn(rng, g.outSize);
+        const ref = convReference(g, x, weight, bias, dy);
+        const y = new Float32Array(g.outSize).fill(Number.NaN);
+        g.forward(K, x, weight, bias, y);
+        const dx = new Float32Array(g.inSize).fill(Number.NaN);
+        const dweight = new Float32Array(g.weightSize).fill(Number.NaN);
+        const dbias = new Float32Array(g.F);
+        g.backward(K, x, weight, dy, dx, dweight, dbias);
+        expectClose(y, ref.y, winogradTol(ref.y), `${label} y`);
+        expectClose(dx, ref.dx, winogradTol(ref.dx), `${label} dx`);
+        expectClose(dweight, ref.dweight, winogradTol(ref.dweight), `${label} dweight`);
         expectClose(dbias, ref.dbias, FIXTURE, `${label} dbias`);
       }
     });
@@ -304,6 +349,27 @@ for (const [name, k] of implementations) {
       const wrong = new Float32Array(g.inSize);
       g.backward(K, x, flipped, w, wrong, new Float32Array(g.weightSize), null);
       expect(() => expectClose(wrong, numericDx, GRAD, 'wrong dx')).toThrow(/outside/);
+    });
+
+    it('conv2d backward, 3x3 at stride 1 with 8 channels (the Winograd path): dx, dweight, dbias', () => {
+      const rng = createRng(501);
+      const g = new Conv(2, 8, 5, 7, 8, 3, 3, 1, 1, 1, 1);
+      const x = randn(rng, g.inSize);
+      const weight = randn(rng, g.weightSize, 0.3);
+      const bias = randn(rng, g.F);
+      const w = randn(rng, g.outSize);
+      const y = new Float32Array(g.outSize);
+      const forward = () => {
+        g.forward(K, x, weight, bias, y);
+        return dot(w, y);
+      };
+      const dx = new Float32Array(g.inSize);
+      const dweight = new Float32Array(g.weightSize);
+      const dbias = new Float32Array(g.F);
+      g.backward(K, x, weight, w, dx, dweight, dbias);
+      expectClose(dx, numericGrad(forward, x), GRAD, 'dx');
+      expectClose(dweight, numericGrad(forward, weight), GRAD, 'dweight');
+      expectClose(dbias, numericGrad(forward, bias), GRAD, 'dbias');
     });
 
     it('max pooling backward (overlapping windows)', () => {

@@ -254,7 +254,10 @@ export interface Kernels {
    * Needs KH, KW, strideH, strideW ≥ 1 and OH, OW ≥ 1 (RangeError otherwise).
    * col is caller-owned scratch of at least conv2dColSize(C, KH, KW, OH, OW) = C*KH*KW*OH*OW floats
    * (one sample's im2col matrix; the same buffer serves conv2dBackward); its contents before and
-   * after a call are unspecified. y must not overlap x, weight or col.
+   * after a call are unspecified. y must not overlap x, weight or col. Native: a 3x3 kernel at
+   * stride 1 with at least 8 channels in and out is computed as Winograd F(2x2, 3x3), in
+   * scratch the addon owns (col unused); it rounds differently from im2col, within the same
+   * order of error relative to the largest output (kernels-conv.test.ts).
    */
   conv2dForward(
     x: Float32Array, weight: Float32Array, bias: Float32Array | null, y: Float32Array,
