@@ -17,6 +17,10 @@
 
 #include "conv.h"
 
+// The vector helpers below pass 32-byte vectors only between inlined
+// functions, so the baseline clone's ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace normlab {
 
 namespace {
@@ -35,7 +39,7 @@ struct Plan {
 
 // V and M of a chunk in about this many bytes: they stay in L2/L3 between
 // the transforms and the gemms, and the gemms' N (tiles) stays large.
-constexpr size_t kChunkBytes = size_t(2) << 20;
+constexpr size_t kChunkBytes = size_t(1) << 20;
 
 Plan plan_for(const ConvShape& s, bool backward) {
   Plan p;
@@ -113,128 +117,286 @@ NORMLAB_CLONES void transform_weight_grad(const ConvShape& s, const float* dU, f
   }
 }
 
-// The plane src [H, W] into buf [HP, WP] with pad_h rows and pad_w columns
-// of zeros before it and zeros after it (HP = 2*ceil(OH/2) + 2 >= OH + 2 =
-// H + 2*pad_h, likewise WP).
-void pad_plane(const ConvShape& s, const Plan& p, const float* src, float* buf) {
-  std::memset(buf, 0, sizeof(float) * p.HP * p.WP);
-  for (int h = 0; h < s.H; h++) {
-    std::memcpy(buf + (size_t)(h + s.pad_h) * p.WP + s.pad_w, src + (size_t)h * s.W, sizeof(float) * s.W);
+// The padded plane is kept as its even and odd columns, E[r][k] = padded
+// [r][2k] and O[r][k] = padded[r][2k + 1] (rows of K1 = TW + 1), so that the
+// transforms below read and write whole vectors of consecutive tiles: tile tw
+// covers columns 2tw .. 2tw + 3, i.e. E and O at tw and tw + 1.
+//
+// The vector code runs on L tiles of a tile row at once in GCC vector types
+// (lowered to SSE2, AVX2 or NEON as the clone allows), the same operations in
+// the same order as the scalar code for one tile, so every lane computes what
+// the scalar code does. A row of TW >= L tiles ends with a block overlapping
+// the one before it, which writes the same values again.
+template <int L> struct Vec;
+template <> struct Vec<8> {
+  typedef float F __attribute__((vector_size(32)));
+  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6, 8, 10, 12, 14); }
+  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7, 9, 11, 13, 15); }
+  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
+  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
+};
+template <> struct Vec<4> {
+  typedef float F __attribute__((vector_size(16)));
+  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6); }
+  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7); }
+  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 4, 1, 5); }
+  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 2, 6, 3, 7); }
+};
+// L floats: one vector, or a plain float for the single-tile code.
+template <int L> struct Lanes {
+  typedef float F __attribute__((vector_size(4 * L)));
+};
+template <> struct Lanes<1> {
+  typedef float F;
+};
+template <int L> using VecF = typename Lanes<L>::F;
+
+template <typename V> inline V load(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename V> inline void store(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+
+// Runs block(tw0, L) over the tiles [0, n) in blocks of 8 or 4, the last one
+// overlapping the one before, or block(tw, 1) one tile at a time when n < 4.
+template <typename Block> inline __attribute__((always_inline)) void over_tiles(int n, Block block) {
+  if (n >= 8) {
+    for (int tw = 0; tw < n; tw += 8) block.template run<8>(std::min(tw, n - 8));
+  } else if (n >= 4) {
+    block.template run<4>(0);
+    block.template run<4>(n - 4);
+  } else {
+    for (int tw = 0; tw < n; tw++) block.template run<1>(tw);
   }
 }
 
-// V[ξ][c][t0 + th*TW + tw] = (Bᵀ d B)[ξ] for the 4x4 patch d at rows 2*th,
-// columns 2*tw of the padded plane, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-// Vst is the stride between points (C*Tc).
-NORMLAB_CLONES void transform_input(const Plan& p, const float* buf, float* V, size_t Vst) {
-  const int WP = p.WP;
-  for (int th = 0; th < p.TH; th++) {
-    const float* r0 = buf + (size_t)(2 * th) * WP;
-    const float* r1 = r0 + WP;
-    const float* r2 = r1 + WP;
-    const float* r3 = r2 + WP;
-    float* v = V + (size_t)th * p.TW;
-    for (int tw = 0; tw < p.TW; tw++) {
-      const int q = 2 * tw;
-      float t[4][4];  // Bᵀ d
-      for (int j = 0; j < 4; j++) {
-        t[0][j] = r0[q + j] - r2[q + j];
-        t[1][j] = r1[q + j] + r2[q + j];
-        t[2][j] = r2[q + j] - r1[q + j];
-        t[3][j] = r1[q + j] - r3[q + j];
-      }
-      for (int i = 0; i < 4; i++) {
-        v[(4 * i + 0) * Vst + tw] = t[i][0] - t[i][2];
-        v[(4 * i + 1) * Vst + tw] = t[i][1] + t[i][2];
-        v[(4 * i + 2) * Vst + tw] = t[i][2] - t[i][1];
-        v[(4 * i + 3) * Vst + tw] = t[i][1] - t[i][3];
-      }
+// The plane src [H, W] into E and O with pad_h rows and pad_w columns of
+// zeros before it and zeros after it (HP = 2*ceil(OH/2) + 2 >= OH + 2 =
+// H + 2*pad_h rows, likewise 2*K1 columns).
+void pad_plane(const ConvShape& s, const Plan& p, const float* src, float* E, float* O) {
+  const int K1 = p.TW + 1;
+  std::memset(E, 0, sizeof(float) * p.HP * K1);
+  std::memset(O, 0, sizeof(float) * p.HP * K1);
+  for (int h = 0; h < s.H; h++) {
+    float* e = E + (size_t)(h + s.pad_h) * K1;
+    float* o = O + (size_t)(h + s.pad_h) * K1;
+    const float* x = src + (size_t)h * s.W;
+    for (int w = 0; w < s.W; w++) {
+      const int q = w + s.pad_w;
+      (q & 1 ? o : e)[q >> 1] = x[w];
     }
   }
 }
 
-// y[2*th + a][2*tw + b] = (Aᵀ m A)[a][b] + bias for the outputs inside the
-// plane [OH, OW], m[ξ] = M[ξ][f][t0 + th*TW + tw], Aᵀ = [1 1 1 0; 0 1 -1 -1].
+// V[ξ][th*TW + tw] = (Bᵀ d B)[ξ] for the 4x4 patch d at rows 2*th, columns
+// 2*tw of the padded plane, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+// Vst is the stride between points (C*Tc).
+struct InputBlock {
+  const float *E, *O;
+  float* v;
+  size_t Vst;
+  int K1;
+  template <int L> inline __attribute__((always_inline)) void run(int tw) const {
+    using F = VecF<L>;
+    // Bᵀ d for each of the patch's four columns: even at tw, odd at tw, even at tw + 1, odd at tw + 1.
+    F t[4][4];
+    const float* cols[4] = {E + tw, O + tw, E + tw + 1, O + tw + 1};
+    for (int j = 0; j < 4; j++) {
+      const F r0 = load<F>(cols[j]), r1 = load<F>(cols[j] + K1), r2 = load<F>(cols[j] + 2 * K1),
+              r3 = load<F>(cols[j] + 3 * K1);
+      t[0][j] = r0 - r2;
+      t[1][j] = r1 + r2;
+      t[2][j] = r2 - r1;
+      t[3][j] = r1 - r3;
+    }
+    for (int i = 0; i < 4; i++) {
+      store(v + (4 * i + 0) * Vst + tw, t[i][0] - t[i][2]);
+      store(v + (4 * i + 1) * Vst + tw, t[i][1] + t[i][2]);
+      store(v + (4 * i + 2) * Vst + tw, t[i][2] - t[i][1]);
+      store(v + (4 * i + 3) * Vst + tw, t[i][1] - t[i][3]);
+    }
+  }
+};
+
+NORMLAB_CLONES void transform_input(const Plan& p, const float* E, const float* O, float* V, size_t Vst) {
+  const int K1 = p.TW + 1;
+  for (int th = 0; th < p.TH; th++) {
+    const size_t row = (size_t)(2 * th) * K1;
+    over_tiles(p.TW, InputBlock{E + row, O + row, V + (size_t)th * p.TW, Vst, K1});
+  }
+}
+
+// y[2*th + a][2*tw + b] = (Aᵀ m A)[a][b] + bias, m[ξ] = M[ξ][th*TW + tw],
+// Aᵀ = [1 1 1 0; 0 1 -1 -1], for tiles whose four outputs are inside the
+// plane (the vector path) or, one output at a time, for those cut by its edge.
+template <int L> inline __attribute__((always_inline)) void output_tile(const float* m, size_t Mst, int tw, float bias,
+                                                                       float (&y)[2][2][L]) {
+  using F = VecF<L>;
+  F z[2][4];  // Aᵀ m
+  for (int j = 0; j < 4; j++) {
+    const F m0 = load<F>(m + (0 + j) * Mst + tw), m1 = load<F>(m + (4 + j) * Mst + tw);
+    const F m2 = load<F>(m + (8 + j) * Mst + tw), m3 = load<F>(m + (12 + j) * Mst + tw);
+    z[0][j] = m0 + m1 + m2;
+    z[1][j] = m1 - m2 - m3;
+  }
+  for (int a = 0; a < 2; a++) {
+    store(y[a][0], (z[a][0] + z[a][1] + z[a][2]) + bias);
+    store(y[a][1], (z[a][1] - z[a][2] - z[a][3]) + bias);
+  }
+}
+
+struct OutputBlock {
+  const float* m;
+  size_t Mst;
+  float bias;
+  float *y0, *y1;  // output rows 2*th and 2*th + 1
+  template <int L> inline __attribute__((always_inline)) void run(int tw) const {
+    float out[2][2][L];
+    output_tile<L>(m, Mst, tw, bias, out);
+    if constexpr (L == 1) {
+      y0[2 * tw] = out[0][0][0], y0[2 * tw + 1] = out[0][1][0];
+      y1[2 * tw] = out[1][0][0], y1[2 * tw + 1] = out[1][1][0];
+    } else {
+      using T = Vec<L>;
+      using F = typename T::F;
+      float* rows[2] = {y0, y1};
+      for (int a = 0; a < 2; a++) {
+        const F e = load<F>(out[a][0]), o = load<F>(out[a][1]);
+        store(rows[a] + 2 * tw, T::lo(e, o));
+        store(rows[a] + 2 * tw + L, T::hi(e, o));
+      }
+    }
+  }
+};
+
 NORMLAB_CLONES void transform_output(const ConvShape& s, const Plan& p, const float* M, size_t Mst, float bias,
                                      float* y) {
+  const int full = s.OW / 2;  // tiles of a row with both columns inside
   for (int th = 0; th < p.TH; th++) {
     const float* m = M + (size_t)th * p.TW;
     const int oh = 2 * th;
-    const bool second_row = oh + 1 < s.OH;
-    for (int tw = 0; tw < p.TW; tw++) {
-      float z[2][4];  // Aᵀ m
-      for (int j = 0; j < 4; j++) {
-        const float m0 = m[(0 + j) * Mst + tw], m1 = m[(4 + j) * Mst + tw];
-        const float m2 = m[(8 + j) * Mst + tw], m3 = m[(12 + j) * Mst + tw];
-        z[0][j] = m0 + m1 + m2;
-        z[1][j] = m1 - m2 - m3;
-      }
-      const int ow = 2 * tw;
-      float* y0 = y + (size_t)oh * s.OW + ow;
-      y0[0] = (z[0][0] + z[0][1] + z[0][2]) + bias;
-      if (ow + 1 < s.OW) y0[1] = (z[0][1] - z[0][2] - z[0][3]) + bias;
-      if (second_row) {
-        float* y1 = y0 + s.OW;
-        y1[0] = (z[1][0] + z[1][1] + z[1][2]) + bias;
-        if (ow + 1 < s.OW) y1[1] = (z[1][1] - z[1][2] - z[1][3]) + bias;
+    float* y0 = y + (size_t)oh * s.OW;
+    int first_cut = 0;  // the tiles from here on are cut by the edge
+    if (oh + 1 < s.OH) {
+      over_tiles(full, OutputBlock{m, Mst, bias, y0, y0 + s.OW});
+      first_cut = full;
+    }
+    for (int tw = first_cut; tw < p.TW; tw++) {
+      float out[2][2][1];
+      output_tile<1>(m, Mst, tw, bias, out);
+      for (int a = 0; a < 2 && oh + a < s.OH; a++) {
+        for (int b = 0; b < 2 && 2 * tw + b < s.OW; b++) y0[(size_t)a * s.OW + 2 * tw + b] = out[a][b][0];
       }
     }
   }
 }
 
-// dM[ξ][f][t0 + th*TW + tw] = (A dY Aᵀ)[ξ] for the tile's 2x2 outputs of dy
-// [OH, OW] (0 past the plane's edge), the adjoint of transform_output.
+// dM[ξ][th*TW + tw] = (A dY Aᵀ)[ξ] for the tile's 2x2 outputs of dy [OH, OW]
+// (0 past the plane's edge), the adjoint of transform_output.
+template <int L> inline __attribute__((always_inline)) void output_grad_tile(VecF<L> a, VecF<L> b, VecF<L> c, VecF<L> d,
+                                                                            float* m, size_t Mst, int tw) {
+  using F = VecF<L>;
+  // A dY, A = [1 0; 1 1; 1 -1; 0 -1]: rows (r0, r0 + r1, r0 - r1, -r1).
+  const F w[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+  for (int i = 0; i < 4; i++) {
+    const F e = w[i][0], f = w[i][1];
+    store(m + (4 * i + 0) * Mst + tw, e);
+    store(m + (4 * i + 1) * Mst + tw, e + f);
+    store(m + (4 * i + 2) * Mst + tw, e - f);
+    store(m + (4 * i + 3) * Mst + tw, -f);
+  }
+}
+
+struct OutputGradBlock {
+  const float *g0, *g1;  // dy rows 2*th and 2*th + 1
+  float* m;
+  size_t Mst;
+  template <int L> inline __attribute__((always_inline)) void run(int tw) const {
+    if constexpr (L == 1) {
+      output_grad_tile<1>(g0[2 * tw], g0[2 * tw + 1], g1[2 * tw], g1[2 * tw + 1], m, Mst, tw);
+    } else {
+      using T = Vec<L>;
+      using F = typename T::F;
+      const F p0 = load<F>(g0 + 2 * tw), p1 = load<F>(g0 + 2 * tw + L);
+      const F q0 = load<F>(g1 + 2 * tw), q1 = load<F>(g1 + 2 * tw + L);
+      output_grad_tile<L>(T::even(p0, p1), T::odd(p0, p1), T::even(q0, q1), T::odd(q0, q1), m, Mst, tw);
+    }
+  }
+};
+
 NORMLAB_CLONES void transform_output_grad(const ConvShape& s, const Plan& p, const float* dy, float* dM, size_t Mst) {
+  const int full = s.OW / 2;
   for (int th = 0; th < p.TH; th++) {
     float* m = dM + (size_t)th * p.TW;
     const int oh = 2 * th;
-    const bool second_row = oh + 1 < s.OH;
-    for (int tw = 0; tw < p.TW; tw++) {
+    const float* g0 = dy + (size_t)oh * s.OW;
+    int first_cut = 0;
+    if (oh + 1 < s.OH) {
+      over_tiles(full, OutputGradBlock{g0, g0 + s.OW, m, Mst});
+      first_cut = full;
+    }
+    for (int tw = first_cut; tw < p.TW; tw++) {
       const int ow = 2 * tw;
-      const bool second_col = ow + 1 < s.OW;
-      const float* g0 = dy + (size_t)oh * s.OW + ow;
-      const float a = g0[0], b = second_col ? g0[1] : 0.0f;
-      const float c = second_row ? g0[s.OW] : 0.0f, d = second_row && second_col ? g0[s.OW + 1] : 0.0f;
-      // A dY, A = [1 0; 1 1; 1 -1; 0 -1]: rows (r0, r0 + r1, r0 - r1, -r1).
-      const float w[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-      for (int i = 0; i < 4; i++) {
-        const float e = w[i][0], f = w[i][1];
-        m[(4 * i + 0) * Mst + tw] = e;
-        m[(4 * i + 1) * Mst + tw] = e + f;
-        m[(4 * i + 2) * Mst + tw] = e - f;
-        m[(4 * i + 3) * Mst + tw] = -f;
-      }
+      const bool second_row = oh + 1 < s.OH, second_col = ow + 1 < s.OW;
+      const float a = g0[ow], b = second_col ? g0[ow + 1] : 0.0f;
+      const float c = second_row ? g0[s.OW + ow] : 0.0f, d = second_row && second_col ? g0[s.OW + ow + 1] : 0.0f;
+      output_grad_tile<1>(a, b, c, d, m, Mst, tw);
     }
   }
 }
 
-// buf [HP, WP] += B dV[·][c][t0 + th*TW + tw] Bᵀ at each tile's 4x4 patch,
-// the adjoint of transform_input; buf starts zeroed.
-NORMLAB_CLONES void transform_input_grad(const Plan& p, const float* dV, size_t Vst, float* buf) {
-  const int WP = p.WP;
+// E, O += B dV[·][th*TW + tw] Bᵀ at each tile's 4x4 patch, the adjoint of
+// transform_input; E and O start zeroed. Blocks do not overlap here (they
+// add): L = 8, then 4, then single tiles.
+template <int L> inline __attribute__((always_inline)) void input_grad_tile(const float* v, size_t Vst, int tw,
+                                                                           float* E, float* O, int K1) {
+  using F = VecF<L>;
+  // B dV over the rows i: (v0, v1 - v2 + v3, v1 + v2 - v0, -v3).
+  F t[4][4];
+  for (int j = 0; j < 4; j++) {
+    const F v0 = load<F>(v + (0 + j) * Vst + tw), v1 = load<F>(v + (4 + j) * Vst + tw);
+    const F v2 = load<F>(v + (8 + j) * Vst + tw), v3 = load<F>(v + (12 + j) * Vst + tw);
+    t[0][j] = v0;
+    t[1][j] = v1 - v2 + v3;
+    t[2][j] = v1 + v2 - v0;
+    t[3][j] = -v3;
+  }
+  for (int k = 0; k < 4; k++) {
+    const F a = t[k][0], b = t[k][1], c = t[k][2], e = t[k][3];
+    float* er = E + (size_t)k * K1 + tw;
+    float* orow = O + (size_t)k * K1 + tw;
+    // Columns 2tw .. 2tw + 3: E at tw, O at tw, E at tw + 1, O at tw + 1.
+    store(er, load<F>(er) + a);
+    store(orow, load<F>(orow) + (b - c + e));
+    store(er + 1, load<F>(er + 1) + (b + c - a));
+    store(orow + 1, load<F>(orow + 1) - e);
+  }
+}
+
+NORMLAB_CLONES void transform_input_grad(const Plan& p, const float* dV, size_t Vst, float* E, float* O) {
+  const int K1 = p.TW + 1;
   for (int th = 0; th < p.TH; th++) {
     const float* v = dV + (size_t)th * p.TW;
-    float* r0 = buf + (size_t)(2 * th) * WP;
-    for (int tw = 0; tw < p.TW; tw++) {
-      // B dV over the rows i: (v0, v1 - v2 + v3, v1 + v2 - v0, -v3).
-      float t[4][4];
-      for (int j = 0; j < 4; j++) {
-        const float v0 = v[(0 + j) * Vst + tw], v1 = v[(4 + j) * Vst + tw];
-        const float v2 = v[(8 + j) * Vst + tw], v3 = v[(12 + j) * Vst + tw];
-        t[0][j] = v0;
-        t[1][j] = v1 - v2 + v3;
-        t[2][j] = v1 + v2 - v0;
-        t[3][j] = -v3;
-      }
-      float* d = r0 + 2 * tw;
-      for (int k = 0; k < 4; k++) {
-        const float a = t[k][0], b = t[k][1], c = t[k][2], e = t[k][3];
-        float* row = d + (size_t)k * WP;
-        row[0] += a;
-        row[1] += b - c + e;
-        row[2] += b + c - a;
-        row[3] -= e;
-      }
+    float* e = E + (size_t)(2 * th) * K1;
+    float* o = O + (size_t)(2 * th) * K1;
+    int tw = 0;
+    for (; tw + 8 <= p.TW; tw += 8) input_grad_tile<8>(v, Vst, tw, e, o, K1);
+    for (; tw + 4 <= p.TW; tw += 4) input_grad_tile<4>(v, Vst, tw, e, o, K1);
+    for (; tw < p.TW; tw++) input_grad_tile<1>(v, Vst, tw, e, o, K1);
+  }
+}
+
+// dx [H, W] = the plane's part of E and O; the padding's gradients are dropped.
+void unpad_plane(const ConvShape& s, const Plan& p, const float* E, const float* O, float* dx) {
+  const int K1 = p.TW + 1;
+  for (int h = 0; h < s.H; h++) {
+    const float* e = E + (size_t)(h + s.pad_h) * K1;
+    const float* o = O + (size_t)(h + s.pad_h) * K1;
+    float* d = dx + (size_t)h * s.W;
+    for (int w = 0; w < s.W; w++) {
+      const int q = w + s.pad_w;
+      d[w] = (q & 1 ? o : e)[q >> 1];
     }
   }
 }
@@ -254,7 +416,8 @@ void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const f
   float* U = scratch + p.u;
   float* V = scratch + p.v;
   float* M = scratch + p.m;
-  float* buf = scratch + p.plane;
+  float* E = scratch + p.plane;
+  float* O = E + (size_t)p.HP * (p.TW + 1);
   const size_t plane_in = (size_t)s.H * s.W, plane_out = (size_t)s.OH * s.OW;
   transform_weight(s, weight, U);
   for (int n0 = 0; n0 < s.N; n0 += p.chunk) {
@@ -262,8 +425,8 @@ void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const f
     const size_t Tc = (size_t)nc * p.T;  // this chunk's tiles (the last chunk may be short)
     for (int i = 0; i < nc; i++) {
       for (int c = 0; c < s.C; c++) {
-        pad_plane(s, p, x + ((size_t)(n0 + i) * s.C + c) * plane_in, buf);
-        transform_input(p, buf, V + c * Tc + (size_t)i * p.T, s.C * Tc);
+        pad_plane(s, p, x + ((size_t)(n0 + i) * s.C + c) * plane_in, E, O);
+        transform_input(p, E, O, V + c * Tc + (size_t)i * p.T, s.C * Tc);
       }
     }
     for (int xi = 0; xi < kPoints; xi++) {
@@ -290,7 +453,8 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
   float* dU = scratch + p.du;
   float* V = scratch + p.v;
   float* dM = scratch + p.m;
-  float* buf = scratch + p.plane;
+  float* E = scratch + p.plane;
+  float* O = E + (size_t)p.HP * (p.TW + 1);
   const size_t plane_in = (size_t)s.H * s.W, plane_out = (size_t)s.OH * s.OW;
   if (dx) transform_weight(s, weight, U);
   for (int n0 = 0; n0 < s.N; n0 += p.chunk) {
@@ -298,8 +462,8 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
     const size_t Tc = (size_t)nc * p.T;
     for (int i = 0; i < nc; i++) {
       for (int c = 0; c < s.C; c++) {
-        pad_plane(s, p, x + ((size_t)(n0 + i) * s.C + c) * plane_in, buf);
-        transform_input(p, buf, V + c * Tc + (size_t)i * p.T, s.C * Tc);
+        pad_plane(s, p, x + ((size_t)(n0 + i) * s.C + c) * plane_in, E, O);
+        transform_input(p, E, O, V + c * Tc + (size_t)i * p.T, s.C * Tc);
       }
       for (int f = 0; f < s.F; f++) {
         transform_output_grad(s, p, dy + ((size_t)(n0 + i) * s.F + f) * plane_out, dM + f * Tc + (size_t)i * p.T,
@@ -319,13 +483,9 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
     }
     for (int i = 0; i < nc; i++) {
       for (int c = 0; c < s.C; c++) {
-        std::memset(buf, 0, sizeof(float) * p.HP * p.WP);
-        transform_input_grad(p, V + c * Tc + (size_t)i * p.T, s.C * Tc, buf);
-        float* dxc = dx + ((size_t)(n0 + i) * s.C + c) * plane_in;
-        // The plane's part of buf; the padding's gradients are dropped.
-        for (int h = 0; h < s.H; h++) {
-          std::memcpy(dxc + (size_t)h * s.W, buf + (size_t)(h + s.pad_h) * p.WP + s.pad_w, sizeof(float) * s.W);
-        }
+        std::memset(E, 0, sizeof(float) * p.HP * p.WP);  // E and O
+        transform_input_grad(p, V + c * Tc + (size_t)i * p.T, s.C * Tc, E, O);
+        unpad_plane(s, p, E, O, dx + ((size_t)(n0 + i) * s.C + c) * plane_in);
       }
     }
   }
