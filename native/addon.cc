@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -700,11 +701,15 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
   }
 
   // The Winograd path's scratch for s (null when s does not take it), grown
-  // as needed and kept for the next call.
-  float* WinogradScratch(const normlab::ConvShape& s) {
+  // as needed and kept for the next call; a RangeError when it cannot grow.
+  float* WinogradScratch(const Args& a, const normlab::ConvShape& s) {
     if (!normlab::conv2d_winograd(s)) return nullptr;
     const size_t n = normlab::conv2d_winograd_floats(s);
-    if (winograd_.size() < n) winograd_.resize(n);
+    try {
+      if (winograd_.size() < n) winograd_.resize(n);
+    } catch (const std::bad_alloc&) {
+      a.RangeError("cannot allocate " + std::to_string(n * sizeof(float)) + " bytes of Winograd scratch");
+    }
     return winograd_.data();
   }
 
@@ -743,7 +748,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* bias = a.Array<float>(2, "bias", s.F, true);
     float* y = a.Array<float>(3, "y", a.Product(a.Product(s.N, s.F), s.OH, s.OW));
     float* col = a.Array<float>(15, "col", a.Product(taps, s.OH, s.OW));
-    normlab::conv2d_forward(GemmFor(builtin), s, x, weight, bias, y, col, WinogradScratch(s));
+    normlab::conv2d_forward(GemmFor(builtin), s, x, weight, bias, y, col, WinogradScratch(a, s));
   }
 
   // conv2dBackward(x, weight, dy, dx, dweight, dbias, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col)
@@ -762,7 +767,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     float* dweight = a.Array<float>(4, "dweight", a.Product(s.F, taps));
     float* dbias = a.Array<float>(5, "dbias", s.F, true);
     float* col = a.Array<float>(17, "col", a.Product(taps, s.OH, s.OW));
-    normlab::conv2d_backward(GemmFor(builtin), s, x, weight, dy, dx, dweight, dbias, col, WinogradScratch(s));
+    normlab::conv2d_backward(GemmFor(builtin), s, x, weight, dy, dx, dweight, dbias, col, WinogradScratch(a, s));
   }
 
   struct PoolShape {

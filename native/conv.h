@@ -47,7 +47,7 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
 // the scratch above, used (and non-null) only when conv2d_winograd(s).
 void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                     const float* bias, float* y, float* col, float* winograd);
-// Inference form: conv2d_forward on the built-in sgemm, then the optional
+// Inference form: im2col + the built-in sgemm per sample (never Winograd), then the optional
 // activation on each sample's output while it is in cache. Every sample is one gemm
 // of the same shape with fixed blocking, so a sample's output does not depend
 // on the batch it is in.
