@@ -1,7 +1,9 @@
 // conv2d forward + backward at the two conv layers of the Fashion-MNIST CNN
 // (1x28x28 → 32 and 32x14x14 → 64, 3x3 'same', no bias: BN follows), batch
 // 128, single thread, for the OpenBLAS and the built-in gemm: ms per batch
-// (median of --reps after a warm-up) and GFLOPS (2·multiply-adds / time).
+// (median of --reps after a warm-up) and GFLOPS (2·multiply-adds / time),
+// and the inference form (conv2dInfer on packConv's weights, always the
+// built-in gemm) at batch 1 and at --batch.
 // One JSON line per layer and gemm. The first layer computes no dx.
 // Usage: npx tsc -p tsconfig.json && node bench/conv.mjs [--batch 128] [--reps 15]
 import { parseArgs } from 'node:util';
@@ -60,6 +62,18 @@ for (const { layer, C, H, W, F, K, pad, dx: withDx } of layers) {
         bwd.push(Number(t2 - t1) / 1e6);
       }
     }
+    const packed = k.packConv(weight, F, C, K, K, 1, 1);
+    const inferUs = (n, calls) => {
+      const t = [];
+      for (let r = 0; r < calls + 2; r++) {
+        const t0 = process.hrtime.bigint();
+        k.conv2dInfer(x, packed, null, y, n, C, H, W, F, K, K, 1, 1, pad, pad, col);
+        if (r >= 2) t.push(Number(process.hrtime.bigint() - t0) / 1e3);
+      }
+      return median(t);
+    };
+    const infer1Us = inferUs(1, reps * 20);
+    const inferBatchMs = inferUs(N, reps) / 1e3;
     const forwardMs = median(fwd);
     const backwardMs = median(bwd);
     const totalMs = median(fwd.map((f, i) => f + bwd[i]));
@@ -70,6 +84,7 @@ for (const { layer, C, H, W, F, K, pad, dx: withDx } of layers) {
       forwardGflops: +((2 * macs) / forwardMs / 1e6).toFixed(1),
       backwardGflops: +((flops - 2 * macs) / backwardMs / 1e6).toFixed(1),
       totalGflops: +(flops / totalMs / 1e6).toFixed(1),
+      inferBatch1Us: +infer1Us.toFixed(1), inferMs: +inferBatchMs.toFixed(2),
     }));
   }
 }

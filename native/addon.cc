@@ -127,6 +127,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("denseChain", &NormLabAddon::DenseChainNew, napi_enumerable),
         InstanceMethod("denseChainRun", &NormLabAddon::DenseChainRun, napi_enumerable),
         InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
+        InstanceMethod("packConv", &NormLabAddon::PackConv, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
         InstanceMethod("gemm", &NormLabAddon::Gemm, napi_enumerable),
         InstanceMethod("gemmBuiltin", &NormLabAddon::GemmBuiltin, napi_enumerable),
@@ -316,11 +317,34 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const normlab::ConvShape s = ConvShapeArgs(a, 4);
     const size_t taps = a.Product(s.C, s.KH, s.KW);
     const float* x = a.Array<float>(0, "x", a.Product(a.Product(s.N, s.C), s.H, s.W));
-    const float* weight = a.Array<float>(1, "weight", a.Product(s.F, taps));
+    const float* weight = a.Array<float>(1, "weight", PackedConvFloats(a, s));
     const float* bias = a.Array<float>(2, "bias", s.F, true);
     float* y = a.Array<float>(3, "y", a.Product(a.Product(s.N, s.F), s.OH, s.OW));
     float* col = a.Array<float>(15, "col", a.Product(taps, s.OH, s.OW));
-    normlab::conv2d_infer(gemm_workspace_, s, x, weight, bias, y, col, FusedActivation(a, 16), FusedAlpha(a, 17));
+    normlab::conv2d_infer(gemm_workspace_, s, x, weight, bias, y, col, WinogradScratch(a, s), FusedActivation(a, 16),
+                          FusedAlpha(a, 17));
+  }
+
+  // Floats of packConv's output for s: the Winograd transform's U, or the weight as it is.
+  static size_t PackedConvFloats(const Args& a, const normlab::ConvShape& s) {
+    return normlab::conv2d_winograd(s) ? normlab::conv2d_winograd_weight_floats(s)
+                                       : a.Product(s.F, a.Product(s.C, s.KH, s.KW));
+  }
+
+  // packConv(weight, F, C, KH, KW, strideH, strideW): a new Float32Array.
+  Napi::Value PackConv(const Napi::CallbackInfo& info) {
+    Args a(info, "packConv");
+    normlab::ConvShape s{};
+    s.F = a.Size(1, "F"); s.C = a.Size(2, "C"); s.KH = a.Size(3, "KH"); s.KW = a.Size(4, "KW");
+    s.stride_h = a.Size(5, "strideH"); s.stride_w = a.Size(6, "strideW");
+    if (s.KH < 1 || s.KW < 1) a.RangeError("the kernel must be at least 1x1");
+    if (s.stride_h < 1 || s.stride_w < 1) a.RangeError("the strides must be at least 1");
+    const size_t n = a.Product(s.F, a.Product(s.C, s.KH, s.KW));
+    const float* weight = a.Array<float>(0, "weight", n);
+    Napi::Float32Array packed = Napi::Float32Array::New(info.Env(), PackedConvFloats(a, s));
+    if (normlab::conv2d_winograd(s)) normlab::conv2d_winograd_weight(s, weight, packed.Data());
+    else std::copy(weight, weight + n, packed.Data());
+    return packed;
   }
 
   // gemm(transA, transB, M, N, K, alpha, A, B, beta, C)

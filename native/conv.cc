@@ -3,10 +3,9 @@
 //
 // conv2d is im2col + one sgemm per sample, on the gemm the caller chose
 // (OpenBLAS or the built-in one), except for 3x3 kernels at stride 1 with at
-// least 8 channels in and out, which take Winograd F(2x2, 3x3) in training
-// (winograd.cc: 2.25x fewer multiplies; conv2 forward + backward at batch
-// 128 went from 37.9 to 20.4 ms, bench/conv.mjs). Inference (conv2d_infer) stays im2col on
-// the built-in gemm for its batch invariance. For sample n, with P = OH*OW output
+// least 8 channels in and out, which take Winograd F(2x2, 3x3) (winograd.cc:
+// 2.25x fewer multiplies; conv2 forward + backward at batch 128 went from
+// 37.9 to 20.4 ms, bench/conv.mjs). For sample n, with P = OH*OW output
 // positions and K = C*KH*KW taps:
 //   col[K, P]   = im2col(x[n])                     (the receptive fields as columns)
 //   y[n][F, P]  = weight[F, K] · col               (+ bias)
@@ -221,7 +220,11 @@ void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, 
 }
 
 NORMLAB_CLONES void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* weight, const float* bias,
-                  float* y, float* col, int activation, float alpha) {
+                  float* y, float* col, float* winograd, int activation, float alpha) {
+  if (conv2d_winograd(s)) {
+    conv2d_winograd_infer(ws, s, x, weight, bias, y, winograd, activation, alpha);
+    return;
+  }
   const int P = s.OH * s.OW, K = s.C * s.KH * s.KW;
   const bool pointwise = is_pointwise(s);
   for (int n = 0; n < s.N; n++) {

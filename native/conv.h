@@ -32,7 +32,7 @@ struct GemmChoice {
   GemmWorkspace* builtin;
 };
 
-// Whether conv2d_forward / conv2d_backward take the Winograd path
+// Whether conv2d_forward, conv2d_backward and conv2d_infer take the Winograd path
 // (winograd.cc): a 3x3 kernel at stride 1 with at least 8 channels in and
 // out. It then needs conv2d_winograd_floats(s) floats of `winograd` scratch
 // instead of col.
@@ -40,6 +40,13 @@ bool conv2d_winograd(const ConvShape& s);
 size_t conv2d_winograd_floats(const ConvShape& s);
 void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                              const float* bias, float* y, float* winograd);
+// Inference: U = conv2d_winograd_weight(weight), 16*F*C floats, done once at
+// model load; conv2d_winograd_infer then runs on the built-in gemm with the
+// optional activation, each sample's output the same bytes in any batch.
+size_t conv2d_winograd_weight_floats(const ConvShape& s);
+void conv2d_winograd_weight(const ConvShape& s, const float* weight, float* U);
+void conv2d_winograd_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* U, const float* bias,
+                           float* y, float* winograd, int activation, float alpha);
 void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                               const float* dy, float* dx, float* dweight, float* winograd);
 
@@ -47,12 +54,13 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
 // the scratch above, used (and non-null) only when conv2d_winograd(s).
 void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                     const float* bias, float* y, float* col, float* winograd);
-// Inference form: im2col + the built-in sgemm per sample (never Winograd), then the optional
-// activation on each sample's output while it is in cache. Every sample is one gemm
-// of the same shape with fixed blocking, so a sample's output does not depend
-// on the batch it is in.
+// Inference form on the built-in sgemm, then the optional activation on each
+// sample's output while it is in cache: im2col with one gemm per sample of
+// the same shape and fixed blocking, or, when conv2d_winograd(s), Winograd on
+// `weight` = conv2d_winograd_weight's U. Either way a sample's output does not
+// depend on the batch it is in.
 void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* weight, const float* bias,
-                  float* y, float* col, int activation, float alpha);
+                  float* y, float* col, float* winograd, int activation, float alpha);
 // dx and dbias may be null.
 void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
                      const float* dy, float* dx, float* dweight, float* dbias, float* col, float* winograd);

@@ -423,16 +423,20 @@ bool conv2d_winograd(const ConvShape& s) {
 
 size_t conv2d_winograd_floats(const ConvShape& s) { return plan_for(s, true).total; }
 
-void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
-                             const float* bias, float* y, float* scratch) {
-  const Plan p = plan_for(s, false);
-  float* U = scratch + p.u;
+namespace {
+
+// y = the convolution of x by the transformed kernels U (planes Ust apart),
+// + bias, then the activation on each sample's output (kNoActivation: none).
+// A value of y depends on its sample and on (F, C) only: the transforms work
+// tile by tile, and every gemm element is one sum over the C input channels
+// whatever the chunk's number of tiles (both gemms block by K alone).
+void winograd_forward(const GemmChoice& gemm, const ConvShape& s, const Plan& p, const float* x, const float* U,
+                      size_t Ust, const float* bias, float* y, float* scratch, int activation, float alpha) {
   float* V = scratch + p.v;
   float* M = scratch + p.m;
   float* E = scratch + p.plane;
   float* O = E + (size_t)p.HP * (p.TW + 1);
   const size_t plane_in = (size_t)s.H * s.W, plane_out = (size_t)s.OH * s.OW;
-  transform_weight(s, weight, U, p.ust);
   for (int n0 = 0; n0 < s.N; n0 += p.chunk) {
     const int nc = std::min(p.chunk, s.N - n0);
     const size_t Tc = (size_t)nc * p.T;  // this chunk's tiles (the last chunk may be short)
@@ -444,15 +448,38 @@ void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const f
       }
     }
     for (int xi = 0; xi < kPoints; xi++) {
-      sgemm(gemm, false, false, s.F, (int)Tc, s.C, U + xi * p.ust, V + xi * Vst, 0.0f, M + xi * Mst);
+      sgemm(gemm, false, false, s.F, (int)Tc, s.C, U + xi * Ust, V + xi * Vst, 0.0f, M + xi * Mst);
     }
     for (int i = 0; i < nc; i++) {
+      float* yn = y + (size_t)(n0 + i) * s.F * plane_out;
       for (int f = 0; f < s.F; f++) {
-        transform_output(s, p, M + f * Tc + (size_t)i * p.T, Mst, bias ? bias[f] : 0.0f,
-                         y + ((size_t)(n0 + i) * s.F + f) * plane_out);
+        transform_output(s, p, M + f * Tc + (size_t)i * p.T, Mst, bias ? bias[f] : 0.0f, yn + f * plane_out);
       }
+      // While the sample's output is still in cache.
+      if (activation != kNoActivation) activation_forward(activation, yn, yn, s.F * plane_out, alpha);
     }
   }
+}
+
+}  // namespace
+
+void conv2d_winograd_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,
+                             const float* bias, float* y, float* scratch) {
+  const Plan p = plan_for(s, false);
+  transform_weight(s, weight, scratch + p.u, p.ust);
+  winograd_forward(gemm, s, p, x, scratch + p.u, p.ust, bias, y, scratch, kNoActivation, 0.0f);
+}
+
+size_t conv2d_winograd_weight_floats(const ConvShape& s) { return (size_t)kPoints * s.F * s.C; }
+
+void conv2d_winograd_weight(const ConvShape& s, const float* weight, float* U) {
+  transform_weight(s, weight, U, (size_t)s.F * s.C);
+}
+
+void conv2d_winograd_infer(GemmWorkspace& ws, const ConvShape& s, const float* x, const float* U, const float* bias,
+                           float* y, float* scratch, int activation, float alpha) {
+  winograd_forward(GemmChoice{&ws}, s, plan_for(s, false), x, U, (size_t)s.F * s.C, bias, y, scratch, activation,
+                   alpha);
 }
 
 void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const float* x, const float* weight,

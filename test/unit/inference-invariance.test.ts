@@ -2,7 +2,7 @@
 // predicted alone, at any position of any batch from 1 to 1000 rows, for an
 // MLP and a CNN with batch norm (folded and not), on every kernel set; and
 // the kernels under it (packDense, denseInfer against the plain definition,
-// conv2dInfer against conv2dForward).
+// packConv, conv2dInfer against conv2dForward).
 import { describe, expect, it } from 'vitest';
 import { buildArtifact, MANIFEST_FORMAT, type Artifact } from '../../src/core/artifact.js';
 import { InferenceModel } from '../../src/core/inference.js';
@@ -89,6 +89,22 @@ describe.each(kernelSets)('inference batch invariance (%s kernels)', (name, k) =
     const f = shape[0]! * shape[1]! * shape[2]!;
     const pool = randn(createRng(3), 200 * f);
     for (const fold of [true, false]) expectBatchInvariant(InferenceModel.fromArtifact(artifact, { kernels: k, fold }), pool, 200, 1000, 8);
+  }, timeout);
+
+  it('CNN with a 3x3 conv of 8 channels in and out (native: Winograd, chunks of samples): every batch size 1..1000', () => {
+    // Native chunks of 51 samples at this size (16 tiles of 20 channels, about 1 MB of transforms
+    // per chunk), so batches of more than 51 rows mix whole and short chunks.
+    const shape = native ? [3, 8, 7] : [1, 4, 4];
+    const artifact = artifactOf(k, {
+      layers: [
+        { type: 'conv2d', filters: native ? 8 : 2, kernelSize: 3 }, { type: 'batchnorm' }, { type: 'relu' },
+        { type: 'conv2d', filters: native ? 12 : 2, kernelSize: 3 }, { type: 'relu' }, { type: 'maxpool2d', size: 2 },
+        { type: 'flatten' }, { type: 'dense', units: 6 },
+      ],
+    }, shape, 4);
+    const f = shape[0]! * shape[1]! * shape[2]!;
+    const pool = randn(createRng(6), 200 * f);
+    for (const fold of [true, false]) expectBatchInvariant(InferenceModel.fromArtifact(artifact, { kernels: k, fold }), pool, 200, 1000, 10);
   }, timeout);
 
   it('the Fashion-MNIST MLP shape (784-256-256-10): batch sizes 1..70 and 1000 (portable 1..8 and 200), the same bytes', () => {
@@ -198,8 +214,35 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
     expect(() => k.alignedFloat32Array(-1)).toThrow(RangeError);
   });
 
-  it('conv2dInfer = conv2dForward then the activation, for strides, padding and 1x1 kernels', () => {
-    for (const [C, H, W, F, KH, KW, sh, sw, ph, pw] of [[2, 7, 6, 5, 3, 3, 1, 1, 1, 1], [3, 8, 9, 17, 2, 3, 2, 1, 0, 1], [4, 5, 5, 3, 1, 1, 1, 1, 0, 0]]) {
+  it('packConv: the Winograd transform G g Gᵀ of a 3x3 kernel at stride 1 with 8 channels in and out (native), else a copy', () => {
+    const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
+    for (const [F, C, KH, KW, sh, sw] of [[8, 9, 3, 3, 1, 1], [8, 7, 3, 3, 1, 1], [9, 8, 3, 3, 2, 2], [8, 8, 3, 2, 1, 1]]) {
+      const w = randn(rng, F * C * KH * KW);
+      const packed = k.packConv(w, F, C, KH, KW, sh, sw);
+      if (_name !== 'native' || !(KH === 3 && KW === 3 && sh === 1 && sw === 1 && C >= 8 && F >= 8)) {
+        expect(Array.from(packed), `${F}x${C}x${KH}x${KW}/${sh}`).toEqual(Array.from(w));
+        continue;
+      }
+      // U[ξ = 4i + j][f*C + c] = Σ G[i][a] g[a][b] G[j][b], in float64.
+      const ref = new Float64Array(16 * F * C);
+      for (let fc = 0; fc < F * C; fc++) {
+        for (let i = 0; i < 4; i++) {
+          for (let j = 0; j < 4; j++) {
+            let u = 0;
+            for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) u += G[i]![a]! * w[fc * 9 + a * 3 + b]! * G[j]![b]!;
+            ref[(4 * i + j) * F * C + fc] = u;
+          }
+        }
+      }
+      expectClose(packed, ref, { rtol: 1e-6, atol: 1e-6 }, `U ${F}x${C}`);
+    }
+    expect(() => k.packConv(new Float32Array(10), 8, 8, 3, 3, 1, 1)).toThrow(TypeError);
+    expect(() => k.packConv(new Float32Array(9), 1, 1, 3, 3, 0, 1)).toThrow(RangeError);
+  });
+
+  it('conv2dInfer on packConv = conv2dForward then the activation, for strides, padding, 1x1 kernels and Winograd', () => {
+    for (const [C, H, W, F, KH, KW, sh, sw, ph, pw] of [[2, 7, 6, 5, 3, 3, 1, 1, 1, 1], [3, 8, 9, 17, 2, 3, 2, 1, 0, 1], [4, 5, 5, 3, 1, 1, 1, 1, 0, 0],
+      [8, 9, 7, 12, 3, 3, 1, 1, 1, 1], [9, 6, 6, 8, 3, 3, 1, 1, 0, 0]]) {
       const N = 3;
       const OH = convOutputSize(H, KH, sh, ph), OW = convOutputSize(W, KW, sw, pw);
       const x = randn(rng, N * C * H * W);
@@ -210,7 +253,7 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
       k.conv2dForward(x, w, bias, ref, N, C, H, W, F, KH, KW, sh, sw, ph, pw, col);
       k.activationForward(activationCode('relu'), ref, ref, ref.length, 0);
       const y = new Float32Array(ref.length);
-      k.conv2dInfer(x, w, bias, y, N, C, H, W, F, KH, KW, sh, sw, ph, pw, col, activationCode('relu'), 0);
+      k.conv2dInfer(x, k.packConv(w, F, C, KH, KW, sh, sw), bias, y, N, C, H, W, F, KH, KW, sh, sw, ph, pw, col, activationCode('relu'), 0);
       expectClose(y, ref, { rtol: 1e-5, atol: 1e-5 }, `conv ${C}x${H}x${W} -> ${F}, ${KH}x${KW}/${sh},${sw} pad ${ph},${pw}`);
     }
   });

@@ -148,6 +148,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
         Float32Array.from(layers.map((l) => l.alpha)));
       return { run: (x, N, y) => addon.denseChainRun(chain, x, N, y) };
     },
+    packConv: addon.packConv,
     conv2dInfer: addon.conv2dInfer,
     lstmCellForward: addon.lstmCellForward,
     lstmOutputForward: addon.lstmOutputForward,

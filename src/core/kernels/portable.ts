@@ -772,6 +772,16 @@ const kernels: Kernels = {
     };
   },
 
+  packConv(weight, F, C, KH, KW, strideH, strideW) {
+    for (const [name, v] of [['F', F], ['C', C], ['KH', KH], ['KW', KW], ['strideH', strideH], ['strideW', strideW]] as const) {
+      size('packConv', name, v);
+    }
+    if (KH < 1 || KW < 1) throw new RangeError('packConv: the kernel must be at least 1x1');
+    if (strideH < 1 || strideW < 1) throw new RangeError('packConv: the strides must be at least 1');
+    need('packConv', 'weight', weight, F * C * KH * KW);
+    return weight.slice(0, F * C * KH * KW);
+  },
+
   conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation = NO_ACTIVATION, alpha = 0) {
     // One gemm per sample of the same shape, as conv2dForward does.
     kernels.conv2dForward(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col);

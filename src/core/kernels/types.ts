@@ -317,10 +317,20 @@ export interface Kernels {
   denseChain(layers: readonly DenseChainLayer[]): DenseChain;
 
   /**
-   * Inference conv2d: f(conv2dForward(...)) (f the optional activation, as addBias). Batch
-   * invariance: every sample is one multiply of the same shape with fixed blocking (native: the
-   * built-in sgemm, never OpenBLAS, whose kernels and threads may vary), so a sample's output is
-   * the same bytes whatever N is and wherever the sample sits. col is scratch as for
+   * The inference form of a conv2d weight [F, C, KH, KW] for conv2dInfer at these kernel sizes
+   * and strides, made once per model load: native, for the kernels conv2dForward computes as
+   * Winograd F(2x2, 3x3), their transform (16·F·C floats); otherwise, and in the portable
+   * kernels, a copy of the weight.
+   */
+  packConv(weight: Float32Array, F: number, C: number, KH: number, KW: number, strideH: number, strideW: number): Float32Array;
+
+  /**
+   * Inference conv2d: f(conv2dForward(...)) (f the optional activation, as addBias) on `weight` =
+   * packConv's output for the same sizes. Batch invariance: every value of y is computed the same
+   * way whatever N is and wherever its sample sits (native: the built-in sgemm, never OpenBLAS,
+   * whose kernels and threads may vary; im2col with one multiply of the same shape per sample, or
+   * Winograd over chunks of samples, where each gemm element is one sum over C whatever the
+   * chunk), so a sample's output is the same bytes in any batch. col is scratch as for
    * conv2dForward. y must not overlap x, weight or col.
    */
   conv2dInfer(

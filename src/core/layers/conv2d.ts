@@ -103,12 +103,13 @@ class Conv2dOp implements InferenceOp {
     return new Conv2dOp(this.layer, ...scaleRows(this.weight, this.bias, this.layer.filters, s, t));
   }
 
-  lower(_k: Kernels, fused: Fused | null): KernelOp {
-    const { layer, weight, bias } = this;
+  lower(k: Kernels, fused: Fused | null): KernelOp {
+    const { layer, bias } = this;
+    const packed = k.packConv(this.weight, layer.filters, layer.inChannels, layer.kernelSize, layer.kernelSize, layer.stride, layer.stride);
     const act = fused ?? { code: NO_ACTIVATION, alpha: 0 };
     return {
       run(k: Kernels, x: Float32Array, y: Float32Array, n: number, scratch: InferenceScratch): boolean {
-        convInfer(k, layer, x, weight, bias, y, n, scratch.col, act);
+        convInfer(k, layer, x, packed, bias, y, n, scratch.col, act);
         return true;
       },
     };
