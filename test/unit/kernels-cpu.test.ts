@@ -19,12 +19,20 @@ const w = randn(rng, OUT * IN, 0.1);
 const bias = randn(rng, OUT);
 const A = randn(rng, 37 * 300);
 const B = randn(rng, 300 * 29);
+// A conv of the Winograd path (3x3, stride 1, 8 channels in and out) over 9x7 planes: its
+// inference form runs chunks of samples, and each path must stay batch-invariant on its own.
+const CONV = { N: 80, C: 8, H: 9, W: 7, F: 8 };
+const convX = randn(rng, CONV.N * CONV.C * CONV.H * CONV.W);
+const convW = randn(rng, CONV.F * CONV.C * 9, 0.1);
 
 /**
  * In a worker thread (its own addon instance): setCpuPath(path), then denseInfer on all N rows,
- * on each row alone, and the built-in gemm. Returns the path in use and the outputs.
+ * on each row alone, the built-in gemm, and conv2dInfer on all CONV.N samples and on each alone.
+ * Returns the path in use and the outputs.
  */
-function runOn(path: string): Promise<{ path: string; all: Float32Array; alone: Float32Array; gemm: Float32Array }> {
+function runOn(path: string): Promise<{
+  path: string; all: Float32Array; alone: Float32Array; gemm: Float32Array; conv: Float32Array; convAlone: Float32Array;
+}> {
   const code = `
     const { parentPort, workerData: d } = require('node:worker_threads');
     const addon = require(d.addon);
@@ -39,12 +47,22 @@ function runOn(path: string): Promise<{ path: string; all: Float32Array; alone: 
     }
     const gemm = new Float32Array(37 * 29);
     addon.gemmBuiltin(false, false, 37, 29, 300, 1, d.A, d.B, 0, gemm);
-    parentPort.postMessage({ path, all, alone, gemm });
+    const c = d.CONV, plane = c.C * c.H * c.W, out = c.F * c.H * c.W;
+    const convPacked = addon.packConv(d.convW, c.F, c.C, 3, 3, 1, 1);
+    const col = new Float32Array(c.C * 9 * c.H * c.W);
+    const conv = new Float32Array(c.N * out);
+    addon.conv2dInfer(d.convX, convPacked, null, conv, c.N, c.C, c.H, c.W, c.F, 3, 3, 1, 1, 1, 1, col, 0, 0);
+    const convAlone = new Float32Array(c.N * out);
+    for (let n = 0; n < c.N; n++) {
+      addon.conv2dInfer(d.convX.subarray(n * plane, (n + 1) * plane), convPacked, null, convAlone.subarray(n * out, (n + 1) * out),
+        1, c.C, c.H, c.W, c.F, 3, 3, 1, 1, 1, 1, col, 0, 0);
+    }
+    parentPort.postMessage({ path, all, alone, gemm, conv, convAlone });
   `;
   return new Promise((resolve, reject) => {
     const worker = new Worker(code, {
       eval: true,
-      workerData: { addon: nativeAddonPath(), path, x, w, bias, A, B, N, IN, OUT, packedSize: packedDenseSize(OUT, IN) },
+      workerData: { addon: nativeAddonPath(), path, x, w, bias, A, B, N, IN, OUT, packedSize: packedDenseSize(OUT, IN), CONV, convX, convW },
     });
     worker.once('message', resolve);
     worker.once('error', reject);
@@ -90,6 +108,8 @@ describe.skipIf(native === null)('native kernels: CPU dispatch at run time', () 
       expect(r.alone, `${r.path}: rows alone = rows in one batch, bytes and all`).toEqual(r.all);
       expectClose(r.all, fast.all, { rtol: 1e-5, atol: 1e-5 }, `${r.path} vs ${fast.path}: denseInfer`);
       expectClose(r.gemm, fast.gemm, { rtol: 1e-5, atol: 1e-4 }, `${r.path} vs ${fast.path}: built-in gemm`);
+      expect(r.convAlone, `${r.path}: conv2dInfer samples alone = samples in one batch, bytes and all`).toEqual(r.conv);
+      expectClose(r.conv, fast.conv, { rtol: 1e-5, atol: 1e-5 }, `${r.path} vs ${fast.path}: conv2dInfer`);
     });
     // AVX2 and AVX-512 run the same fused multiply-add chains: the same bytes on either machine.
     const avx2 = results.find((r) => r.path === 'avx2');
@@ -97,6 +117,7 @@ describe.skipIf(native === null)('native kernels: CPU dispatch at run time', () 
     if (avx2 && avx512) {
       expect(avx512.all).toEqual(avx2.all);
       expect(avx512.gemm).toEqual(avx2.gemm);
+      expect(avx512.conv).toEqual(avx2.conv);
     }
     // The main thread's own instance runs the best path: the same bytes as the worker's.
     const main = tryLoadNativeKernels().kernels!;
