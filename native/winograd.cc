@@ -12,6 +12,8 @@
 // Samples go in chunks sized so V and M stay in cache between the transforms
 // and the gemms. The transforms only add, subtract and halve, so both clones
 // give the same bytes; the results differ from im2col's by rounding.
+// Inference transforms the kernels once at model load (packConv) and runs on
+// the built-in gemm, batch-invariant (winograd_forward says why).
 #include <algorithm>
 #include <cstring>
 
@@ -417,7 +419,9 @@ void unpad_plane(const ConvShape& s, const Plan& p, const float* E, const float*
 }  // namespace
 
 bool conv2d_winograd(const ConvShape& s) {
-  // Few channels leave the 16 gemms too thin to beat im2col's one.
+  // Few channels leave the 16 gemms too thin to beat im2col's one: with the
+  // 1 input channel of the Fashion-MNIST first layer, forward + backward at
+  // batch 128 took 6.6-8.6 ms against im2col's 2.9-3.4.
   return s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.C >= 8 && s.F >= 8;
 }
 
@@ -427,9 +431,10 @@ namespace {
 
 // y = the convolution of x by the transformed kernels U (planes Ust apart),
 // + bias, then the activation on each sample's output (kNoActivation: none).
-// A value of y depends on its sample and on (F, C) only: the transforms work
-// tile by tile, and every gemm element is one sum over the C input channels
-// whatever the chunk's number of tiles (both gemms block by K alone).
+// On the built-in gemm a value of y depends on its sample and on (F, C) only,
+// however the batch falls into chunks: the transforms work tile by tile, and
+// that gemm blocks by K alone and computes whole micro-tiles, so every element
+// is the same sum over the C input channels whatever the chunk's width.
 void winograd_forward(const GemmChoice& gemm, const ConvShape& s, const Plan& p, const float* x, const float* U,
                       size_t Ust, const float* bias, float* y, float* scratch, int activation, float alpha) {
   float* V = scratch + p.v;

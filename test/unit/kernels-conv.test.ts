@@ -221,7 +221,7 @@ for (const [name, k] of implementations) {
         return new Conv(int(1, 4), int(8, 12), int(Math.max(1, 3 - 2 * ph), 9), int(Math.max(1, 3 - 2 * pw), 9),
           int(8, 12), 3, 3, 1, 1, ph, pw);
       });
-      // Planes of 1024 tiles: more than one chunk of samples (2 MB of transforms per chunk).
+      // Planes of 1024 tiles: one sample per chunk (about 1 MB of transforms), so five chunks.
       cases.push(new Conv(5, 8, 64, 63, 8, 3, 3, 1, 1, 1, 1));
       for (const g of cases) {
         const label = `N${g.N} C${g.C} ${g.H}x${g.W} F${g.F} p${g.ph},${g.pw}`;
