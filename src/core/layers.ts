@@ -40,6 +40,7 @@ function shorthandLayers(model: ModelSpec): LayerSpec[] {
     const batchNorm = model.batchNorm as 'none' | 'sequence' | 'recurrent';
     model.hidden.forEach((units, i) => out.push({
       type: model.cell, units, returnSequences: i < model.hidden.length - 1, bidirectional: model.bidirectional, batchNorm,
+      ...(model.nonlinearity ? { nonlinearity: model.nonlinearity } : {}),
     }, ...dropout));
   } else {
     for (const units of model.hidden) out.push(...block({ type: 'dense', units }, model), ...dropout);

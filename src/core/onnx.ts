@@ -29,6 +29,7 @@ function toProto(a: OnnxAttribute): Attribute {
   if ('ints' in a) return { name: a.name, type: AttributeType.INTS, ints: a.ints };
   if ('int' in a) return { name: a.name, type: AttributeType.INT, i: a.int };
   if ('string' in a) return { name: a.name, type: AttributeType.STRING, s: new TextEncoder().encode(a.string) };
+  if ('strings' in a) return { name: a.name, type: AttributeType.STRINGS, strings: a.strings.map((v) => new TextEncoder().encode(v)) };
   return { name: a.name, type: AttributeType.FLOAT, f: a.float };
 }
 const int = (name: string, i: number): OnnxAttribute => ({ name, int: i });

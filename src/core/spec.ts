@@ -66,8 +66,11 @@ export const ModelSpec = Type.Object({
     maxItems: 64, default: [256, 256], description: 'mlp: units per hidden layer; rnn: units per recurrent layer (default [128]; at most 4096 each)',
   }),
   cell: Type.Union([Type.Literal('lstm'), Type.Literal('gru'), Type.Literal('rnn')], {
-    default: 'lstm', description: 'rnn: lstm | gru (PyTorch nn.LSTM / nn.GRU) | rnn (Elman, tanh)',
+    default: 'lstm', description: 'rnn: lstm | gru (PyTorch nn.LSTM / nn.GRU) | rnn (Elman, nn.RNN)',
   }),
+  nonlinearity: Type.Optional(Type.Union([Type.Literal('tanh'), Type.Literal('relu')], {
+    description: "rnn with cell rnn only: the Elman cell's activation, default tanh (PyTorch's nn.RNN nonlinearity)",
+  })),
   bidirectional: Type.Boolean({ default: false, description: 'rnn: a reverse-direction copy of each layer, outputs concatenated' }),
   conv: Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), { maxItems: 16, default: [32, 64], description: 'cnn: filters per conv block' }),
   dense: Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { maxItems: 64, default: [128], description: 'cnn: units per dense layer after the conv blocks' }),
@@ -250,6 +253,19 @@ function recurrentBatchNorm(model: ModelSpec): string[] {
 function modelRules(spec: JobSpec): SpecIssue[] {
   const { model } = spec;
   const rules: SpecIssue[] = [];
+  model.layers?.forEach((l, i) => {
+    const { nonlinearity } = l as { nonlinearity?: string };
+    if (nonlinearity !== undefined && (l.type === 'lstm' || l.type === 'gru')) {
+      rules.push({ path: `/model/layers/${i}/nonlinearity`, message: `is for the Elman cell (type rnn) only; ${l.type} has fixed gate activations` });
+    }
+  });
+  if (model.nonlinearity !== undefined) {
+    if (model.layers) {
+      rules.push({ path: '/model/nonlinearity', message: 'is for architecture rnn with cell rnn; with explicit layers, set it on each rnn layer' });
+    } else if (model.architecture !== 'rnn' || model.cell !== 'rnn') {
+      rules.push({ path: '/model/nonlinearity', message: 'applies to the Elman cell only (architecture rnn with cell rnn)' });
+    }
+  }
   if (!model.layers) {
     const rnn = model.architecture === 'rnn';
     const allowed = rnn ? RNN_BATCH_NORM : FEEDFORWARD_BATCH_NORM;

@@ -244,6 +244,7 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       expect(await form.locator('select[name=activation]').isDisabled()).toBe(true);
       await form.locator('input[name=limit]').fill('600');
       await form.locator('select[name=cell]').selectOption('gru');
+      expect(await form.locator('select[name=nonlinearity]').isDisabled()).toBe(true); // the Elman cell's only
       await form.locator('input[name=hidden]').fill('16');
       await form.locator('input[name=bidirectional]').check();
       await form.locator('select[name=batchNorm]').selectOption('sequence');
@@ -257,6 +258,7 @@ describe.skipIf(skip)('dashboard in chromium', () => {
         training: { epochs: 2, batchSize: 64 },
       });
       expect(preview.model.activation).toBeUndefined();
+      expect(preview.model.nonlinearity).toBeUndefined();
       await page.locator('#submit-job').click();
       await page.waitForURL(/\/jobs\/job_/);
       const jobId = new URL(page.url()).pathname.split('/').pop()!;
@@ -266,6 +268,10 @@ describe.skipIf(skip)('dashboard in chromium', () => {
       // Back to a feed-forward architecture: its modes return, with its default.
       await page.goto(`${origin}/`);
       await form.locator('select[name=architecture]').selectOption('rnn');
+      await form.locator('select[name=cell]').selectOption('rnn');
+      await form.locator('select[name=nonlinearity]').selectOption('relu');
+      const elman = JSON.parse(await page.locator('#spec-preview').textContent() ?? '{}');
+      expect(elman.model).toMatchObject({ architecture: 'rnn', cell: 'rnn', nonlinearity: 'relu' });
       await form.locator('select[name=batchNorm]').selectOption('recurrent');
       await form.locator('select[name=architecture]').selectOption('cnn');
       expect(await bnOptions()).toEqual(['before', 'after', 'input', 'none']);

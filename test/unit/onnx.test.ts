@@ -114,6 +114,7 @@ describe('ONNX export of recurrent models', () => {
     ['LSTM, sequence-wise BN folded into W_ih', { architecture: 'rnn', cell: 'lstm', hidden: [12], batchNorm: 'sequence' }, 'LSTM'],
     ['stacked bidirectional GRU', { architecture: 'rnn', cell: 'gru', hidden: [6, 5], bidirectional: true }, 'GRU'],
     ['Elman over the whole sequence into a dense layer', { layers: [{ type: 'rnn', units: 7, returnSequences: true }, { type: 'dense', units: 8 }, { type: 'relu' }] }, 'RNN'],
+    ['bidirectional Elman with relu (activations Relu)', { architecture: 'rnn', cell: 'rnn', nonlinearity: 'relu', hidden: [6], bidirectional: true }, 'RNN'],
   ] as const) {
     it(`${name}: ONNX's ${op} op, within 1e-5 of predict`, async () => {
       useFashionMnistDir();

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  CELLS, RecurrentInference, recurrentInferenceWeights, RecurrentLayer, type CellKind, type RecurrentBatchNorm, type RecurrentInfo,
+  CELLS, RecurrentInference, recurrentInferenceWeights, RecurrentLayer, type CellKind, type ElmanNonlinearity, type RecurrentBatchNorm,
+  type RecurrentInfo,
 } from '../../src/core/layers/recurrent.js';
 import { createRng, nextFloat } from '../../src/core/rng.js';
 import { expectClose, type Tolerance } from '../helpers/gradcheck.js';
@@ -14,13 +15,13 @@ import { f32, fixture, kernelSets, randn } from '../helpers/kernels.js';
 import { bnConfig } from '../helpers/recurrent.js';
 
 interface RecurrentCase {
-  cell: CellKind; batchNorm: RecurrentBatchNorm; N: number; T: number; F: number; H: number; eps: number; momentum: number;
+  cell: CellKind; nonlinearity?: ElmanNonlinearity; batchNorm: RecurrentBatchNorm; N: number; T: number; F: number; H: number; eps: number; momentum: number;
   params: Record<string, number[]>; x: number[]; y: number[]; dy: number[]; dx: number[];
   grads: Record<string, number[]>; running: Record<string, number[]>; infer: { x: number[]; y: number[] };
 }
 
 interface BidirectionalCase {
-  cell: CellKind; N: number; T: number; F: number; H: number; x: number[]; y: number[]; dy: number[]; dx: number[];
+  cell: CellKind; nonlinearity?: ElmanNonlinearity; N: number; T: number; F: number; H: number; x: number[]; y: number[]; dy: number[]; dx: number[];
   params: Record<string, number[]>; grads: Record<string, number[]>;
 }
 
@@ -36,9 +37,10 @@ function fixtureName(name: string): string {
 for (const [kname, k] of kernelSets) {
   describe(`recurrent layer against PyTorch: ${kname}`, () => {
     for (const c of cases) {
-      it(`${c.cell}, batchNorm ${c.batchNorm}: outputs, every gradient, running statistics, inference`, () => {
+      it(`${c.cell}${c.nonlinearity ? ` (${c.nonlinearity})` : ''}, batchNorm ${c.batchNorm}: outputs, every gradient, running statistics, inference`, () => {
         const info: RecurrentInfo = {
           index: 0, type: c.cell, steps: c.T, features: c.F, units: c.H, returnSequences: true, bidirectional: false, batchNorm: c.batchNorm,
+          ...(c.nonlinearity ? { nonlinearity: c.nonlinearity } : {}),
         };
         const layer = new RecurrentLayer(info, k, c.N, true, bnConfig(c.momentum, c.eps), { updates: 1 });
         const tensors = layer.namedTensors();
@@ -61,9 +63,10 @@ for (const [kname, k] of kernelSets) {
     }
 
     for (const c of bidirectional) {
-      it(`${c.cell}, bidirectional (nn.${c.cell.toUpperCase()} bidirectional=True): every step's outputs, every gradient`, () => {
+      it(`${c.cell}${c.nonlinearity ? ` (${c.nonlinearity})` : ''}, bidirectional (nn.${c.cell.toUpperCase()} bidirectional=True): every step's outputs, every gradient`, () => {
         const info: RecurrentInfo = {
           index: 0, type: c.cell, steps: c.T, features: c.F, units: c.H, returnSequences: true, bidirectional: true, batchNorm: 'none',
+          ...(c.nonlinearity ? { nonlinearity: c.nonlinearity } : {}),
         };
         const layer = new RecurrentLayer(info, k, c.N, true, bnConfig(0.9, 1e-3), { updates: 1 });
         expect(layer.params.map((p) => p.name).sort()).toEqual(Object.keys(c.params).sort());
@@ -80,11 +83,14 @@ for (const [kname, k] of kernelSets) {
 
 for (const [kname, k] of kernelSets) {
   describe(`recurrent inference form: ${kname}`, () => {
-    for (const cell of CELLS) {
+    const variants: [CellKind, ElmanNonlinearity | undefined][] = [...CELLS.map((c) => [c, undefined] as [CellKind, undefined]), ['rnn', 'relu']];
+    for (const [cell, nonlinearity] of variants) {
       for (const [batchNorm, bidirectional, returnSequences] of [['none', false, false], ['sequence', true, false], ['recurrent', false, true],
         ['recurrent', true, false]] as const) {
-        it(`${cell}, batchNorm ${batchNorm}${bidirectional ? ', bidirectional' : ''}: the training layer's inference output, the same bytes at any batch position and size`, () => {
-          const info: RecurrentInfo = { index: 0, type: cell, steps: 5, features: 3, units: 4, returnSequences, bidirectional, batchNorm };
+        it(`${cell}${nonlinearity ? ` (${nonlinearity})` : ''}, batchNorm ${batchNorm}${bidirectional ? ', bidirectional' : ''}: the training layer's inference output, the same bytes at any batch position and size`, () => {
+          const info: RecurrentInfo = {
+            index: 0, type: cell, steps: 5, features: 3, units: 4, returnSequences, bidirectional, batchNorm, ...(nonlinearity ? { nonlinearity } : {}),
+          };
           const rng = createRng(800 + CELLS.indexOf(cell));
           const batch = 16;
           const layer = new RecurrentLayer(info, k, batch, false, bnConfig(0.5, 1e-3), { updates: 1 });

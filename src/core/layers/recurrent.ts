@@ -7,7 +7,8 @@
  *              and for the LSTM h_t = o ⊙ tanh(BN_t(c_t; γ_c, β_c)); statistics per time step t,
  *              γ initialized to 0.1. The GRU's hidden term is normalized before r multiplies its
  *              n block (n = tanh(x_n + r ⊙ (BN_t(W_hn·h) + b_hn))), and an Elman cell takes the
- *              same two normalized terms; neither has a cell state.
+ *              same two normalized terms; neither has a cell state. The Elman cell's h_t = f(pre)
+ *              takes f = tanh or relu (`nonlinearity`, as nn.RNN).
  * Internally time-major: step t's N rows are one contiguous block, so the input projection of
  * all steps is one gemm, a per-step batch norm is the BN kernel on one block, and the weight
  * gradients are one gemm each over all T·N rows. Each direction keeps per-step gates, cell and
@@ -40,6 +41,15 @@ export interface RecurrentInfo {
   returnSequences: boolean;
   bidirectional: boolean;
   batchNorm: RecurrentBatchNorm;
+  /** The Elman cell's activation (type rnn only); absent: tanh, as in models saved before the field. */
+  nonlinearity?: ElmanNonlinearity;
+}
+
+export type ElmanNonlinearity = 'tanh' | 'relu';
+
+/** The activation code of an Elman cell's h_t = f(x_t + h_t-1 terms). */
+function elmanActivation(l: RecurrentInfo): number {
+  return activationCode(l.nonlinearity ?? 'tanh');
 }
 
 export function recurrentOutputSize(l: RecurrentInfo): number {
@@ -50,7 +60,6 @@ export function recurrentOutputSize(l: RecurrentInfo): number {
 /** A tensor of a recurrent layer: a parameter (with its initial fill) or running statistics. */
 export interface RecurrentTensor { name: string; shape: number[]; param: boolean; fill: number }
 
-const TANH = activationCode('tanh');
 /** Cooijmans et al.: γ = 0.1 keeps the normalized pre-activations in the linear range of the gates. */
 export const RECURRENT_GAMMA_INIT = 0.1;
 
@@ -286,7 +295,7 @@ class Direction {
       } else if (type === 'gru') {
         k.gruCellForward(xg, hg, hPrev, block(this.gates, s, G), h, n, H);
       } else {
-        k.rnnCellForward(xg, hg, h, n, H, TANH);
+        k.rnnCellForward(xg, hg, h, n, H, elmanActivation(this.info));
       }
     }
   }
@@ -322,7 +331,7 @@ class Direction {
       } else if (type === 'gru') {
         k.gruCellBackward(block(this.gates, s, G), block(this.hg, s, G), block(this.h, s, H), dh, dhRec, dxg, dhw, dhRec, n, H);
       } else {
-        k.rnnCellBackward(block(this.h, s + 1, H), dh, dhRec, dxg, n, H, TANH);
+        k.rnnCellBackward(block(this.h, s + 1, H), dh, dhRec, dxg, n, H, elmanActivation(this.info));
       }
       // dxg is now the gradient at the input term; the hidden term's is dhw (the same for LSTM and Elman).
       if (bn === 'recurrent') {
@@ -679,7 +688,7 @@ export class RecurrentInference {
         } else if (type === 'gru') {
           k.gruCellForward(xg, hg, hPrev, gates, h, n, H);
         } else {
-          k.rnnCellForward(xg, hg, h, n, H, TANH);
+          k.rnnCellForward(xg, hg, h, n, H, elmanActivation(this.info));
         }
         if (returnSequences) {
           for (let r = 0; r < n; r++) y.set(h.subarray(r * H, (r + 1) * H), (r * T + t) * width + d * H);
@@ -698,6 +707,9 @@ export const RecurrentLayerSpec = Type.Object({
   bidirectional: Type.Optional(Type.Boolean({ description: 'Default false; true: a reverse-direction copy, outputs concatenated (2·units)' })),
   batchNorm: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('sequence'), Type.Literal('recurrent')], {
     description: "Default 'none'; 'sequence': BN of W_ih·x over all N·T values (Deep Speech 2); 'recurrent': per-step BN of both terms and of c (Cooijmans et al.)",
+  })),
+  nonlinearity: Type.Optional(Type.Union([Type.Literal('tanh'), Type.Literal('relu')], {
+    description: "Type rnn (Elman) only, default 'tanh': h_t = f(W_ih·x_t + b_ih + W_hh·h_t-1 + b_hh), PyTorch's nn.RNN nonlinearity",
   })),
 }, { additionalProperties: false });
 
@@ -725,7 +737,7 @@ class RecurrentOp implements InferenceOp {
       }
     });
     return {
-      kind: this.kind, cell: l.type, gates: { lstm: 'i,f,g,o', gru: 'r,z,n', rnn: 'tanh' }[l.type], steps: l.steps, features: l.features,
+      kind: this.kind, cell: l.type, gates: { lstm: 'i,f,g,o', gru: 'r,z,n', rnn: l.nonlinearity ?? 'tanh' }[l.type], steps: l.steps, features: l.features,
       units: l.units, returnSequences: l.returnSequences, bidirectional: l.bidirectional,
       // A sequence-wise BN is folded into weight_ih / bias_ih; a recurrent one stays: per-step statistics of each term.
       batchNorm: l.batchNorm === 'recurrent' ? 'recurrent' : 'none',
@@ -765,6 +777,7 @@ class RecurrentOp implements InferenceOp {
     const X = g.node('Transpose', [seq], [{ name: 'perm', ints: [1, 0, 2] }]); // [T, N, F]
     const attributes: OnnxAttribute[] = [{ name: 'hidden_size', int: H }, { name: 'direction', string: D === 2 ? 'bidirectional' : 'forward' }];
     if (l.type === 'gru') attributes.push({ name: 'linear_before_reset', int: 1 });
+    if (l.type === 'rnn' && l.nonlinearity === 'relu') attributes.push({ name: 'activations', strings: Array<string>(D).fill('Relu') });
     const [Y, Yh] = g.nodeOutputs({ lstm: 'LSTM', gru: 'GRU', rnn: 'RNN' }[l.type], [X, g.constant(`op${i}.W`, [D, G, F], W),
       g.constant(`op${i}.R`, [D, G, H], R), g.constant(`op${i}.B`, [D, 2 * G], B)], attributes, 2);
     if (l.returnSequences) {
@@ -812,6 +825,7 @@ export const recurrent: LayerModule<Static<typeof RecurrentLayerSpec>, Recurrent
     const info: RecurrentInfo = {
       index, type: d.type, steps, features, units: d.units, returnSequences: d.returnSequences ?? false,
       bidirectional: d.bidirectional ?? false, batchNorm: d.batchNorm ?? 'none',
+      ...(d.type === 'rnn' ? { nonlinearity: d.nonlinearity ?? 'tanh' } : {}),
     };
     const width = (info.bidirectional ? 2 : 1) * d.units;
     return { info, shape: info.returnSequences ? [steps, width] : [width] };

@@ -151,7 +151,7 @@ export interface BatchNormStats {
 
 /** An ONNX node attribute (the exporter converts these to AttributeProto). */
 export type OnnxAttribute = { name: string; int: number } | { name: string; ints: number[] } | { name: string; float: number }
-  | { name: string; string: string };
+  | { name: string; string: string } | { name: string; strings: string[] };
 
 /** The graph an op exports into (src/core/onnx.ts). */
 export interface OnnxGraph {

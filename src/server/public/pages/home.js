@@ -118,6 +118,7 @@ async function newJobForm(box) {
     field('conv filters (cnn)', input('conv', '32, 64')),
     field('dense units (cnn)', input('dense', '128')),
     field('cell (rnn)', select('cell', CELLS, 'lstm')),
+    field('nonlinearity (rnn cell rnn)', select('nonlinearity', ['tanh', 'relu'], 'tanh')),
     field('bidirectional (rnn)', input('bidirectional', 'true', { type: 'checkbox' })),
     field('sequence steps (rnn: each row as steps × features/steps)', input('steps', '28', { type: 'number', min: 1, step: 1 })),
     field('activation', select('activation', ACTIVATIONS, 'relu')),
@@ -142,7 +143,10 @@ async function newJobForm(box) {
     if (!synthetic && v.limit) dataset.limit = Number(v.limit);
     let model;
     if (v.architecture === 'cnn') model = { architecture: 'cnn', conv: ints(v.conv), dense: ints(v.dense), activation: v.activation };
-    else if (v.architecture === 'rnn') model = { architecture: 'rnn', cell: v.cell, hidden: ints(v.hidden), bidirectional: v.bidirectional === 'true' };
+    else if (v.architecture === 'rnn') {
+      model = { architecture: 'rnn', cell: v.cell, hidden: ints(v.hidden), bidirectional: v.bidirectional === 'true' };
+      if (v.nonlinearity) model.nonlinearity = v.nonlinearity;
+    }
     else model = { architecture: 'mlp', hidden: ints(v.hidden), activation: v.activation };
     Object.assign(model, { batchNorm: v.batchNorm, dropout: Number(v.dropout) });
     if (v.architecture === 'rnn' && v.steps) dataset.sequence = { steps: Number(v.steps) };
@@ -177,6 +181,7 @@ async function newJobForm(box) {
     form.elements.conv.disabled = arch !== 'cnn';
     form.elements.dense.disabled = arch !== 'cnn';
     for (const name of ['cell', 'bidirectional', 'steps']) form.elements[name].disabled = arch !== 'rnn';
+    form.elements.nonlinearity.disabled = arch !== 'rnn' || form.elements.cell.value !== 'rnn';
     // Recurrent cells have their own nonlinearities.
     form.elements.activation.disabled = arch === 'rnn';
     form.elements.momentum.disabled = v.optimizer !== 'sgd';
