@@ -24,22 +24,18 @@
 // times this path. A 1x1 kernel at stride 1 without padding needs no im2col:
 // col is x[n].
 #include "conv.h"
+#include "lanes.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
-// The pooling helpers below pass 32-byte vectors only between inlined
-// functions, so the baseline clone's ABI note does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace normlab {
 
-namespace {
-
-void sgemm(const GemmChoice& g, bool transA, bool transB, int M, int N, int K,
-           float alpha, const float* A, const float* B, float beta, float* C) {
+void conv_sgemm(const GemmChoice& g, bool transA, bool transB, int M, int N, int K,
+                float alpha, const float* A, const float* B, float beta, float* C) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // no products: C = beta * C, and beta = 0 must not read C
     for (size_t i = 0; i < (size_t)M * N; i++) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
@@ -53,6 +49,8 @@ void sgemm(const GemmChoice& g, bool transA, bool transB, int M, int N, int K,
 #endif
   sgemm_builtin(*g.builtin, transA, transB, M, N, K, alpha, A, B, beta, C);
 }
+
+namespace {
 
 // The output columns ow whose input column iw = ow*stride - pad + k lies in
 // [0, W): ow in [lo, hi).
@@ -208,7 +206,7 @@ void conv2d_forward(const GemmChoice& gemm, const ConvShape& s, const float* x, 
     const float* xn = x + (size_t)n * s.C * s.H * s.W;
     float* yn = y + (size_t)n * s.F * P;
     if (!pointwise) im2col(s, xn, col, n > 0);  // the gemm only reads col
-    sgemm(gemm, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
+    conv_sgemm(gemm, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
     if (bias) {
       for (int f = 0; f < s.F; f++) {
         float* yf = yn + (size_t)f * P;
@@ -231,7 +229,7 @@ NORMLAB_CLONES void conv2d_infer(GemmWorkspace& ws, const ConvShape& s, const fl
     const float* xn = x + (size_t)n * s.C * s.H * s.W;
     float* yn = y + (size_t)n * s.F * P;
     if (!pointwise) im2col(s, xn, col, n > 0);  // the gemm only reads col
-    sgemm(GemmChoice{&ws}, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
+    conv_sgemm(GemmChoice{&ws}, false, false, s.F, P, K, 1.0f, weight, pointwise ? xn : col, 0.0f, yn);
     if (bias) {
       for (int f = 0; f < s.F; f++) {
         float* yf = yn + (size_t)f * P;
@@ -270,7 +268,7 @@ NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, 
     const float* dyn = dy + (size_t)n * s.F * P;
     if (!pointwise) im2col(s, xn, col, n > 0);
     // dweight[F, K] (+)= dy[n][F, P] · col[K, P]ᵀ; the first sample overwrites.
-    sgemm(gemm, false, true, s.F, K, P, 1.0f, dyn, pointwise ? xn : col, n == 0 ? 0.0f : 1.0f, dweight);
+    conv_sgemm(gemm, false, true, s.F, K, P, 1.0f, dyn, pointwise ? xn : col, n == 0 ? 0.0f : 1.0f, dweight);
   }
   if (!dx) return;
   for (int n = 0; n < s.N; n++) {
@@ -278,9 +276,9 @@ NORMLAB_CLONES void conv2d_backward(const GemmChoice& gemm, const ConvShape& s, 
     float* dxn = dx + (size_t)n * s.C * s.H * s.W;
     // dcol[K, P] = weight[F, K]ᵀ · dy[n][F, P], then folded back onto dx[n].
     if (pointwise) {
-      sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, dxn);
+      conv_sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, dxn);
     } else {
-      sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, col);
+      conv_sgemm(gemm, true, false, K, P, s.F, 1.0f, weight, dyn, 0.0f, col);
       col2im(s, col, dxn);
     }
   }
@@ -302,32 +300,9 @@ namespace {
 // by lane, so every lane computes what the scalar loop does. A row of OW >= L
 // windows ends with a block overlapping the one before it, which writes the
 // same values again.
-template <int L> struct Lanes;
-template <> struct Lanes<8> {
-  typedef float F __attribute__((vector_size(32)));
-  typedef int32_t I __attribute__((vector_size(32)));
-  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6, 8, 10, 12, 14); }
-  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7, 9, 11, 13, 15); }
-  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
-  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
-  static constexpr I steps = {0, 2, 4, 6, 8, 10, 12, 14};
-};
-template <> struct Lanes<4> {
-  typedef float F __attribute__((vector_size(16)));
-  typedef int32_t I __attribute__((vector_size(16)));
-  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6); }
-  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7); }
-  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 4, 1, 5); }
-  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 2, 6, 3, 7); }
-  static constexpr I steps = {0, 2, 4, 6};
-};
-
-template <typename V> V load(const void* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename V> void store(void* p, V v) { std::memcpy(p, &v, sizeof v); }
+using lanes::Lanes;
+using lanes::load;
+using lanes::store;
 
 // Windows ow in [ow0, ow0 + L) of one output row, from input rows r0 = 2*oh
 // and r1 = r0 + 1; base = (2*oh)*W is r0's index in the plane.

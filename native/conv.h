@@ -32,6 +32,11 @@ struct GemmChoice {
   GemmWorkspace* builtin;
 };
 
+// The sgemm of the conv kernels: C = alpha * op(A) * op(B) + beta * C on the
+// chosen gemm (row-major, contiguous), beta = 0 not reading C even when K = 0.
+void conv_sgemm(const GemmChoice& g, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                const float* B, float beta, float* C);
+
 // Whether conv2d_forward, conv2d_backward and conv2d_infer take the Winograd path
 // (winograd.cc): a 3x3 kernel at stride 1 with at least 8 channels in and
 // out. It then needs conv2d_winograd_floats(s) floats of `winograd` scratch

@@ -18,10 +18,7 @@
 #include <cstring>
 
 #include "conv.h"
-
-// The vector helpers below pass 32-byte vectors only between inlined
-// functions, so the baseline clone's ABI note does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "lanes.h"
 
 namespace normlab {
 
@@ -33,7 +30,7 @@ constexpr int kPoints = 16;  // the 4x4 transform's points ξ = 4*i + j
 // scratch parts start (floats from the start of the scratch).
 struct Plan {
   int TH, TW, T;  // tiles per plane: ceil(OH/2) x ceil(OW/2)
-  int HP, WP;     // the zero-padded plane a patch reads: 2*TH + 2 rows, 2*TW + 2 columns
+  int HP, K1;     // the zero-padded plane a patch reads: 2*TH + 2 rows, 2*K1 columns (K1 = TW + 1 each of E and O)
   int chunk;      // samples per chunk
   size_t Tc;      // tiles per chunk: chunk * T
   size_t ust;     // floats between the 16 planes of U and of dU
@@ -61,7 +58,7 @@ Plan plan_for(const ConvShape& s, bool backward) {
   p.TW = (s.OW + 1) / 2;
   p.T = p.TH * p.TW;
   p.HP = 2 * p.TH + 2;
-  p.WP = 2 * p.TW + 2;
+  p.K1 = p.TW + 1;
   const size_t per_sample = (size_t)kPoints * p.T * (s.C + s.F) * sizeof(float);
   p.chunk = (int)std::clamp<size_t>(kChunkBytes / per_sample, 1, std::max(1, s.N));
   p.Tc = (size_t)p.chunk * p.T;
@@ -71,19 +68,8 @@ Plan plan_for(const ConvShape& s, bool backward) {
   p.v = p.du + (backward ? kPoints * p.ust : 0);
   p.m = p.v + kPoints * plane_stride(s.C * p.Tc);
   p.plane = p.m + kPoints * plane_stride(s.F * p.Tc);
-  p.total = p.plane + (size_t)p.HP * p.WP;
+  p.total = p.plane + 2 * (size_t)p.HP * p.K1;
   return p;
-}
-
-void sgemm(const GemmChoice& g, bool transA, bool transB, int M, int N, int K, const float* A, const float* B,
-           float beta, float* C) {
-#ifdef NORMLAB_OPENBLAS
-  if (!g.builtin) {
-    sgemm_openblas(transA, transB, M, N, K, 1.0f, A, B, beta, C);
-    return;
-  }
-#endif
-  sgemm_builtin(*g.builtin, transA, transB, M, N, K, 1.0f, A, B, beta, C);
 }
 
 // U[ξ][f][c] = (G g Gᵀ)[ξ] for the kernel g = weight[f][c],
@@ -142,36 +128,17 @@ NORMLAB_CLONES void transform_weight_grad(const ConvShape& s, const float* dU, s
 // the same order as the scalar code for one tile, so every lane computes what
 // the scalar code does. A row of TW >= L tiles ends with a block overlapping
 // the one before it, which writes the same values again.
-template <int L> struct Vec;
-template <> struct Vec<8> {
-  typedef float F __attribute__((vector_size(32)));
-  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6, 8, 10, 12, 14); }
-  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7, 9, 11, 13, 15); }
-  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
-  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
-};
-template <> struct Vec<4> {
-  typedef float F __attribute__((vector_size(16)));
-  static F even(F p, F q) { return __builtin_shufflevector(p, q, 0, 2, 4, 6); }
-  static F odd(F p, F q) { return __builtin_shufflevector(p, q, 1, 3, 5, 7); }
-  static F lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 4, 1, 5); }
-  static F hi(F e, F o) { return __builtin_shufflevector(e, o, 2, 6, 3, 7); }
-};
+using lanes::Lanes;
+using lanes::load;
+using lanes::store;
 // L floats: one vector, or a plain float for the single-tile code.
-template <int L> struct Lanes {
-  typedef float F __attribute__((vector_size(4 * L)));
+template <int L> struct Tile {
+  typedef typename Lanes<L>::F F;
 };
-template <> struct Lanes<1> {
+template <> struct Tile<1> {
   typedef float F;
 };
-template <int L> using VecF = typename Lanes<L>::F;
-
-template <typename V> inline V load(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename V> inline void store(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+template <int L> using VecF = typename Tile<L>::F;
 
 // Runs block(tw0, L) over the tiles [0, n) in blocks of 8 or 4, the last one
 // overlapping the one before, or block(tw, 1) one tile at a time when n < 4.
@@ -190,7 +157,7 @@ template <typename Block> inline __attribute__((always_inline)) void over_tiles(
 // zeros before it and zeros after it (HP = 2*ceil(OH/2) + 2 >= OH + 2 =
 // H + 2*pad_h rows, likewise 2*K1 columns).
 void pad_plane(const ConvShape& s, const Plan& p, const float* src, float* E, float* O) {
-  const int K1 = p.TW + 1;
+  const int K1 = p.K1;
   std::memset(E, 0, sizeof(float) * p.HP * K1);
   std::memset(O, 0, sizeof(float) * p.HP * K1);
   for (int h = 0; h < s.H; h++) {
@@ -235,7 +202,7 @@ struct InputBlock {
 };
 
 NORMLAB_CLONES void transform_input(const Plan& p, const float* E, const float* O, float* V, size_t Vst) {
-  const int K1 = p.TW + 1;
+  const int K1 = p.K1;
   for (int th = 0; th < p.TH; th++) {
     const size_t row = (size_t)(2 * th) * K1;
     over_tiles(p.TW, InputBlock{E + row, O + row, V + (size_t)th * p.TW, Vst, K1});
@@ -273,7 +240,7 @@ struct OutputBlock {
       y0[2 * tw] = out[0][0][0], y0[2 * tw + 1] = out[0][1][0];
       y1[2 * tw] = out[1][0][0], y1[2 * tw + 1] = out[1][1][0];
     } else {
-      using T = Vec<L>;
+      using T = Lanes<L>;
       using F = typename T::F;
       float* rows[2] = {y0, y1};
       for (int a = 0; a < 2; a++) {
@@ -331,7 +298,7 @@ struct OutputGradBlock {
     if constexpr (L == 1) {
       output_grad_tile<1>(g0[2 * tw], g0[2 * tw + 1], g1[2 * tw], g1[2 * tw + 1], m, Mst, tw);
     } else {
-      using T = Vec<L>;
+      using T = Lanes<L>;
       using F = typename T::F;
       const F p0 = load<F>(g0 + 2 * tw), p1 = load<F>(g0 + 2 * tw + L);
       const F q0 = load<F>(g1 + 2 * tw), q1 = load<F>(g1 + 2 * tw + L);
@@ -390,7 +357,7 @@ template <int L> inline __attribute__((always_inline)) void input_grad_tile(cons
 }
 
 NORMLAB_CLONES void transform_input_grad(const Plan& p, const float* dV, size_t Vst, float* E, float* O) {
-  const int K1 = p.TW + 1;
+  const int K1 = p.K1;
   for (int th = 0; th < p.TH; th++) {
     const float* v = dV + (size_t)th * p.TW;
     float* e = E + (size_t)(2 * th) * K1;
@@ -404,7 +371,7 @@ NORMLAB_CLONES void transform_input_grad(const Plan& p, const float* dV, size_t 
 
 // dx [H, W] = the plane's part of E and O; the padding's gradients are dropped.
 void unpad_plane(const ConvShape& s, const Plan& p, const float* E, const float* O, float* dx) {
-  const int K1 = p.TW + 1;
+  const int K1 = p.K1;
   for (int h = 0; h < s.H; h++) {
     const float* e = E + (size_t)(h + s.pad_h) * K1;
     const float* o = O + (size_t)(h + s.pad_h) * K1;
@@ -440,7 +407,7 @@ void winograd_forward(const GemmChoice& gemm, const ConvShape& s, const Plan& p,
   float* V = scratch + p.v;
   float* M = scratch + p.m;
   float* E = scratch + p.plane;
-  float* O = E + (size_t)p.HP * (p.TW + 1);
+  float* O = E + (size_t)p.HP * p.K1;
   const size_t plane_in = (size_t)s.H * s.W, plane_out = (size_t)s.OH * s.OW;
   for (int n0 = 0; n0 < s.N; n0 += p.chunk) {
     const int nc = std::min(p.chunk, s.N - n0);
@@ -453,7 +420,7 @@ void winograd_forward(const GemmChoice& gemm, const ConvShape& s, const Plan& p,
       }
     }
     for (int xi = 0; xi < kPoints; xi++) {
-      sgemm(gemm, false, false, s.F, (int)Tc, s.C, U + xi * Ust, V + xi * Vst, 0.0f, M + xi * Mst);
+      conv_sgemm(gemm, false, false, s.F, (int)Tc, s.C, 1.0f, U + xi * Ust, V + xi * Vst, 0.0f, M + xi * Mst);
     }
     for (int i = 0; i < nc; i++) {
       float* yn = y + (size_t)(n0 + i) * s.F * plane_out;
@@ -499,7 +466,7 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
   float* V = scratch + p.v;
   float* dM = scratch + p.m;
   float* E = scratch + p.plane;
-  float* O = E + (size_t)p.HP * (p.TW + 1);
+  float* O = E + (size_t)p.HP * p.K1;
   const size_t plane_in = (size_t)s.H * s.W, plane_out = (size_t)s.OH * s.OW;
   if (dx) transform_weight(s, weight, U, p.ust);
   for (int n0 = 0; n0 < s.N; n0 += p.chunk) {
@@ -517,16 +484,17 @@ void conv2d_winograd_backward(const GemmChoice& gemm, const ConvShape& s, const 
     }
     // dU[ξ] (+)= dM[ξ] · V[ξ]ᵀ; the first chunk overwrites.
     for (int xi = 0; xi < kPoints; xi++) {
-      sgemm(gemm, false, true, s.F, s.C, (int)Tc, dM + xi * Mst, V + xi * Vst, n0 == 0 ? 0.0f : 1.0f, dU + xi * p.ust);
+      conv_sgemm(gemm, false, true, s.F, s.C, (int)Tc, 1.0f, dM + xi * Mst, V + xi * Vst, n0 == 0 ? 0.0f : 1.0f,
+                 dU + xi * p.ust);
     }
     if (!dx) continue;
     // dV[ξ] = U[ξ]ᵀ · dM[ξ], into V's place (V is done with).
     for (int xi = 0; xi < kPoints; xi++) {
-      sgemm(gemm, true, false, s.C, (int)Tc, s.F, U + xi * p.ust, dM + xi * Mst, 0.0f, V + xi * Vst);
+      conv_sgemm(gemm, true, false, s.C, (int)Tc, s.F, 1.0f, U + xi * p.ust, dM + xi * Mst, 0.0f, V + xi * Vst);
     }
     for (int i = 0; i < nc; i++) {
       for (int c = 0; c < s.C; c++) {
-        std::memset(E, 0, sizeof(float) * p.HP * p.WP);  // E and O
+        std::memset(E, 0, sizeof(float) * 2 * p.HP * p.K1);  // E and O, one after the other
         transform_input_grad(p, V + c * Tc + (size_t)i * p.T, Vst, E, O);
         unpad_plane(s, p, E, O, dx + ((size_t)(n0 + i) * s.C + c) * plane_in);
       }
