@@ -319,58 +319,41 @@ for (const [name, k] of implementations) {
   describe.skipIf(k === null)(`conv and pooling gradient checks: ${name}`, () => {
     const K = k!;
 
-    it('conv2d backward: dx, dweight, dbias (stride 2, padding 1, non-square kernel)', () => {
-      const rng = createRng(500);
-      const g = new Conv(2, 2, 5, 4, 3, 3, 2, 2, 1, 1, 1);
-      const x = randn(rng, g.inSize);
-      const weight = randn(rng, g.weightSize, 0.5);
-      const bias = randn(rng, g.F);
-      const w = randn(rng, g.outSize);
-      const y = new Float32Array(g.outSize);
-      const forward = () => {
-        g.forward(K, x, weight, bias, y);
-        return dot(w, y);
-      };
-      const dx = new Float32Array(g.inSize);
-      const dweight = new Float32Array(g.weightSize);
-      const dbias = new Float32Array(g.F);
-      g.backward(K, x, weight, w, dx, dweight, dbias);
-      const numericDx = numericGrad(forward, x);
-      expectClose(dx, numericDx, GRAD, 'dx');
-      expectClose(dweight, numericGrad(forward, weight), GRAD, 'dweight');
-      expectClose(dbias, numericGrad(forward, bias), GRAD, 'dbias');
+    for (const [label, g, seed, scale] of [
+      ['stride 2, padding 1, non-square kernel', new Conv(2, 2, 5, 4, 3, 3, 2, 2, 1, 1, 1), 500, 0.5],
+      ['3x3 at stride 1 with 8 channels: the native Winograd path', new Conv(2, 8, 5, 7, 8, 3, 3, 1, 1, 1, 1), 501, 0.3],
+    ] as const) {
+      it(`conv2d backward: dx, dweight, dbias (${label})`, () => {
+        const rng = createRng(seed);
+        const x = randn(rng, g.inSize);
+        const weight = randn(rng, g.weightSize, scale);
+        const bias = randn(rng, g.F);
+        const w = randn(rng, g.outSize);
+        const y = new Float32Array(g.outSize);
+        const forward = () => {
+          g.forward(K, x, weight, bias, y);
+          return dot(w, y);
+        };
+        const dx = new Float32Array(g.inSize);
+        const dweight = new Float32Array(g.weightSize);
+        const dbias = new Float32Array(g.F);
+        g.backward(K, x, weight, w, dx, dweight, dbias);
+        const numericDx = numericGrad(forward, x);
+        expectClose(dx, numericDx, GRAD, 'dx');
+        expectClose(dweight, numericGrad(forward, weight), GRAD, 'dweight');
+        expectClose(dbias, numericGrad(forward, bias), GRAD, 'dbias');
 
-      // The check has teeth: the gradient of a convolution with the kernel
-      // flipped (convolution instead of cross-correlation) must fail it.
-      const flipped = weight.slice();
-      for (let fc = 0; fc < g.F * g.C; fc++) {
-        for (let i = 0; i < g.KH * g.KW; i++) flipped[fc * g.KH * g.KW + i] = weight[fc * g.KH * g.KW + g.KH * g.KW - 1 - i]!;
-      }
-      const wrong = new Float32Array(g.inSize);
-      g.backward(K, x, flipped, w, wrong, new Float32Array(g.weightSize), null);
-      expect(() => expectClose(wrong, numericDx, GRAD, 'wrong dx')).toThrow(/outside/);
-    });
-
-    it('conv2d backward, 3x3 at stride 1 with 8 channels (the Winograd path): dx, dweight, dbias', () => {
-      const rng = createRng(501);
-      const g = new Conv(2, 8, 5, 7, 8, 3, 3, 1, 1, 1, 1);
-      const x = randn(rng, g.inSize);
-      const weight = randn(rng, g.weightSize, 0.3);
-      const bias = randn(rng, g.F);
-      const w = randn(rng, g.outSize);
-      const y = new Float32Array(g.outSize);
-      const forward = () => {
-        g.forward(K, x, weight, bias, y);
-        return dot(w, y);
-      };
-      const dx = new Float32Array(g.inSize);
-      const dweight = new Float32Array(g.weightSize);
-      const dbias = new Float32Array(g.F);
-      g.backward(K, x, weight, w, dx, dweight, dbias);
-      expectClose(dx, numericGrad(forward, x), GRAD, 'dx');
-      expectClose(dweight, numericGrad(forward, weight), GRAD, 'dweight');
-      expectClose(dbias, numericGrad(forward, bias), GRAD, 'dbias');
-    });
+        // The check has teeth: the gradient of a convolution with the kernel
+        // flipped (convolution instead of cross-correlation) must fail it.
+        const flipped = weight.slice();
+        for (let fc = 0; fc < g.F * g.C; fc++) {
+          for (let i = 0; i < g.KH * g.KW; i++) flipped[fc * g.KH * g.KW + i] = weight[fc * g.KH * g.KW + g.KH * g.KW - 1 - i]!;
+        }
+        const wrong = new Float32Array(g.inSize);
+        g.backward(K, x, flipped, w, wrong, new Float32Array(g.weightSize), null);
+        expect(() => expectClose(wrong, numericDx, GRAD, 'wrong dx')).toThrow(/outside/);
+      });
+    }
 
     it('max pooling backward (overlapping windows)', () => {
       const rng = createRng(501);
