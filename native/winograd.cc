@@ -388,7 +388,8 @@ void unpad_plane(const ConvShape& s, const Plan& p, const float* E, const float*
 bool conv2d_winograd(const ConvShape& s) {
   // Few channels leave the 16 gemms too thin to beat im2col's one: with the
   // 1 input channel of the Fashion-MNIST first layer, forward + backward at
-  // batch 128 took 6.6-8.6 ms against im2col's 2.9-3.4.
+  // batch 128 took 6.6-8.6 ms against im2col's 2.9-3.4 (bench/conv.mjs,
+  // conv1, with this threshold lowered to 1).
   return s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.C >= 8 && s.F >= 8;
 }
 

@@ -19,9 +19,9 @@ const FIXTURE: Tolerance = { rtol: 1e-5, atol: 1e-6 };
 /**
  * The native Winograd path (3x3 at stride 1, >= 8 channels in and out; native/winograd.cc) sums
  * transformed values up to 16x the size of the products, so its rounding error scales with the
- * terms, not with each result: atol relative to the array's largest value. Measured worst at
- * [32, 32, 14, 14] → 64: 2.8e-7 (y), 2.8e-7 (dx), 6.6e-7 (dweight) of it; im2col gave 8.2e-7,
- * 2.0e-7, 3.4e-7.
+ * terms, not with each result: atol relative to the array's largest value. bench/conv-error.mjs
+ * at [32, 32, 14, 14] → 64: 2.3e-7 (y), 3.9e-7 (dx), 5.3e-7 (dweight) of it; im2col gave 6.6e-7,
+ * 2.1e-7, 3.0e-7.
  */
 const winogradTol = (expected: ArrayLike<number>): Tolerance => {
   let max = 0;
