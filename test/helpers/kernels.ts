@@ -12,6 +12,14 @@ export const native = loadNativeKernels();
 export const kernelSets: Array<[string, Kernels]> = [['portable', portableKernels]];
 if (native) kernelSets.push(['native', native]);
 
+/**
+ * Whether the native kernels compute this conv2d as Winograd F(2x2, 3x3) (native/winograd.cc
+ * conv2d_winograd): a 3x3 kernel at stride 1 with at least 8 channels in and out.
+ */
+export function takesWinograd(c: { KH: number; KW: number; C: number; F: number }, strideH: number, strideW: number): boolean {
+  return c.KH === 3 && c.KW === 3 && strideH === 1 && strideW === 1 && c.C >= 8 && c.F >= 8;
+}
+
 /** A JSON file of test/fixtures (made by make_fixtures.py). */
 export function fixture<T>(name: string): T {
   return JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8')) as T;

@@ -12,7 +12,7 @@ import { createRng, nextFloat } from '../../src/core/rng.js';
 import { resolveSpec } from '../../src/core/spec.js';
 import { activationCode, convOutputSize, NO_ACTIVATION, packedDenseSize, type Kernels } from '../../src/core/kernels/types.js';
 import { expectClose } from '../helpers/gradcheck.js';
-import { kernelSets, randn } from '../helpers/kernels.js';
+import { kernelSets, randn, takesWinograd } from '../helpers/kernels.js';
 
 /** A model with random weights and batch-norm statistics moved off their start, as an artifact. */
 function artifactOf(k: Kernels, model: Record<string, unknown>, inputShape: number[], classes: number): Artifact {
@@ -122,7 +122,7 @@ describe.each(kernelSets)('inference batch invariance (%s kernels)', (name, k) =
   }, timeout);
 });
 
-describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
+describe.each(kernelSets)('inference kernels (%s kernels)', (name, k) => {
   const rng = createRng(5);
 
   it('packDense lays out panels of 16 outputs, zero-padded; denseInfer = x·Wᵀ + bias, then f', () => {
@@ -219,7 +219,7 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (_name, k) => {
     for (const [F, C, KH, KW, sh, sw] of [[8, 9, 3, 3, 1, 1], [8, 7, 3, 3, 1, 1], [9, 8, 3, 3, 2, 2], [8, 8, 3, 2, 1, 1]]) {
       const w = randn(rng, F * C * KH * KW);
       const packed = k.packConv(w, F, C, KH, KW, sh, sw);
-      if (_name !== 'native' || !(KH === 3 && KW === 3 && sh === 1 && sw === 1 && C >= 8 && F >= 8)) {
+      if (name !== 'native' || !takesWinograd({ KH, KW, C, F }, sh, sw)) {
         expect(Array.from(packed), `${F}x${C}x${KH}x${KW}/${sh}`).toEqual(Array.from(w));
         continue;
       }

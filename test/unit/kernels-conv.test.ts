@@ -5,7 +5,7 @@
  * finite differences of their own forward, native against portable at the
  * Fashion-MNIST conv layer shapes, and their argument checks.
  */
-import { f32, fixture, randn } from '../helpers/kernels.js';
+import { f32, fixture, randn, takesWinograd } from '../helpers/kernels.js';
 import { describe, expect, it } from 'vitest';
 import { loadNativeKernels } from '../../src/core/kernels/native.js';
 import { portableKernels } from '../../src/core/kernels/portable.js';
@@ -28,8 +28,6 @@ const winogradTol = (expected: ArrayLike<number>): Tolerance => {
   for (let i = 0; i < expected.length; i++) max = Math.max(max, Math.abs(expected[i]!));
   return { rtol: 1e-5, atol: 2e-6 * max };
 };
-const takesWinograd = (c: { KH: number; KW: number; C: number; F: number }, sh: number, sw: number) =>
-  c.KH === 3 && c.KW === 3 && sh === 1 && sw === 1 && c.C >= 8 && c.F >= 8;
 const GRAD: Tolerance = { rtol: 1e-2, atol: 1e-3 };
 
 const native = loadNativeKernels();
