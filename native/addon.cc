@@ -337,8 +337,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     normlab::ConvShape s{};
     s.F = a.Size(1, "F"); s.C = a.Size(2, "C"); s.KH = a.Size(3, "KH"); s.KW = a.Size(4, "KW");
     s.stride_h = a.Size(5, "strideH"); s.stride_w = a.Size(6, "strideW");
-    if (s.KH < 1 || s.KW < 1) a.RangeError("the kernel must be at least 1x1");
-    if (s.stride_h < 1 || s.stride_w < 1) a.RangeError("the strides must be at least 1");
+    CheckKernel(a, s);
     const size_t n = a.Product(s.F, a.Product(s.C, s.KH, s.KW));
     const float* weight = a.Array<float>(0, "weight", n);
     Napi::Float32Array packed = Napi::Float32Array::New(info.Env(), PackedConvFloats(a, s));
@@ -737,6 +736,12 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     return winograd_.data();
   }
 
+  // A RangeError for a kernel or stride below 1.
+  static void CheckKernel(const Args& a, const normlab::ConvShape& s) {
+    if (s.KH < 1 || s.KW < 1) a.RangeError("the kernel must be at least 1x1");
+    if (s.stride_h < 1 || s.stride_w < 1) a.RangeError("the strides must be at least 1");
+  }
+
   // The sizes N, C, H, W, F, KH, KW, strideH, strideW, padH, padW at i .. i+10.
   static normlab::ConvShape ConvShapeArgs(const Args& a, size_t i) {
     normlab::ConvShape s;
@@ -744,8 +749,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     s.F = a.Size(i + 4, "F"); s.KH = a.Size(i + 5, "KH"); s.KW = a.Size(i + 6, "KW");
     s.stride_h = a.Size(i + 7, "strideH"); s.stride_w = a.Size(i + 8, "strideW");
     s.pad_h = a.Size(i + 9, "padH"); s.pad_w = a.Size(i + 10, "padW");
-    if (s.KH < 1 || s.KW < 1) a.RangeError("the kernel must be at least 1x1");
-    if (s.stride_h < 1 || s.stride_w < 1) a.RangeError("the strides must be at least 1");
+    CheckKernel(a, s);
     const long oh = normlab::conv_out_size(s.H, s.KH, s.stride_h, s.pad_h);
     const long ow = normlab::conv_out_size(s.W, s.KW, s.stride_w, s.pad_w);
     if (oh < 1 || ow < 1) {
