@@ -1,10 +1,11 @@
-// GFLOPS of the two native sgemm paths (OpenBLAS and the built-in blocked
-// kernel) at every matrix multiply one training step of the MLP 784-256-256-10
-// makes, at batch 32, 128 and 512, single thread. One JSON line per shape
-// (median of --samples timed samples of ~--ms each, the two backends
-// interleaved sample by sample so machine noise hits both alike), then one
-// line per batch with the GEMM time of a whole step and of a 60,000-sample
-// epoch, and the ratio builtin/openblas.
+// GFLOPS of the native sgemm paths at every matrix multiply one training step
+// of the MLP 784-256-256-10 makes, at batch 32, 128 and 512, single thread:
+// the default `gemm` (on AVX-512 'direct+openblas': the direct kernel where it
+// applies, native/gemm_direct.cc), OpenBLAS alone and the built-in blocked
+// kernel. One JSON line per shape (median of --samples timed samples of ~--ms
+// each, the paths interleaved sample by sample so machine noise hits them
+// alike), then one line per batch with the GEMM time of a whole step and of a
+// 60,000-sample epoch; speedupOverOpenblas is OpenBLAS's time over each path's.
 //
 // Shapes (M×N×K, as the trainer calls gemm; see src/core/model.ts Dense):
 //   fwd   y = x·Wᵀ    gemm(false, true,  B,   out, in)
@@ -25,7 +26,8 @@ const samples = Number(values.samples);
 const sampleMs = Number(values.ms);
 const widths = [784, 256, 256, 10];
 
-const backends = ['openblas', 'builtin'].map((gemm) => loadNativeKernels({ gemm })).filter((k) => k !== null);
+const backends = [undefined, 'openblas', 'builtin'].map((gemm) => loadNativeKernels({ gemm })).filter((k) => k !== null)
+  .filter((k, i, all) => all.findIndex((o) => o.gemmBackend === k.gemmBackend) === i);
 if (backends.length === 0) throw new Error('the native kernels did not load (node scripts/build-native.mjs)');
 
 function filled(n, seed) {
@@ -79,6 +81,14 @@ function time(shape) {
   return perBackend.map(median);
 }
 
+/** OpenBLAS's seconds over each other path's, by path name. */
+function speedups(secs) {
+  const blas = backends.findIndex((k) => k.gemmBackend === 'openblas');
+  if (blas < 0) return undefined;
+  return Object.fromEntries(backends.map((k, b) => [k.gemmBackend, Math.round((secs[blas] / secs[b]) * 100) / 100])
+    .filter(([name]) => name !== 'openblas'));
+}
+
 const gflops = (flops, s) => Math.round((flops / s / 1e9) * 100) / 100;
 
 for (const B of values.batches.split(',').map(Number)) {
@@ -93,7 +103,7 @@ for (const B of values.batches.split(',').map(Number)) {
     backends.forEach((k, b) => {
       line[k.gemmBackend] = { us: Math.round(secs[b] * 1e7) / 10, gflops: gflops(flops, secs[b]) };
     });
-    if (backends.length === 2) line.ratioBuiltinOverOpenblas = Math.round((secs[0] / secs[1]) * 100) / 100;
+    line.speedupOverOpenblas = speedups(secs);
     console.log(JSON.stringify(line));
   }
   const summary = { bench: 'gemm-step', batch: B, stepGflop: Math.round(stepFlops / 1e6) / 1000 };
@@ -104,6 +114,6 @@ for (const B of values.batches.split(',').map(Number)) {
       gflops: gflops(stepFlops, totals[b]),
     };
   });
-  if (backends.length === 2) summary.ratioBuiltinOverOpenblas = Math.round((totals[0] / totals[1]) * 100) / 100;
+  summary.speedupOverOpenblas = speedups(totals);
   console.log(JSON.stringify(summary));
 }

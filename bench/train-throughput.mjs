@@ -1,7 +1,8 @@
 // Training throughput on Fashion-MNIST, MLP 784-256-256-10, SGD momentum 0.9,
 // single thread: samples/s per epoch (median of 3 epochs after a warm-up epoch)
 // for batchNorm none/before/after at batch 32/128/512. One JSON line per run.
-// --gemm builtin runs the native kernels on the built-in sgemm instead of OpenBLAS.
+// --gemm openblas or builtin runs every multiply on that gemm (by default the
+// direct AVX-512 kernel takes the small-batch ones where the CPU has it).
 // `gcs` counts the garbage collections during the measured epochs (training and
 // their test evaluations): the step loop allocates nothing, so it stays near 0.
 // Usage: node bench/train-throughput.mjs [--batches 32,128,512] [--modes none,before,after] [--epochs 3] [--gemm openblas|builtin]

@@ -131,6 +131,10 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
         InstanceMethod("gemm", &NormLabAddon::Gemm, napi_enumerable),
         InstanceMethod("gemmBuiltin", &NormLabAddon::GemmBuiltin, napi_enumerable),
+        InstanceMethod("gemmDirect", &NormLabAddon::GemmDirect, napi_enumerable),
+#ifdef NORMLAB_OPENBLAS
+        InstanceMethod("gemmOpenblas", &NormLabAddon::GemmOpenblas, napi_enumerable),
+#endif
         InstanceMethod("addBias", &NormLabAddon::AddBias, napi_enumerable),
         InstanceMethod("biasGrad", &NormLabAddon::BiasGrad, napi_enumerable),
         InstanceMethod("batchNormForwardTrain", &NormLabAddon::BatchNormForwardTrain, napi_enumerable),
@@ -346,11 +350,22 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     return packed;
   }
 
-  // gemm(transA, transB, M, N, K, alpha, A, B, beta, C)
-  void Gemm(const Napi::CallbackInfo& info) { RunGemm(info, "gemm", false); }
-  void GemmBuiltin(const Napi::CallbackInfo& info) { RunGemm(info, "gemmBuiltin", true); }
+  // gemm(transA, transB, M, N, K, alpha, A, B, beta, C): the direct kernel
+  // where it applies, else the build's backend. gemmBuiltin and gemmOpenblas
+  // run that one gemm for every shape; gemmDirect only the direct kernel, and
+  // returns whether it applied (C untouched when not).
+  enum class GemmPath { kAuto, kBuiltin, kOpenblas, kDirect };
+  void Gemm(const Napi::CallbackInfo& info) { RunGemm(info, "gemm", GemmPath::kAuto); }
+  void GemmBuiltin(const Napi::CallbackInfo& info) { RunGemm(info, "gemmBuiltin", GemmPath::kBuiltin); }
+#ifdef NORMLAB_OPENBLAS
+  void GemmOpenblas(const Napi::CallbackInfo& info) { RunGemm(info, "gemmOpenblas", GemmPath::kOpenblas); }
+#endif
+  Napi::Value GemmDirect(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), RunGemm(info, "gemmDirect", GemmPath::kDirect));
+  }
 
-  void RunGemm(const Napi::CallbackInfo& info, const char* fn, bool builtin) {
+  // False only when the direct kernel was asked for and does not apply.
+  bool RunGemm(const Napi::CallbackInfo& info, const char* fn, GemmPath path) {
     Args a(info, fn);
     const bool transA = a.Flag(0, "transA"), transB = a.Flag(1, "transB");
     const int M = a.Size(2, "M"), N = a.Size(3, "N"), K = a.Size(4, "K");
@@ -359,20 +374,24 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const float* B = a.Array<float>(7, "B", a.Product(K, N));
     const float beta = (float)a.Number(8, "beta");
     float* C = a.Array<float>(9, "C", a.Product(M, N));
-    if (M == 0 || N == 0) return;
+    if (M == 0 || N == 0) return path != GemmPath::kDirect;
     if (K == 0) {  // no products: C = beta * C, and beta = 0 must not read C
+      if (path == GemmPath::kDirect) return false;
       for (size_t i = 0; i < (size_t)M * N; i++) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
-      return;
+      return true;
+    }
+    if (path == GemmPath::kAuto || path == GemmPath::kDirect) {
+      if (normlab::sgemm_direct(gemm_workspace_, transA, transB, M, N, K, alpha, A, B, beta, C)) return true;
+      if (path == GemmPath::kDirect) return false;
     }
 #ifdef NORMLAB_OPENBLAS
-    if (!builtin) {
+    if (path != GemmPath::kBuiltin) {
       normlab::sgemm_openblas(transA, transB, M, N, K, alpha, A, B, beta, C);
-      return;
+      return true;
     }
-#else
-    (void)builtin;
 #endif
     normlab::sgemm_builtin(gemm_workspace_, transA, transB, M, N, K, alpha, A, B, beta, C);
+    return true;
   }
 
   // addBias(x, bias, N, C, S)

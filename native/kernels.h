@@ -30,12 +30,22 @@ namespace normlab {
 struct GemmWorkspace {
   std::vector<float> packA;
   std::vector<float> packB;
+  std::vector<float> direct;  // sgemm_direct's transposed panels of x
   Isa isa = Isa::kBaseline;
 };
 
 // C = alpha * op(A) * op(B) + beta * C, row-major, op(A) [M, K], op(B) [K, N].
 void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
                    float alpha, const float* A, const float* B, float beta, float* C);
+// The same product without packing the large operand (gemm_direct.cc), on
+// AVX-512 only and where it is faster than a BLAS: transB false with
+// 16 <= K <= kDirectMaxK and M * K <= kDirectMaxA (dW = dyᵀ·x, dx = dy·W), or
+// transA false, transB true with 16 <= M <= 64 (y = x·Wᵀ at small batches);
+// N >= 16 in both. False, with C untouched, when it does not apply.
+constexpr int kDirectMaxK = 1024;
+constexpr size_t kDirectMaxA = 131072;
+bool sgemm_direct(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
+                  float alpha, const float* A, const float* B, float beta, float* C);
 #ifdef NORMLAB_OPENBLAS
 void sgemm_openblas(bool transA, bool transB, int M, int N, int K,
                     float alpha, const float* A, const float* B, float beta, float* C);

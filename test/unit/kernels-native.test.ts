@@ -17,7 +17,7 @@ describe('native addon', () => {
   it.skipIf(process.env.NORMLAB_KERNELS === 'portable')('loads (build it with `node scripts/build-native.mjs`)', () => {
     expect(load.reason).toBeUndefined();
     expect(native?.name).toBe('native');
-    expect(['openblas', 'builtin']).toContain(native?.gemmBackend);
+    expect(['openblas', 'builtin', 'direct+openblas', 'direct+builtin']).toContain(native?.gemmBackend);
   });
 
   it.skipIf(native === null)('offers the built-in gemm whatever it was built with', () => {

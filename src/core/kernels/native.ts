@@ -16,8 +16,16 @@ type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend' | 'cpu' | 'denseChai
 export interface NativeAddon extends KernelFunctions {
   /** The gemm behind `gemm`: 'openblas' when OpenBLAS was found at build time. */
   readonly gemmBackend: 'openblas' | 'builtin';
-  /** The built-in blocked sgemm, available even when `gemm` is OpenBLAS. */
+  /** The built-in blocked sgemm for every shape, available even when `gemm` is OpenBLAS. */
   readonly gemmBuiltin: Kernels['gemm'];
+  /** OpenBLAS for every shape (only when the addon was built with it). */
+  readonly gemmOpenblas?: Kernels['gemm'];
+  /**
+   * The direct AVX-512 kernel that `gemm` takes first (native/gemm_direct.cc): true when it
+   * applied to this shape on this thread's CPU path, false (C untouched) when `gemm` would
+   * have gone to the backend.
+   */
+  gemmDirect(...args: Parameters<Kernels['gemm']>): boolean;
   /** conv2dForward / conv2dBackward on the built-in sgemm, available even when `gemm` is OpenBLAS. */
   readonly conv2dForwardBuiltin: Kernels['conv2dForward'];
   readonly conv2dBackwardBuiltin: Kernels['conv2dBackward'];
@@ -45,7 +53,11 @@ export const CPU_PATHS = ['baseline', 'avx2', 'avx512'] as const;
 export type CpuPath = (typeof CPU_PATHS)[number];
 
 export interface NativeOptions {
-  /** Force a gemm backend; 'openblas' fails to load when the addon was built without it. */
+  /**
+   * One gemm for every shape. By default `gemm` takes the direct AVX-512 kernel where it
+   * applies (the dense layers' multiplies at small batches) and the build's backend elsewhere;
+   * 'openblas' fails to load when the addon was built without it.
+   */
   gemm?: 'openblas' | 'builtin';
   /** Instruction set of this thread's addon instance; default NORMLAB_CPU, else 'auto'. */
   cpu?: 'auto' | CpuPath;
@@ -107,11 +119,13 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
   // Thrown rather than reported: a forced path this CPU lacks is a configuration error.
   const cpu = addon.setCpuPath(options.cpu ?? cpuSetting());
   const builtin = options.gemm === 'builtin';
+  const forced = builtin ? addon.gemmBuiltin : options.gemm === 'openblas' ? addon.gemmOpenblas! : null;
   const kernels: Kernels = {
     name: 'native',
     cpu,
-    gemmBackend: builtin ? 'builtin' : addon.gemmBackend,
-    gemm: builtin ? addon.gemmBuiltin : addon.gemm,
+    // The direct kernel exists on the AVX-512 path only (gemm_direct.cc).
+    gemmBackend: options.gemm ?? (cpu === 'avx512' ? `direct+${addon.gemmBackend}` : addon.gemmBackend),
+    gemm: forced ?? addon.gemm,
     addBias: addon.addBias,
     biasGrad: addon.biasGrad,
     batchNormForwardTrain: addon.batchNormForwardTrain,
