@@ -49,14 +49,14 @@ const rng = createRng(97);
 // Row and column counts around the tiles (6 or 12 rows, 16-column vectors, 64-column blocks).
 const shapes: Case[] = [];
 for (const [M, N, K] of [[1, 16, 16], [5, 17, 17], [6, 48, 32], [7, 65, 100], [13, 100, 33], [32, 256, 784],
-  [31, 63, 256], [33, 130, 64], [100, 256, 1024], [256, 784, 32], [10, 256, 32], [64, 31, 300]] as const) {
+  [31, 63, 256], [33, 130, 64], [100, 256, 1024], [128, 16, 1024], [256, 784, 32], [10, 256, 32], [64, 31, 300]] as const) {
   shapes.push([false, false, M, N, K], [true, false, M, N, K]);
 }
 for (const [M, N, K] of [[16, 16, 1], [16, 256, 784], [17, 33, 17], [32, 256, 256], [33, 100, 65], [48, 17, 1024],
   [64, 130, 255], [97, 40, 300], [512, 16, 1024]] as const) {
   shapes.push([false, true, M, N, K]);
 }
-// Outside the rule: each bound by one.
+// Outside the rule: each bound passed by one (the shapes above reach each bound).
 const outside: Case[] = [[false, false, 32, 256, 1025], [false, false, 32, 15, 256], [false, false, 32, 256, 15],
   [true, false, 129, 256, 1024], [false, true, 15, 256, 256], [false, true, 513, 16, 1024], [false, true, 32, 10, 256],
   [true, true, 32, 256, 256]];

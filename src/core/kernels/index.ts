@@ -15,7 +15,7 @@ export { ACTIVATIONS, activationCode } from './types.js';
 
 export interface KernelsInfo {
   kernels: 'native' | 'portable';
-  /** 'openblas', 'builtin' or 'portable'. */
+  /** 'openblas', 'builtin', 'direct+openblas', 'direct+builtin' (the direct dense kernel first, on AVX-512) or 'portable'. */
   gemm: string;
   /** Instruction set the native kernels run: 'avx512', 'avx2', 'baseline' (or 'portable'). */
   cpu: string;

@@ -25,7 +25,7 @@ export const NO_ACTIVATION = -1;
 export interface Kernels {
   /** 'native' for the addon, 'portable' for the TypeScript kernels. */
   readonly name: 'native' | 'portable';
-  /** Which matrix multiply is in use: 'openblas', 'builtin' or 'portable'. */
+  /** Which matrix multiply is in use: 'openblas', 'builtin', 'direct+openblas', 'direct+builtin' or 'portable'. */
   readonly gemmBackend: string;
   /**
    * Instruction set of the hand-written native kernels (built-in sgemm, inference):
