@@ -243,8 +243,10 @@ bool sgemm_direct(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int
     return true;
   }
   // x's panels, read again under every tile of weight rows, from L2 or L3
-  // (at 512 x 784, 1.6 MB, still 1.05x OpenBLAS).
-  if (transA || M < 16 || (size_t)M * K > kDirectMaxX) return false;
+  // (at 512 x 784, 1.6 MB, still 1.05x OpenBLAS). C is written 12 columns
+  // at a time down all its rows: past 512 KB of it (an LSTM's input
+  // projection, 3584 x 512 x 28, ran at 0.73x) OpenBLAS's tiles win.
+  if (transA || M < 16 || K < 16 || (size_t)M * K > kDirectMaxX || (size_t)M * N > kDirectMaxC) return false;
   if (M <= 16) avx512::form_t<1>(ws, M, N, K, A, B, C, alpha, beta);
   else avx512::form_t<2>(ws, M, N, K, A, B, C, alpha, beta);
   return true;

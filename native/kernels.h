@@ -40,11 +40,13 @@ void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, in
 // The same product without packing the large operand (gemm_direct.cc), on
 // AVX-512 only and where it is faster than a BLAS: transB false with
 // 16 <= K <= kDirectMaxK and M * K <= kDirectMaxA (dW = dyᵀ·x, dx = dy·W), or
-// transA false, transB true with M >= 16 and M * K <= kDirectMaxX (y = x·Wᵀ);
-// N >= 16 in both. False, with C untouched, when it does not apply.
+// transA false, transB true with M >= 16, K >= 16, M * K <= kDirectMaxX and
+// M * N <= kDirectMaxC (y = x·Wᵀ); N >= 16 in both. False, with C untouched,
+// when it does not apply.
 constexpr int kDirectMaxK = 1024;
 constexpr size_t kDirectMaxA = 131072;
 constexpr size_t kDirectMaxX = 524288;
+constexpr size_t kDirectMaxC = 131072;
 bool sgemm_direct(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
                   float alpha, const float* A, const float* B, float beta, float* C);
 #ifdef NORMLAB_OPENBLAS

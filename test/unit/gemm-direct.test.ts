@@ -23,7 +23,7 @@ type Case = [transA: boolean, transB: boolean, M: number, N: number, K: number];
 function takes([transA, transB, M, N, K]: Case): boolean {
   if (K > 1024 || N < 16) return false;
   if (!transB) return K >= 16 && M * K <= 131072;
-  return !transA && M >= 16 && M * K <= 524288;
+  return !transA && M >= 16 && K >= 16 && M * K <= 524288 && M * N <= 131072;
 }
 
 /** float64 sums, and each element's sum of |products| (the scale of its rounding error). */
@@ -52,13 +52,13 @@ for (const [M, N, K] of [[1, 16, 16], [5, 17, 17], [6, 48, 32], [7, 65, 100], [1
   [31, 63, 256], [33, 130, 64], [100, 256, 1024], [128, 16, 1024], [256, 784, 32], [10, 256, 32], [64, 31, 300]] as const) {
   shapes.push([false, false, M, N, K], [true, false, M, N, K]);
 }
-for (const [M, N, K] of [[16, 16, 1], [16, 256, 784], [17, 33, 17], [32, 256, 256], [33, 100, 65], [48, 17, 1024],
-  [64, 130, 255], [97, 40, 300], [512, 16, 1024]] as const) {
+for (const [M, N, K] of [[16, 16, 16], [16, 256, 784], [17, 33, 17], [32, 256, 256], [33, 100, 65], [48, 17, 1024],
+  [64, 130, 255], [97, 40, 300], [512, 16, 1024], [512, 256, 20]] as const) {
   shapes.push([false, true, M, N, K]);
 }
 // Outside the rule: each bound passed by one (the shapes above reach each bound).
 const outside: Case[] = [[false, false, 32, 256, 1025], [false, false, 32, 15, 256], [false, false, 32, 256, 15],
-  [true, false, 129, 256, 1024], [false, true, 15, 256, 256], [false, true, 513, 16, 1024], [false, true, 32, 10, 256],
+  [true, false, 129, 256, 1024], [false, true, 15, 256, 256], [false, true, 513, 16, 1024], [false, true, 64, 256, 15], [false, true, 513, 256, 20], [false, true, 32, 10, 256],
   [true, true, 32, 256, 256]];
 
 describe.skipIf(addon === null)('direct sgemm', () => {
