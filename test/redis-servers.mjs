@@ -51,15 +51,17 @@ async function portFree(port) {
 }
 
 /**
- * `count` free ports below 55535 whose cluster bus port (port + 10000) is
- * free too, picked at random so parallel test files do not collide.
+ * `count` free ports whose cluster bus port (port + 10000) is free too,
+ * picked at random so parallel test files do not collide. Both stay below
+ * 32768, where Linux's ephemeral range starts: a port found free there could
+ * be taken as some connection's source port before the server binds it.
  */
 /** @param {number} count @returns {Promise<number[]>} */
 export async function freePorts(count) {
   /** @type {number[]} */
   const ports = [];
   while (ports.length < count) {
-    const port = 20000 + Math.floor(Math.random() * 30000);
+    const port = 12000 + Math.floor(Math.random() * 10000);
     if (ports.includes(port)) continue;
     if (await portFree(port) && await portFree(port + 10000)) ports.push(port);
   }
@@ -274,10 +276,15 @@ export class SentinelServers extends Deployment {
         ].join('\n')));
       }
       for (const port of sentinels) {
+        let info = '';
         await until(async () => {
-          const info = String(await command(port, 'INFO', 'sentinel').catch(() => ''));
+          info = String(await command(port, 'INFO', 'sentinel').catch((err) => `(${err.message})`));
           return info.includes('status=ok') && info.includes('slaves=1') && info.includes('sentinels=3');
-        }, 20_000, `sentinel ${port} to see the primary, its replica and the other sentinels`);
+        }, 20_000, `sentinel ${port} to see the primary, its replica and the other sentinels`).catch((err) => {
+          // What it saw and its log's end, to tell a slow discovery from a sentinel that never started.
+          const log = group.servers.find((s) => s.port === port)?.output.slice(-600) ?? '';
+          throw new Error(`${err.message}; its last INFO sentinel: ${info.trim().split('\n').at(-1)}; its log ends: ${log}`);
+        });
       }
       return group;
     } catch (err) {
