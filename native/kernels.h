@@ -38,11 +38,11 @@ struct GemmWorkspace {
 void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K,
                    float alpha, const float* A, const float* B, float beta, float* C);
 // The same product without packing the large operand (gemm_direct.cc), on
-// AVX-512 only and where it is faster than a BLAS: transB false with
-// 16 <= K <= kDirectMaxK and M * K <= kDirectMaxA (dW = dyᵀ·x, dx = dy·W), or
-// transA false, transB true with M >= 16, K >= 16, M * K <= kDirectMaxX and
-// M * N <= kDirectMaxC (y = x·Wᵀ); N >= 16 in both. False, with C untouched,
-// when it does not apply.
+// AVX-512 only and where it measured faster than OpenBLAS: transB false with
+// M * K <= kDirectMaxA (dW = dyᵀ·x, dx = dy·W), or transA false, transB true
+// with M >= 16, M * K <= kDirectMaxX and M * N <= kDirectMaxC (y = x·Wᵀ);
+// 16 <= K <= kDirectMaxK and N >= 16 in both. False, with C untouched, when
+// it does not apply.
 constexpr int kDirectMaxK = 1024;
 constexpr size_t kDirectMaxA = 131072;
 constexpr size_t kDirectMaxX = 524288;

@@ -55,7 +55,7 @@ export type CpuPath = (typeof CPU_PATHS)[number];
 export interface NativeOptions {
   /**
    * One gemm for every shape. By default `gemm` takes the direct AVX-512 kernel where it
-   * applies (the dense layers' multiplies at small batches) and the build's backend elsewhere;
+   * applies (most dense and recurrent multiplies: native/kernels.h) and the build's backend elsewhere;
    * 'openblas' fails to load when the addon was built without it.
    */
   gemm?: 'openblas' | 'builtin';
