@@ -182,11 +182,13 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
   normlab::GemmWorkspace gemm_workspace_;
   std::vector<float> winograd_;  // conv2d's Winograd scratch
 
-  // setGemmThreads(n): OpenBLAS threads (process-wide); a no-op for the built-in gemm.
+  // setGemmThreads(n): OpenBLAS threads (process-wide; above 1 this instance's gemm leaves the
+  // direct kernel out); a no-op for the built-in gemm.
   void SetGemmThreads(const Napi::CallbackInfo& info) {
     const int n = Args(info, "setGemmThreads").Size(0, "n");
 #ifdef NORMLAB_OPENBLAS
     normlab::openblas_threads(n < 1 ? 1 : n);
+    gemm_workspace_.blas_threads = n < 1 ? 1 : n;
 #else
     (void)n;
 #endif

@@ -232,7 +232,7 @@ void form_t(GemmWorkspace& ws, int M, int N, int K, const float* X, const float*
 bool sgemm_direct(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
                   const float* B, float beta, float* C) {
 #if defined(__x86_64__)
-  if (ws.isa != Isa::kAvx512 || K > kDirectMaxK || N < 16) return false;
+  if (ws.isa != Isa::kAvx512 || ws.blas_threads > 1 || K > kDirectMaxK || N < 16) return false;
   if (!transB) {
     // B's 64-column block (K x 64) must sit in L2 across the row tiles, and
     // A, read once per block, in L2 too. Below 16 steps of t the stores

@@ -32,6 +32,9 @@ struct GemmWorkspace {
   std::vector<float> packB;
   std::vector<float> direct;  // sgemm_direct's transposed panels of x
   Isa isa = Isa::kBaseline;
+  // OpenBLAS's threads (setGemmThreads): above 1, sgemm_direct, which runs on
+  // one, leaves every multiply to OpenBLAS.
+  int blas_threads = 1;
 };
 
 // C = alpha * op(A) * op(B) + beta * C, row-major, op(A) [M, K], op(B) [K, N].
@@ -41,8 +44,8 @@ void sgemm_builtin(GemmWorkspace& ws, bool transA, bool transB, int M, int N, in
 // AVX-512 only and where it measured faster than OpenBLAS: transB false with
 // M * K <= kDirectMaxA (dW = dyᵀ·x, dx = dy·W), or transA false, transB true
 // with M >= 16, M * K <= kDirectMaxX and M * N <= kDirectMaxC (y = x·Wᵀ);
-// 16 <= K <= kDirectMaxK and N >= 16 in both. False, with C untouched, when
-// it does not apply.
+// 16 <= K <= kDirectMaxK and N >= 16 in both; and OpenBLAS on one thread.
+// False, with C untouched, when it does not apply.
 constexpr int kDirectMaxK = 1024;
 constexpr size_t kDirectMaxA = 131072;
 constexpr size_t kDirectMaxX = 524288;

@@ -62,7 +62,7 @@ const outside: Case[] = [[false, false, 32, 256, 1025], [false, false, 32, 15, 2
   [true, true, 32, 256, 256]];
 
 describe.skipIf(addon === null)('direct sgemm', () => {
-  afterAll(() => { addon!.setCpuPath('auto'); });
+  afterAll(() => { addon!.setCpuPath('auto'); addon!.setGemmThreads(1); });
 
   it('takes exactly the shapes of its rule, and none off the AVX-512 path', () => {
     for (const c of [...shapes, ...outside]) {
@@ -73,6 +73,13 @@ describe.skipIf(addon === null)('direct sgemm', () => {
       if (!applied) expect(C.every((v) => v === 7), `C untouched at ${c}`).toBe(true);
     }
     expect(shapes.every(takes) && !outside.some(takes)).toBe(true);
+    if (addon!.gemmBackend === 'openblas') {
+      // More OpenBLAS threads than the direct kernel's one: OpenBLAS takes every multiply.
+      addon!.setGemmThreads(2);
+      expect(addon!.gemmDirect(false, false, 32, 256, 256, 1, randn(rng, 32 * 256), randn(rng, 256 * 256), 0,
+        new Float32Array(32 * 256))).toBe(false);
+      addon!.setGemmThreads(1);
+    }
     if (addon!.cpuBest !== 'baseline') {
       addon!.setCpuPath('avx2');
       expect(addon!.gemmDirect(false, false, 32, 256, 256, 1, randn(rng, 32 * 256), randn(rng, 256 * 256), 0,

@@ -115,7 +115,8 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
   if (options.gemm === 'openblas' && addon.gemmBackend !== 'openblas') {
     return { kernels: null, reason: 'the native addon was built without OpenBLAS' };
   }
-  addon.setGemmThreads(gemmThreads());
+  const threads = gemmThreads();
+  addon.setGemmThreads(threads);
   // Thrown rather than reported: a forced path this CPU lacks is a configuration error.
   const cpu = addon.setCpuPath(options.cpu ?? cpuSetting());
   const builtin = options.gemm === 'builtin';
@@ -123,8 +124,10 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
   const kernels: Kernels = {
     name: 'native',
     cpu,
-    // The direct kernel exists on the AVX-512 path only (gemm_direct.cc).
-    gemmBackend: options.gemm ?? (cpu === 'avx512' ? `direct+${addon.gemmBackend}` : addon.gemmBackend),
+    // The direct kernel exists on the AVX-512 path only, and runs on one thread: with more
+    // OpenBLAS threads every multiply is OpenBLAS's (gemm_direct.cc).
+    gemmBackend: options.gemm ?? (cpu === 'avx512' && (threads === 1 || addon.gemmBackend !== 'openblas')
+      ? `direct+${addon.gemmBackend}` : addon.gemmBackend),
     gemm: forced ?? addon.gemm,
     addBias: addon.addBias,
     biasGrad: addon.biasGrad,
