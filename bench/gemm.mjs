@@ -11,7 +11,9 @@
 //   fwd   y = x·Wᵀ    gemm(false, true,  B,   out, in)
 //   dW    dW = dyᵀ·x  gemm(true,  false, out, in,  B)
 //   dx    dx = dy·W   gemm(false, false, B,   in,  out)   (not for the first layer)
-// Usage: npx tsc -p tsconfig.json && node bench/gemm.mjs [--batches 32,128,512] [--samples 9] [--ms 40]
+// --shapes times the given multiplies instead, each as transA transB (n or t)
+// and M x N x K: --shapes nt:3584x512x28,tn:256x784x32.
+// Usage: npx tsc -p tsconfig.json && node bench/gemm.mjs [--batches 32,128,512] [--samples 9] [--ms 40] [--shapes ...]
 import { parseArgs } from 'node:util';
 import { loadNativeKernels } from '../dist/src/core/kernels/native.js';
 
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '32,128,512' },
     samples: { type: 'string', default: '9' },
     ms: { type: 'string', default: '40' },
+    shapes: { type: 'string' },
   },
 });
 const samples = Number(values.samples);
@@ -91,20 +94,34 @@ function speedups(secs) {
 
 const gflops = (flops, s) => Math.round((flops / s / 1e9) * 100) / 100;
 
+/** Times one shape on every path and prints its line; returns the seconds per path. */
+function report(shape, fields) {
+  const secs = time(shape);
+  const line = { bench: 'gemm', ...fields, transA: shape.transA, transB: shape.transB, M: shape.M, N: shape.N, K: shape.K };
+  backends.forEach((k, b) => {
+    line[k.gemmBackend] = { us: Math.round(secs[b] * 1e7) / 10, gflops: gflops(2 * shape.M * shape.N * shape.K, secs[b]) };
+  });
+  line.speedupOverOpenblas = speedups(secs);
+  console.log(JSON.stringify(line));
+  return secs;
+}
+
+if (values.shapes) {
+  for (const spec of values.shapes.split(',')) {
+    const m = /^([nt])([nt]):(\d+)x(\d+)x(\d+)$/.exec(spec);
+    if (!m) throw new Error(`--shapes: "${spec}" is not like nt:32x256x784`);
+    report({ transA: m[1] === 't', transB: m[2] === 't', M: Number(m[3]), N: Number(m[4]), K: Number(m[5]) }, {});
+  }
+  process.exit(0);
+}
+
 for (const B of values.batches.split(',').map(Number)) {
   const totals = backends.map(() => 0);
   let stepFlops = 0;
   for (const shape of stepShapes(B)) {
-    const flops = 2 * shape.M * shape.N * shape.K;
-    stepFlops += flops;
-    const secs = time(shape);
+    stepFlops += 2 * shape.M * shape.N * shape.K;
+    const secs = report(shape, { batch: B, op: shape.op, layer: shape.layer });
     secs.forEach((s, b) => { totals[b] += s; });
-    const line = { bench: 'gemm', batch: B, op: shape.op, layer: shape.layer, transA: shape.transA, transB: shape.transB, M: shape.M, N: shape.N, K: shape.K };
-    backends.forEach((k, b) => {
-      line[k.gemmBackend] = { us: Math.round(secs[b] * 1e7) / 10, gflops: gflops(flops, secs[b]) };
-    });
-    line.speedupOverOpenblas = speedups(secs);
-    console.log(JSON.stringify(line));
   }
   const summary = { bench: 'gemm-step', batch: B, stepGflop: Math.round(stepFlops / 1e6) / 1000 };
   backends.forEach((k, b) => {

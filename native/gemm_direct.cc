@@ -244,8 +244,9 @@ bool sgemm_direct(GemmWorkspace& ws, bool transA, bool transB, int M, int N, int
   }
   // x's panels, read again under every tile of weight rows, from L2 or L3
   // (at 512 x 784, 1.6 MB, still 1.05x OpenBLAS). C is written 12 columns
-  // at a time down all its rows: past 512 KB of it (an LSTM's input
-  // projection, 3584 x 512 x 28, ran at 0.73x) OpenBLAS's tiles win.
+  // at a time down all its rows: past 512 KB of it OpenBLAS's tiles win (an
+  // LSTM's input projection ran at 0.75x before this bound: `node
+  // bench/gemm.mjs --shapes nt:3584x512x28` with the addon built at 03f9594).
   if (transA || M < 16 || K < 16 || (size_t)M * K > kDirectMaxX || (size_t)M * N > kDirectMaxC) return false;
   if (M <= 16) avx512::form_t<1>(ws, M, N, K, A, B, C, alpha, beta);
   else avx512::form_t<2>(ws, M, N, K, A, B, C, alpha, beta);
