@@ -19,8 +19,7 @@ const LONG_EPOCHS = 20;
 /**
  * Long enough to train on through a slot's move and a failover, on an idle
  * machine too (4000 rows × 12 epochs ended before the move there, and 20 000
- * rows × 20 once in a full CI run; the kernels alone train those 20 epochs in
- * about 0.5 s).
+ * rows × 20 once in a full CI run).
  */
 const LONG_SPEC = { dataset: { id: 'spirals', size: 100_000 }, model: { hidden: [32, 32] }, training: { epochs: LONG_EPOCHS, batchSize: 32 } };
 /**
