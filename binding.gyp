@@ -8,7 +8,7 @@
     {
       'target_name': 'normlab_native',
       'sources': ['native/addon.cc', 'native/batchnorm.cc', 'native/conv.cc', 'native/cpu.cc', 'native/gemm.cc', 'native/gemm_direct.cc',
-                  'native/infer.cc', 'native/kernels.cc', 'native/recurrent.cc', 'native/winograd.cc'],
+                  'native/infer.cc', 'native/infer_pool.cc', 'native/kernels.cc', 'native/recurrent.cc', 'native/winograd.cc'],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NODE_ADDON_API_DISABLE_DEPRECATED'],
       # No -ffast-math: NaN/Inf must propagate for divergence detection. Without

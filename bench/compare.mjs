@@ -37,6 +37,7 @@ const { values } = parseArgs({
     cnn: { type: 'string', default: 'true' },
     'cnn-rows': { type: 'string', default: '3000' },
     onnx: { type: 'string', default: 'true' },
+    'infer-threads': { type: 'string', default: '1,2' },
   },
 });
 const here = import.meta.dirname;
@@ -45,6 +46,8 @@ const rounds = Number(values.rounds);
 const epochs = values.epochs;
 const batches = values.batches.split(',').map(Number);
 const modes = values.modes.split(',');
+// NormLab's inference runs once per NORMLAB_INFER_THREADS value; the peers, on one thread, once.
+const inferThreads = values['infer-threads'].split(',').map(Number);
 
 /** Goals, each in every round: NormLab/PyTorch samples/s for BN before, by batch. */
 const TRAIN_GOALS = { 32: 2.0, 128: 1.3, 512: 1.0 };
@@ -69,7 +72,8 @@ function run(cmd, args, env = {}) {
 }
 const normlab = {
   train: (batch) => run(process.execPath, [path.join(here, 'train-throughput.mjs'), '--batches', String(batch), '--modes', modes.join(','), '--epochs', epochs]),
-  infer: () => run(process.execPath, [path.join(here, 'infer.mjs'), '--batches', '1,64', '--samples', '11', '--ms', '100']),
+  infer: (threads) => run(process.execPath, [path.join(here, 'infer.mjs'), '--batches', '1,64', '--samples', '11', '--ms', '100'],
+    { NORMLAB_INFER_THREADS: String(threads) }),
   cnn: () => run(process.execPath, [path.join(here, 'cnn.mjs'), 'throughput', '--rows', values['cnn-rows'], '--epochs', '2']),
 };
 const builtin = {
@@ -115,10 +119,13 @@ for (round = 1; round <= rounds; round++) {
   if (values.infer === 'true') {
     const inferOrder = values.onnx === 'true' ? (round % 2 === 1 ? [...order, ['onnx', onnxruntime]] : [['onnx', onnxruntime], ...order]) : order;
     for (const [peer, impl] of inferOrder) {
-      loads.push(load()[0]);
-      for (const line of impl.infer()) {
-        add(`infer|before|${line.batch}`, peer, [line.usPerCall]);
-        if (line.sgemmPeakGflops) peaks.push(Math.max(...Object.values(line.sgemmPeakGflops)));
+      for (const threads of peer === 'normlab' ? inferThreads : [1]) {
+        loads.push(load()[0]);
+        for (const line of impl.infer(threads)) {
+          // Each NormLab thread count is its own line; a peer's figure goes to every one of them.
+          for (const t of peer === 'normlab' ? [threads] : inferThreads) add(`infer|before|${line.batch}|${t}`, peer, [line.usPerCall]);
+          if (line.sgemmPeakGflops) peaks.push(Math.max(...Object.values(line.sgemmPeakGflops)));
+        }
       }
       process.stderr.write(`round ${round}: ${peer} infer done\n`);
     }
@@ -155,7 +162,7 @@ function onnxFields(r, perRound, n, batch) {
 
 const rows = [];
 for (const [key, r] of results) {
-  const [what, mode, batch] = key.split('|');
+  const [what, mode, batch, threads] = key.split('|');
   const n = median(r.normlab);
   const p = median(r.pytorch);
   const perRound = byRound.get(key);
@@ -182,7 +189,7 @@ for (const [key, r] of results) {
       } : {}),
     }
     : {
-      bench: 'compare', what: 'infer', mode, batch: Number(batch), unit: 'us/call',
+      bench: 'compare', what: 'infer', mode, batch: Number(batch), inferThreads: Number(threads), unit: 'us/call',
       normlab: Math.round(n * 10) / 10, pytorch: Math.round(p * 10) / 10,
       ratio: Math.round((p / n) * 100) / 100, // speed-up: PyTorch time / NormLab time
       minRound, medianRound, ...goal,
@@ -199,15 +206,16 @@ for (const [key, r] of results) {
 }
 
 const pad = (s, w) => String(s).padEnd(w);
+const label = (r) => (r.inferThreads > 1 ? `${r.what} ${r.inferThreads} threads` : r.what);
 process.stderr.write(`\n${cpu}, ${os.cpus().length} cores, load average during runs median ${machine.loadavgDuringRuns.median} (max ${machine.loadavgDuringRuns.max})\n`);
 process.stderr.write(`${pad('what', 22)}${pad('mode', 8)}${pad('batch', 7)}${pad('PyTorch', 10)}${pad('NormLab', 10)}${pad('ratio', 8)}${pad('rounds', 34)}${pad('goal', 8)}${pad('met', 7)}${pad('of peak', 9)}builtin gemm (vs OpenBLAS)\n`);
 for (const r of rows) {
   const b = r.normlabBuiltin ? `${r.normlabBuiltin} (${r.builtinOverOpenblas}x)` : '-';
-  process.stderr.write(`${pad(r.what, 22)}${pad(r.mode, 8)}${pad(r.batch, 7)}${pad(`${r.pytorch}`, 10)}${pad(`${r.normlab}`, 10)}${pad(`${r.ratio}x`, 8)}` +
+  process.stderr.write(`${pad(label(r), 22)}${pad(r.mode, 8)}${pad(r.batch, 7)}${pad(`${r.pytorch}`, 10)}${pad(`${r.normlab}`, 10)}${pad(`${r.ratio}x`, 8)}` +
     `${pad(r.roundRatios.join(' '), 34)}${pad(r.goal ? r.goal.split(' ')[1] : '-', 8)}${pad(r.met ?? '-', 7)}${pad(r.fractionOfSgemmPeak ?? '-', 9)}${b}\n`);
 }
 for (const r of rows.filter((row) => row.onnxruntime !== undefined)) {
-  process.stderr.write(`${pad('infer vs onnxruntime', 22)}${pad(r.mode, 8)}${pad(r.batch, 7)}${pad(`${r.onnxruntime}`, 10)}${pad(`${r.normlab}`, 10)}` +
+  process.stderr.write(`${pad(`${label(r)} vs ORT`, 22)}${pad(r.mode, 8)}${pad(r.batch, 7)}${pad(`${r.onnxruntime}`, 10)}${pad(`${r.normlab}`, 10)}` +
     `${pad(`${r.ratioOnnx}x`, 8)}${pad(r.roundRatiosOnnx.join(' '), 34)}${pad(r.goalOnnx ? r.goalOnnx.split(' ')[1] : '-', 8)}${pad(r.metOnnx ?? '-', 7)}\n`);
 }
 if (peakGflops) process.stderr.write(`single-thread sgemm peak (1024³, median over the inference runs): ${peakGflops} GFLOPS\n`);

@@ -12,11 +12,13 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "conv.h"
 #include "cpu.h"
 #include "infer.h"
+#include "infer_pool.h"
 #include "kernels.h"
 #include "recurrent.h"
 
@@ -126,6 +128,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("denseInfer", &NormLabAddon::DenseInfer, napi_enumerable),
         InstanceMethod("denseChain", &NormLabAddon::DenseChainNew, napi_enumerable),
         InstanceMethod("denseChainRun", &NormLabAddon::DenseChainRun, napi_enumerable),
+        InstanceMethod("inferHelperHalves", &NormLabAddon::InferHelperHalves, napi_enumerable),
         InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
         InstanceMethod("packConv", &NormLabAddon::PackConv, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
@@ -181,6 +184,25 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
  private:
   normlab::GemmWorkspace gemm_workspace_;
   std::vector<float> winograd_;  // conv2d's Winograd scratch
+  std::unique_ptr<normlab::InferPool> infer_pool_;  // started by the first chain run on two threads
+
+  // inferHelperHalves(): the layer halves this instance's helper thread has run (0 before it starts).
+  Napi::Value InferHelperHalves(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), infer_pool_ ? (double)infer_pool_->helper_halves() : 0.0);
+  }
+
+  // dense_infer on two threads (infer_pool.h), or on this one when no thread can be started:
+  // the bytes are the same either way.
+  void DenseTwoThreads(const normlab::DenseArgs& args) {
+    if (!infer_pool_) {
+      try {
+        infer_pool_ = std::make_unique<normlab::InferPool>();
+      } catch (const std::system_error&) {
+        return normlab::dense_infer(gemm_workspace_.isa, args);
+      }
+    }
+    infer_pool_->dense(gemm_workspace_.isa, args);
+  }
 
   // setGemmThreads(n): OpenBLAS threads (process-wide; above 1 this instance's gemm leaves the
   // direct kernel out); a no-op for the built-in gemm.
@@ -254,10 +276,12 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     std::vector<Napi::Reference<Napi::Value>> keep;
     std::vector<float> a, b;
     int width = 0;  // the widest output before the last layer
+    int threads = 1;  // 2: each layer's outputs shared with the helper thread
   };
 
-  // denseChain(packed[], bias[], sizes, activations, alphas): layer i maps
-  // sizes[i] inputs to sizes[i + 1] outputs; bias[i] may be null.
+  // denseChain(packed[], bias[], sizes, activations, alphas, threads): layer i
+  // maps sizes[i] inputs to sizes[i + 1] outputs; bias[i] may be null; threads
+  // is 1, or 2 to run each layer on this thread and a helper (infer_pool.h).
   Napi::Value DenseChainNew(const Napi::CallbackInfo& info) {
     Args a(info, "denseChain");
     if (!info[0].IsArray() || !info[1].IsArray()) a.TypeError("packed and bias must be arrays");
@@ -267,7 +291,10 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     const int32_t* sizes = a.Array<int32_t>(2, "sizes", L + 1);
     const int32_t* acts = a.Array<int32_t>(3, "activations", L);
     const float* alphas = a.Array<float>(4, "alphas", L);
+    const int threads = a.Size(5, "threads");
+    if (threads != 1 && threads != 2) a.RangeError("threads must be 1 or 2");
     auto chain = std::make_unique<DenseChain>();
+    chain->threads = threads;
     for (size_t i = 0; i < L; i++) {
       const int K = sizes[i], N = sizes[i + 1];
       if (K < 0 || N < 0) a.RangeError("sizes must be non-negative");
@@ -312,7 +339,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
       args.x = in;
       args.n = n;
       args.y = out;
-      normlab::dense_infer(gemm_workspace_.isa, args);
+      if (c.threads == 2) DenseTwoThreads(args);
+      else normlab::dense_infer(gemm_workspace_.isa, args);
       in = out;
     }
   }

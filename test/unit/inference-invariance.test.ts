@@ -2,7 +2,10 @@
 // predicted alone, at any position of any batch from 1 to 1000 rows, for an
 // MLP and a CNN with batch norm (folded and not), on every kernel set; and
 // the kernels under it (packDense, denseInfer against the plain definition,
-// packConv, conv2dInfer against conv2dForward).
+// packConv, conv2dInfer against conv2dForward); and dense inference on two
+// threads against one.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { buildArtifact, MANIFEST_FORMAT, type Artifact } from '../../src/core/artifact.js';
 import { InferenceModel } from '../../src/core/inference.js';
@@ -10,9 +13,10 @@ import { expandLayers } from '../../src/core/layers.js';
 import { Sequential } from '../../src/core/model.js';
 import { createRng, nextFloat } from '../../src/core/rng.js';
 import { resolveSpec } from '../../src/core/spec.js';
+import { inferThreadsSetting, loadNativeKernels, nativeAddonPath, type NativeAddon } from '../../src/core/kernels/native.js';
 import { activationCode, convOutputSize, NO_ACTIVATION, packedDenseSize, type Kernels } from '../../src/core/kernels/types.js';
 import { expectClose } from '../helpers/gradcheck.js';
-import { kernelSets, randn, takesWinograd } from '../helpers/kernels.js';
+import { kernelSets, native, randn, takesWinograd } from '../helpers/kernels.js';
 
 /** A model with random weights and batch-norm statistics moved off their start, as an artifact. */
 function artifactOf(k: Kernels, model: Record<string, unknown>, inputShape: number[], classes: number): Artifact {
@@ -256,5 +260,80 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (name, k) => {
       k.conv2dInfer(x, k.packConv(w, F, C, KH, KW, sh, sw), bias, y, N, C, H, W, F, KH, KW, sh, sw, ph, pw, col, activationCode('relu'), 0);
       expectClose(y, ref, { rtol: 1e-5, atol: 1e-5 }, `conv ${C}x${H}x${W} -> ${F}, ${KH}x${KW}/${sh},${sw} pad ${ph},${pw}`);
     }
+  });
+});
+
+// NORMLAB_INFER_THREADS=2 (native/infer_pool.h): each dense layer's output panels are split
+// between the caller and a helper thread. A lane's chain is the same on either thread, so the
+// bytes must be those of one thread, for every batch, whether the helper is awake or asleep.
+describe.skipIf(native === null)('inference on two threads (native kernels)', () => {
+  const one = native!;
+  const two = loadNativeKernels({ inferThreads: 2 })!;
+  const timeout = 120_000;
+  const addon = createRequire(import.meta.url)(nativeAddonPath()) as NativeAddon;
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+  it('reports its threads; NORMLAB_INFER_THREADS takes 1, 2 or unset, and denseChain checks threads', () => {
+    expect(one.inferThreads).toBe(1);
+    expect(two.inferThreads).toBe(2);
+    expect(inferThreadsSetting(undefined)).toBe(1);
+    expect(inferThreadsSetting('2')).toBe(2);
+    expect(() => inferThreadsSetting('3')).toThrow(/NORMLAB_INFER_THREADS must be 1, 2 or unset, got "3"/);
+    const packed = one.alignedFloat32Array(packedDenseSize(20, 3));
+    expect(() => addon.denseChain([packed], [null], Int32Array.of(3, 20), Int32Array.of(NO_ACTIVATION), new Float32Array(1), 3 as 2))
+      .toThrow(/threads must be 1 or 2/);
+  });
+
+  it('MLP over layers of 3, 2 and 1 panels: every batch size 1..1000, random positions, the bytes of one thread', () => {
+    // 40 outputs are 3 panels (2 on the caller, 1 on the helper), 24 are 2, the 5 classes 1 (caller only).
+    const artifact = artifactOf(one, { hidden: [40, 24], batchNorm: 'before' }, [37], 5);
+    const pool = randn(createRng(12), 300 * 37, 2);
+    for (const fold of [true, false]) {
+      const model = InferenceModel.fromArtifact(artifact, { kernels: two, fold });
+      expectBatchInvariant(model, pool, 300, 1000, 13);
+      expect(bytes(model.predict(pool, 300)).equals(bytes(InferenceModel.fromArtifact(artifact, { kernels: one, fold }).predict(pool, 300)))).toBe(true);
+    }
+  }, timeout);
+
+  it('the Fashion-MNIST MLP shape: batch sizes 1..70 and 1000, and with the helper asleep between calls, the bytes of one thread', () => {
+    const artifact = artifactOf(one, { hidden: [256, 256], batchNorm: 'before' }, [784], 10);
+    const single = InferenceModel.fromArtifact(artifact, { kernels: one });
+    const model = InferenceModel.fromArtifact(artifact, { kernels: two });
+    const pool = randn(createRng(14), 1000 * 784);
+    const before = addon.inferHelperHalves();
+    for (const n of [...Array.from({ length: 70 }, (_, i) => i + 1), 1000]) {
+      const rows = pool.subarray(0, n * 784);
+      expect(bytes(model.predict(rows, n)).equals(bytes(single.predict(rows, n))), `batch ${n}`).toBe(true);
+    }
+    // Calls back to back find the helper awake: it ran most of the 2 x 71 second halves.
+    expect(addon.inferHelperHalves() - before).toBeGreaterThan(71);
+    // 2 ms apart the helper has gone to sleep (it spins 100 µs): the caller wakes it, or runs
+    // the helper's half itself when it has not woken by then.
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < 20; i++) {
+      Atomics.wait(pause, 0, 0, 2);
+      const rows = pool.subarray(i * 784, (i + 3) * 784);
+      expect(bytes(model.predict(rows, 3)).equals(bytes(single.predict(rows, 3))), `call ${i} after a pause`).toBe(true);
+    }
+  }, timeout);
+
+  it('a worker thread that predicted on two threads exits promptly (its helper thread is stopped and joined)', async () => {
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const addon = require(workerData.path);
+      const packed = addon.alignedFloat32Array(64 * 8);
+      addon.packDense(new Float32Array(64 * 8).fill(0.5), 64, 8, packed);
+      const chain = addon.denseChain([packed], [null], Int32Array.of(8, 64), Int32Array.of(-1), new Float32Array(1), 2);
+      const y = new Float32Array(64);
+      addon.denseChainRun(chain, new Float32Array(8).fill(1), 1, y);
+      parentPort.postMessage(Array.from(y.subarray(0, 2)).concat(y[63]));
+    `;
+    const started = Date.now();
+    const worker = new Worker(code, { eval: true, workerData: { path: nativeAddonPath() } });
+    const message = new Promise((resolve) => worker.once('message', resolve));
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    expect(await message).toEqual([4, 4, 4]);
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });

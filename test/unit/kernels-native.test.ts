@@ -163,17 +163,26 @@ describe('getKernels / kernelsInfo', () => {
 
   it.skipIf(native === null)('uses the native kernels by default and caches them', async () => {
     vi.stubEnv('NORMLAB_KERNELS', '');
+    vi.stubEnv('NORMLAB_INFER_THREADS', '');
     const index = await freshIndex();
     expect(index.getKernels()).toBe(index.getKernels());
     expect(index.getKernels().name).toBe('native');
-    expect(index.kernelsInfo()).toEqual({ kernels: 'native', gemm: native!.gemmBackend, cpu: native!.cpu });
+    expect(index.kernelsInfo()).toEqual({ kernels: 'native', gemm: native!.gemmBackend, cpu: native!.cpu, inferThreads: 1 });
+  });
+
+  it.skipIf(native === null)('NORMLAB_INFER_THREADS=2 gives two-thread dense chains; another value is an error naming the allowed ones', async () => {
+    vi.stubEnv('NORMLAB_KERNELS', '');
+    vi.stubEnv('NORMLAB_INFER_THREADS', '2');
+    expect((await freshIndex()).kernelsInfo()).toMatchObject({ kernels: 'native', inferThreads: 2 });
+    vi.stubEnv('NORMLAB_INFER_THREADS', 'two');
+    expect(() => tryLoadNativeKernels()).toThrow('NORMLAB_INFER_THREADS must be 1, 2 or unset, got "two"');
   });
 
   it('NORMLAB_KERNELS=portable forces the portable kernels', async () => {
     vi.stubEnv('NORMLAB_KERNELS', 'portable');
     const index = await freshIndex();
     expect(index.getKernels().name).toBe('portable');
-    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', cpu: 'portable', reason: 'NORMLAB_KERNELS=portable' });
+    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', cpu: 'portable', inferThreads: 1, reason: 'NORMLAB_KERNELS=portable' });
   });
 
   it('falls back to portable with one warning when the addon does not load', async () => {
@@ -185,7 +194,7 @@ describe('getKernels / kernelsInfo', () => {
     const index = await freshIndex();
     expect(index.getKernels().name).toBe('portable');
     index.getKernels();
-    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', cpu: 'portable', reason: 'no addon here' });
+    expect(index.kernelsInfo()).toEqual({ kernels: 'portable', gemm: 'portable', cpu: 'portable', inferThreads: 1, reason: 'no addon here' });
     expect(warn).toHaveBeenCalledTimes(1);
     expect(warn.mock.calls[0]![1]).toMatchObject({ code: 'NORMLAB_PORTABLE_KERNELS' });
   });

@@ -19,6 +19,8 @@ export interface KernelsInfo {
   gemm: string;
   /** Instruction set the native kernels run: 'avx512', 'avx2', 'baseline' (or 'portable'). */
   cpu: string;
+  /** Threads of one dense-layer prediction: 1, or 2 (NORMLAB_INFER_THREADS, native kernels only). */
+  inferThreads: 1 | 2;
   /** Why the portable kernels are in use. */
   reason?: string;
 }
@@ -28,18 +30,18 @@ let selected: { kernels: Kernels; info: KernelsInfo } | undefined;
 function select(): { kernels: Kernels; info: KernelsInfo } {
   const mode = process.env.NORMLAB_KERNELS ?? '';
   if (mode === 'portable') {
-    return { kernels: portableKernels, info: { kernels: 'portable', gemm: 'portable', cpu: 'portable', reason: 'NORMLAB_KERNELS=portable' } };
+    return { kernels: portableKernels, info: { kernels: 'portable', gemm: 'portable', cpu: 'portable', inferThreads: 1, reason: 'NORMLAB_KERNELS=portable' } };
   }
   if (mode !== '' && mode !== 'native') {
     throw new Error(`NORMLAB_KERNELS must be "native", "portable" or unset, got "${mode}"`);
   }
   const load = tryLoadNativeKernels();
-  if (load.kernels) return { kernels: load.kernels, info: { kernels: 'native', gemm: load.kernels.gemmBackend, cpu: load.kernels.cpu } };
+  if (load.kernels) return { kernels: load.kernels, info: { kernels: 'native', gemm: load.kernels.gemmBackend, cpu: load.kernels.cpu, inferThreads: load.kernels.inferThreads } };
   if (mode === 'native') throw new Error(`NORMLAB_KERNELS=native, but the native kernels did not load: ${load.reason}`);
   process.emitWarning(`The native kernels did not load (${load.reason}); using the portable TypeScript kernels, which are slower.`, {
     code: 'NORMLAB_PORTABLE_KERNELS',
   });
-  return { kernels: portableKernels, info: { kernels: 'portable', gemm: 'portable', cpu: 'portable', reason: load.reason } };
+  return { kernels: portableKernels, info: { kernels: 'portable', gemm: 'portable', cpu: 'portable', inferThreads: 1, reason: load.reason } };
 }
 
 /** The kernels every layer and optimizer of this thread uses. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from './types.js';
 
-type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend' | 'cpu' | 'denseChain'>;
+type KernelFunctions = Omit<Kernels, 'name' | 'gemmBackend' | 'cpu' | 'inferThreads' | 'denseChain'>;
 
 /** What normlab_native.node exports (see native/addon.cc). */
 export interface NativeAddon extends KernelFunctions {
@@ -38,10 +38,15 @@ export interface NativeAddon extends KernelFunctions {
    * thread) run: 'auto' is cpuBest; a named path the CPU lacks throws. Returns the path in use.
    */
   setCpuPath(path: 'auto' | CpuPath): CpuPath;
-  /** Kernels.denseChain's native half: layer i maps sizes[i] inputs to sizes[i + 1] outputs. */
+  /**
+   * Kernels.denseChain's native half: layer i maps sizes[i] inputs to sizes[i + 1] outputs;
+   * threads 2 shares each layer's outputs with the addon instance's helper thread (native/infer_pool.h).
+   */
   denseChain(packed: Float32Array[], bias: (Float32Array | null)[], sizes: Int32Array, activations: Int32Array,
-    alphas: Float32Array): DenseChainHandle;
+    alphas: Float32Array, threads: 1 | 2): DenseChainHandle;
   denseChainRun(chain: DenseChainHandle, x: Float32Array, N: number, y: Float32Array): void;
+  /** Layer halves this instance's helper thread has run for two-thread chains (0 before it starts). */
+  inferHelperHalves(): number;
 }
 
 /** A native dense chain (an External the addon owns). */
@@ -61,6 +66,8 @@ export interface NativeOptions {
   gemm?: 'openblas' | 'builtin';
   /** Instruction set of this thread's addon instance; default NORMLAB_CPU, else 'auto'. */
   cpu?: 'auto' | CpuPath;
+  /** Threads of one denseChain run; default NORMLAB_INFER_THREADS, else 1. */
+  inferThreads?: 1 | 2;
 }
 
 export type NativeLoad = { kernels: Kernels; reason?: undefined } | { kernels: null; reason: string };
@@ -95,6 +102,13 @@ function gemmThreads(): number {
   return n;
 }
 
+/** NORMLAB_INFER_THREADS: 1 (unset) or 2, the threads of one dense prediction. */
+export function inferThreadsSetting(raw = process.env.NORMLAB_INFER_THREADS): 1 | 2 {
+  if (raw === undefined || raw === '' || raw === '1') return 1;
+  if (raw === '2') return 2;
+  throw new Error(`NORMLAB_INFER_THREADS must be 1, 2 or unset, got "${raw}"`);
+}
+
 /** NORMLAB_CPU: unset or 'auto' for the best the CPU runs, else a path to force. */
 export function cpuSetting(raw = process.env.NORMLAB_CPU): 'auto' | CpuPath {
   if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
@@ -119,6 +133,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
   addon.setGemmThreads(threads);
   // Thrown rather than reported: a forced path this CPU lacks is a configuration error.
   const cpu = addon.setCpuPath(options.cpu ?? cpuSetting());
+  const inferThreads = options.inferThreads ?? inferThreadsSetting();
   const builtin = options.gemm === 'builtin';
   const forced = builtin ? addon.gemmBuiltin : options.gemm === 'openblas' ? addon.gemmOpenblas! : null;
   const kernels: Kernels = {
@@ -128,6 +143,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     // OpenBLAS threads every multiply is OpenBLAS's (gemm_direct.cc).
     gemmBackend: options.gemm ?? (cpu === 'avx512' && (threads === 1 || addon.gemmBackend !== 'openblas')
       ? `direct+${addon.gemmBackend}` : addon.gemmBackend),
+    inferThreads,
     gemm: forced ?? addon.gemm,
     addBias: addon.addBias,
     biasGrad: addon.biasGrad,
@@ -162,7 +178,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     denseChain(layers) {
       const chain = addon.denseChain(layers.map((l) => l.packed), layers.map((l) => l.bias),
         Int32Array.from([layers[0]?.in ?? 0, ...layers.map((l) => l.out)]), Int32Array.from(layers.map((l) => l.activation)),
-        Float32Array.from(layers.map((l) => l.alpha)));
+        Float32Array.from(layers.map((l) => l.alpha)), inferThreads);
       return { run: (x, N, y) => addon.denseChainRun(chain, x, N, y) };
     },
     packConv: addon.packConv,

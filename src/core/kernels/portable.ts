@@ -305,6 +305,7 @@ function poolShape(fn: string, N: number, C: number, H: number, W: number, windo
 const kernels: Kernels = {
   name: 'portable',
   gemmBackend: 'portable',
+  inferThreads: 1,
   cpu: 'portable',
 
   gemm(transA, transB, M, N, K, alpha, A, B, beta, C) {

@@ -32,6 +32,11 @@ export interface Kernels {
    * 'avx512', 'avx2' or 'baseline', chosen at run time; 'portable' for the TypeScript kernels.
    */
   readonly cpu: string;
+  /**
+   * Threads of one denseChain run: 1, or 2 where the native kernels share each layer's
+   * outputs with a helper thread (NORMLAB_INFER_THREADS). The bytes are the same either way.
+   */
+  readonly inferThreads: 1 | 2;
 
   /**
    * C = alpha * op(A) * op(B) + beta * C, with op(A) of shape [M, K] and

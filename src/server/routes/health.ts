@@ -29,6 +29,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
           kernels: Type.Union([Type.Literal('native'), Type.Literal('portable')]),
           gemm: Type.String(),
           cpu: Type.String({ description: 'Instruction set the native kernels picked at run time: avx512, avx2 or baseline (portable: the TypeScript kernels); NORMLAB_CPU forces one' }),
+          inferThreads: Type.Union([Type.Literal(1), Type.Literal(2)], { description: 'Threads of one dense-layer prediction (NORMLAB_INFER_THREADS); the predictions are the same bytes either way' }),
           kernelsReason: Type.Optional(Type.String({ description: 'Why the portable kernels are in use' })),
         }),
         ...errors(503),
@@ -40,8 +41,8 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     } catch (err) {
       throw new HttpError(503, 'REDIS_UNAVAILABLE', `Redis is not reachable: ${(err as Error).message}`);
     }
-    const { kernels, gemm, cpu, reason } = services.kernels;
-    return { status: 'ready' as const, redis: 'ok' as const, kernels, gemm, cpu, ...(reason ? { kernelsReason: reason } : {}) };
+    const { kernels, gemm, cpu, inferThreads, reason } = services.kernels;
+    return { status: 'ready' as const, redis: 'ok' as const, kernels, gemm, cpu, inferThreads, ...(reason ? { kernelsReason: reason } : {}) };
   });
 };
 
