@@ -128,7 +128,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("denseInfer", &NormLabAddon::DenseInfer, napi_enumerable),
         InstanceMethod("denseChain", &NormLabAddon::DenseChainNew, napi_enumerable),
         InstanceMethod("denseChainRun", &NormLabAddon::DenseChainRun, napi_enumerable),
-        InstanceMethod("inferHelperHalves", &NormLabAddon::InferHelperHalves, napi_enumerable),
+        InstanceMethod("inferHelperParts", &NormLabAddon::InferHelperParts, napi_enumerable),
         InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
         InstanceMethod("packConv", &NormLabAddon::PackConv, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
@@ -186,22 +186,23 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
   std::vector<float> winograd_;  // conv2d's Winograd scratch
   std::unique_ptr<normlab::InferPool> infer_pool_;  // started by the first chain run on two threads
 
-  // inferHelperHalves(): the layer halves this instance's helper thread has run (0 before it starts).
-  Napi::Value InferHelperHalves(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), infer_pool_ ? (double)infer_pool_->helper_halves() : 0.0);
+  // inferHelperParts(): the parts of two-thread chain runs this instance's helper thread has run
+  // (0 before it starts).
+  Napi::Value InferHelperParts(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), infer_pool_ ? (double)infer_pool_->helper_parts() : 0.0);
   }
 
-  // dense_infer on two threads (infer_pool.h), or on this one when no thread can be started:
-  // the bytes are the same either way.
-  void DenseTwoThreads(const normlab::DenseArgs& args) {
+  // The helper thread, started on first use; null when no thread can be had (the
+  // chain then runs on this thread alone, with the same bytes).
+  normlab::InferPool* Pool() {
     if (!infer_pool_) {
       try {
         infer_pool_ = std::make_unique<normlab::InferPool>();
       } catch (const std::system_error&) {
-        return normlab::dense_infer(gemm_workspace_.isa, args);
+        return nullptr;
       }
     }
-    infer_pool_->dense(gemm_workspace_.isa, args);
+    return infer_pool_.get();
   }
 
   // setGemmThreads(n): OpenBLAS threads (process-wide; above 1 this instance's gemm leaves the
@@ -332,16 +333,43 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
       c.a.resize(need);
       c.b.resize(need);
     }
+    normlab::InferPool* pool = c.threads == 2 && n > 0 ? Pool() : nullptr;
+    const normlab::Isa isa = gemm_workspace_.isa;
+    if (pool && n >= kRowSplitMin) {
+      // Each thread takes its rows through every layer: nothing crosses between the cores.
+      const int h = n / 2;
+      pool->split([&] { RunChain(c, isa, x, y, 0, h, nullptr); }, [&] { RunChain(c, isa, x, y, h, n, nullptr); });
+    } else {
+      RunChain(c, isa, x, y, 0, n, pool);
+    }
+  }
+
+  // From this many rows a two-thread chain splits its rows, and no data crosses between the
+  // cores; below, each layer's output panels, so that each core streams only its half of the
+  // weights, which few rows barely reuse (then each layer ends in a wait for both halves).
+  static constexpr int kRowSplitMin = 8;
+
+  // Rows [r0, r1) of the chain, in c's scratch at the same rows; with a pool, each layer's
+  // output panels are split between this thread and the helper.
+  static void RunChain(DenseChain& c, normlab::Isa isa, const float* x, float* y, int r0, int r1,
+                       normlab::InferPool* pool) {
     const float* in = x;
     for (size_t i = 0; i < c.layers.size(); i++) {
       normlab::DenseArgs args = c.layers[i];
       float* out = i + 1 == c.layers.size() ? y : (i % 2 == 0 ? c.a.data() : c.b.data());
       args.x = in;
-      args.n = n;
+      args.n = r1;
       args.y = out;
-      if (c.threads == 2) DenseTwoThreads(args);
-      else normlab::dense_infer(gemm_workspace_.isa, args);
       in = out;
+      args = normlab::dense_rows(args, r0, r1);
+      const int panels = (args.N + normlab::kPanel - 1) / normlab::kPanel;
+      if (!pool || panels < 2 || args.n == 0) {
+        normlab::dense_infer(isa, args);
+        continue;
+      }
+      const int half = (panels + 1) / 2;
+      pool->split([&] { normlab::dense_infer(isa, normlab::dense_panels(args, 0, half)); },
+                  [&] { normlab::dense_infer(isa, normlab::dense_panels(args, half, panels)); });
     }
   }
 

@@ -30,4 +30,24 @@ struct DenseArgs {
 };
 void dense_infer(Isa isa, const DenseArgs& a);
 
+// Rows [r0, r1) of a, or its output panels [p0, p1), as a layer of their own
+// (a panel's packed weights, bias and outputs are contiguous). Every output is
+// the same chain in the part as in the whole, so parts give the whole's bytes.
+inline DenseArgs dense_rows(const DenseArgs& a, int r0, int r1) {
+  DenseArgs r = a;
+  r.x = a.x + (size_t)r0 * a.ldx;
+  r.y = a.y + (size_t)r0 * a.ldy;
+  r.n = r1 - r0;
+  return r;
+}
+inline DenseArgs dense_panels(const DenseArgs& a, int p0, int p1) {
+  DenseArgs r = a;
+  const int o0 = p0 * kPanel;
+  r.N = (p1 * kPanel < a.N ? p1 * kPanel : a.N) - o0;
+  r.packed = a.packed + (size_t)p0 * a.K * kPanel;
+  r.bias = a.bias ? a.bias + o0 : nullptr;
+  r.y = a.y + o0;
+  return r;
+}
+
 }  // namespace normlab

@@ -1,5 +1,4 @@
-// InferPool (infer_pool.h): the caller and one helper thread split a dense
-// layer's output panels.
+// InferPool (infer_pool.h): a caller and one helper thread share a prediction.
 #include "infer_pool.h"
 
 #include <chrono>
@@ -25,18 +24,6 @@ int64_t now_ns() {
       .count();
 }
 
-// Panels [p0, p1) of a as a layer of their own: the packed panels, bias and
-// outputs are contiguous per panel, so a panel range is a narrower layer.
-DenseArgs panel_range(const DenseArgs& a, int p0, int p1) {
-  DenseArgs r = a;
-  const int o0 = p0 * kPanel;
-  r.N = std::min(a.N, p1 * kPanel) - o0;
-  r.packed = a.packed + (size_t)p0 * a.K * kPanel;
-  r.bias = a.bias ? a.bias + o0 : nullptr;
-  r.y = a.y + o0;
-  return r;
-}
-
 }  // namespace
 
 InferPool::InferPool() : thread_([this] { helper(); }) {}
@@ -50,26 +37,23 @@ InferPool::~InferPool() {
   thread_.join();
 }
 
-void InferPool::run_task() { dense_infer(task_isa_, task_); }
-
-void InferPool::dense(Isa isa, const DenseArgs& a) {
-  const int panels = (a.N + kPanel - 1) / kPanel;
-  if (a.n == 0 || panels < 2) return dense_infer(isa, a);
-  const int half = (panels + 1) / 2;
-  task_isa_ = isa;
-  task_ = panel_range(a, half, panels);
-  const uint64_t g = posted_.load(std::memory_order_relaxed) + 1;
-  posted_.store(g, std::memory_order_seq_cst);
+void InferPool::post(void (*fn)(void*), void* arg) {
+  fn_ = fn;
+  arg_ = arg;
+  posted_.store(posted_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   // seq_cst on both sides (here and in helper()) so that either the helper
-  // sees g before it sleeps or this sees it asleep and wakes it.
+  // sees the post before it sleeps or this sees it asleep and wakes it.
   if (sleeping_.load(std::memory_order_seq_cst)) {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_.notify_one();
   }
-  dense_infer(isa, panel_range(a, 0, half));
+}
+
+void InferPool::finish() {
+  const uint64_t g = posted_.load(std::memory_order_relaxed);
   uint64_t expected = g - 1;
   if (claimed_.compare_exchange_strong(expected, g, std::memory_order_acq_rel)) {
-    run_task();
+    fn_(arg_);
     return;
   }
   while (done_.load(std::memory_order_acquire) != g) cpu_relax();
@@ -97,8 +81,8 @@ void InferPool::helper() {
     seen = g;
     uint64_t expected = g - 1;
     if (claimed_.compare_exchange_strong(expected, g, std::memory_order_acq_rel)) {
-      run_task();
-      helper_halves_.store(helper_halves_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      fn_(arg_);
+      helper_parts_.store(helper_parts_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       done_.store(g, std::memory_order_release);
     }
   }

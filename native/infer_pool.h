@@ -1,15 +1,12 @@
-// Two cores for one dense prediction (NORMLAB_INFER_THREADS=2): each layer's
-// output panels are split in two, the caller computes the first half and a
-// helper thread the second, then both go on to the next layer. A lane's chain
-// of multiply-adds (infer_tile.inc) is the same whichever thread runs it, so
-// the bytes are those of one thread, for any batch.
+// Two cores for one prediction (NORMLAB_INFER_THREADS=2): the caller runs one
+// part of the work and a helper thread the other. Each output is one chain
+// of multiply-adds (infer_tile.inc) whichever thread runs it, so the bytes
+// are those of one thread, for any batch. How a dense chain is split (its
+// rows, or each layer's output panels) is the addon's choice (addon.cc
+// DenseChainRun).
 //
-// At batch 1 the weights stream from cache (1.07 MB for 784-256-256-10, more
-// than one core's L2); split, each core keeps its half in its own L2. At large
-// batches the multiply-adds split in two.
-//
-// The helper spins for kSpinNs after each half so the next layer or the next
-// prediction finds it awake, then sleeps. A half the helper has not claimed by
+// The helper spins for kSpinNs after each part so the next layer or the next
+// prediction finds it awake, then sleeps. A part the helper has not claimed by
 // the time the caller finishes its own is run by the caller, so a sleeping or
 // descheduled helper never makes a prediction wait for it.
 #pragma once
@@ -20,9 +17,6 @@
 #include <mutex>
 #include <thread>
 
-#include "cpu.h"
-#include "infer.h"
-
 namespace normlab {
 
 class InferPool {
@@ -32,15 +26,24 @@ class InferPool {
   InferPool(const InferPool&) = delete;
   InferPool& operator=(const InferPool&) = delete;
 
-  // dense_infer(isa, a) with a's panels shared between the caller and the helper.
-  void dense(Isa isa, const DenseArgs& a);
-  // Halves the helper has run so far (the rest of the split layers' second halves ran on the caller).
-  uint64_t helper_halves() const { return helper_halves_.load(std::memory_order_relaxed); }
+  // Runs first() on this thread and second() on the helper (or here, after
+  // first(), when the helper has not claimed it); returns when both are done.
+  template <typename F1, typename F2>
+  void split(F1&& first, F2&& second) {
+    post(&call<F2>, &second);
+    first();
+    finish();
+  }
+  // Parts the helper has run so far.
+  uint64_t helper_parts() const { return helper_parts_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr int64_t kSpinNs = 100'000;
+  template <typename F>
+  static void call(void* f) { (*static_cast<F*>(f))(); }
+  void post(void (*fn)(void*), void* arg);
+  void finish();
   void helper();
-  void run_task();
 
   // Generation g is posted when posted_ becomes g; whoever moves claimed_ from
   // g - 1 to g runs it; the helper sets done_ to g when it has.
@@ -48,10 +51,10 @@ class InferPool {
   alignas(64) std::atomic<uint64_t> claimed_{0};
   alignas(64) std::atomic<uint64_t> done_{0};
   alignas(64) std::atomic<bool> sleeping_{false};
-  std::atomic<uint64_t> helper_halves_{0};  // written by the helper only
-  // Written by the caller before posted_, read by the claimer after it.
-  Isa task_isa_ = Isa::kBaseline;
-  DenseArgs task_{};
+  std::atomic<uint64_t> helper_parts_{0};  // written by the helper only
+  // The posted part: written by the caller before posted_, read by the claimer after it.
+  void (*fn_)(void*) = nullptr;
+  void* arg_ = nullptr;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;  // under mutex_

@@ -263,9 +263,10 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (name, k) => {
   });
 });
 
-// NORMLAB_INFER_THREADS=2 (native/infer_pool.h): each dense layer's output panels are split
-// between the caller and a helper thread. A lane's chain is the same on either thread, so the
-// bytes must be those of one thread, for every batch, whether the helper is awake or asleep.
+// NORMLAB_INFER_THREADS=2 (native/infer_pool.h): a chain's rows (from 8 rows) or each dense
+// layer's output panels (below) are split between the caller and a helper thread. A lane's chain
+// is the same on either thread, so the bytes must be those of one thread, for every batch,
+// whether the helper is awake or asleep.
 describe.skipIf(native === null)('inference on two threads (native kernels)', () => {
   const one = native!;
   const two = loadNativeKernels({ inferThreads: 2 })!;
@@ -284,7 +285,7 @@ describe.skipIf(native === null)('inference on two threads (native kernels)', ()
       .toThrow(/threads must be 1 or 2/);
   });
 
-  it('MLP over layers of 3, 2 and 1 panels: every batch size 1..1000, random positions, the bytes of one thread', () => {
+  it('MLP over layers of 3, 2 and 1 panels: every batch size 1..1000 (odd row splits included), random positions, the bytes of one thread', () => {
     // 40 outputs are 3 panels (2 on the caller, 1 on the helper), 24 are 2, the 5 classes 1 (caller only).
     const artifact = artifactOf(one, { hidden: [40, 24], batchNorm: 'before' }, [37], 5);
     const pool = randn(createRng(12), 300 * 37, 2);
@@ -300,13 +301,14 @@ describe.skipIf(native === null)('inference on two threads (native kernels)', ()
     const single = InferenceModel.fromArtifact(artifact, { kernels: one });
     const model = InferenceModel.fromArtifact(artifact, { kernels: two });
     const pool = randn(createRng(14), 1000 * 784);
-    const before = addon.inferHelperHalves();
+    const before = addon.inferHelperParts();
     for (const n of [...Array.from({ length: 70 }, (_, i) => i + 1), 1000]) {
       const rows = pool.subarray(0, n * 784);
       expect(bytes(model.predict(rows, n)).equals(bytes(single.predict(rows, n))), `batch ${n}`).toBe(true);
     }
-    // Calls back to back find the helper awake: it ran most of the 2 x 71 second halves.
-    expect(addon.inferHelperHalves() - before).toBeGreaterThan(71);
+    // Calls back to back find the helper awake: it ran most of the 78 parts posted (below 8 rows
+    // the two 256-output layers' second halves, from 8 rows the second half of the rows).
+    expect(addon.inferHelperParts() - before).toBeGreaterThan(39);
     // 2 ms apart the helper has gone to sleep (it spins 100 µs): the caller wakes it, or runs
     // the helper's half itself when it has not woken by then.
     const pause = new Int32Array(new SharedArrayBuffer(4));

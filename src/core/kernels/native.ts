@@ -45,8 +45,8 @@ export interface NativeAddon extends KernelFunctions {
   denseChain(packed: Float32Array[], bias: (Float32Array | null)[], sizes: Int32Array, activations: Int32Array,
     alphas: Float32Array, threads: 1 | 2): DenseChainHandle;
   denseChainRun(chain: DenseChainHandle, x: Float32Array, N: number, y: Float32Array): void;
-  /** Layer halves this instance's helper thread has run for two-thread chains (0 before it starts). */
-  inferHelperHalves(): number;
+  /** Parts of two-thread chain runs this instance's helper thread has run (0 before it starts). */
+  inferHelperParts(): number;
 }
 
 /** A native dense chain (an External the addon owns). */
