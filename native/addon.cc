@@ -153,6 +153,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("dropoutForward", &NormLabAddon::DropoutForward, napi_enumerable),
         InstanceMethod("multiply", &NormLabAddon::Multiply, napi_enumerable),
         InstanceMethod("gatherRows", &NormLabAddon::GatherRows, napi_enumerable),
+        InstanceMethod("softmaxRows", &NormLabAddon::SoftmaxRows, napi_enumerable),
         InstanceMethod("softmaxCrossEntropy", &NormLabAddon::SoftmaxCrossEntropy, napi_enumerable),
         InstanceMethod("softmaxCrossEntropyBackward", &NormLabAddon::SoftmaxCrossEntropyBackward,
                        napi_enumerable),
@@ -743,6 +744,14 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     int32_t* correct = a.Array<int32_t>(5, "correct", 1, true);
     CheckLabels(a, labels, N, C);  // also rejects C = 0 when N > 0
     return Napi::Number::New(info.Env(), normlab::softmax_cross_entropy(logits, labels, probs, N, C, correct));
+  }
+
+  // softmaxRows(logits, out, N, C)
+  void SoftmaxRows(const Napi::CallbackInfo& info) {
+    Args a(info, "softmaxRows");
+    const int N = a.Size(2, "N"), C = a.Size(3, "C");
+    const size_t size = a.Product(N, C);
+    normlab::softmax_rows(a.Array<float>(0, "logits", size), a.Array<float>(1, "out", size), N, C);
   }
 
   // softmaxCrossEntropyBackward(probs, labels, dlogits, N, C)

@@ -2,7 +2,9 @@
 // Reductions accumulate in double; elementwise work stays in float.
 // Built without -ffast-math: NaN and Inf must propagate so the trainer can
 // detect divergence.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstring>
 
 #include "kernels.h"
@@ -101,6 +103,20 @@ void gather_rows(const float* src, const int32_t* src_labels, const int32_t* row
 
 // ----------------------------------------------------------------------------
 // softmax cross-entropy over rows of C logits
+
+void softmax_rows(const float* z, float* out, int N, int C) {
+  thread_local std::vector<double> exps;
+  if (exps.size() < (size_t)C) exps.resize(C);
+  for (int n = 0; n < N; n++) {
+    const float* zr = z + (size_t)n * C;
+    float* o = out + (size_t)n * C;
+    double max = -INFINITY;
+    for (int c = 0; c < C; c++) max = std::isnan(zr[c]) || std::isnan(max) ? NAN : std::max(max, (double)zr[c]);
+    double sum = 0.0;
+    for (int c = 0; c < C; c++) sum += (exps[c] = std::exp((double)zr[c] - max));
+    for (int c = 0; c < C; c++) o[c] = (float)(exps[c] / sum);
+  }
+}
 
 double softmax_cross_entropy(const float* logits, const int32_t* labels, float* probs,
                              int N, int C, int32_t* correct) {

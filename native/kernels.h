@@ -140,6 +140,9 @@ void gather_rows(const float* src, const int32_t* src_labels, const int32_t* row
 
 // Returns the mean loss; writes *correct when correct is non-null.
 // Labels are range-checked by the caller.
+// out[n, c] = exp(z[n, c] - max_c z[n, c]) / sum, in double precision (an
+// inference model's probabilities); a NaN among a row's logits makes the row NaN.
+void softmax_rows(const float* z, float* out, int N, int C);
 double softmax_cross_entropy(const float* logits, const int32_t* labels, float* probs,
                              int N, int C, int32_t* correct);
 void softmax_cross_entropy_backward(const float* probs, const int32_t* labels, float* dlogits,

@@ -41,8 +41,6 @@ export class InferenceModel {
   private capacity = 0;
   private bufA = new Float32Array(0);
   private bufB = new Float32Array(0);
-  /** Per-row softmax scratch. */
-  private readonly exps: Float64Array;
 
   private constructor(readonly manifest: ModelManifest, private readonly k: Kernels, ops: KernelOp[], folded: boolean, bnStats: BatchNormStats[],
     private readonly input: InferenceInput) {
@@ -52,7 +50,6 @@ export class InferenceModel {
     this.ops = ops;
     this.folded = folded;
     this.bnStats = bnStats;
-    this.exps = new Float64Array(manifest.classes);
     let width = manifest.features;
     this.maxWidth = width;
     for (const l of manifest.layers) this.maxWidth = Math.max(this.maxWidth, (width = outputSize(l, width)));
@@ -137,19 +134,7 @@ export class InferenceModel {
       x = y;
       y = t === rows ? this.bufB : t; // never write into the caller's rows
     }
-    softmaxRows(x, out, n, this.classes, this.exps);
-  }
-}
-
-/** Row-wise softmax, max-subtracted, in double precision (exps: scratch of c values). */
-function softmaxRows(logits: Float32Array, out: Float32Array, n: number, c: number, exps: Float64Array): void {
-  for (let r = 0; r < n; r++) {
-    const base = r * c;
-    let max = -Infinity;
-    for (let j = 0; j < c; j++) max = Math.max(max, logits[base + j]!);
-    let sum = 0;
-    for (let j = 0; j < c; j++) sum += (exps[j] = Math.exp(logits[base + j]! - max));
-    for (let j = 0; j < c; j++) out[base + j] = exps[j]! / sum;
+    this.k.softmaxRows(x, out, n, this.classes);
   }
 }
 

@@ -208,6 +208,35 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (name, k) => {
     expect(bad({ bias: new Float32Array(20) })).toThrow(/bias/);
   });
 
+  it('softmaxRows: exp(z - max) / sum in double precision, rounded once; NaN rows stay NaN; in place', () => {
+    const [N, C] = [40, 7];
+    const z = randn(rng, N * C, 30);
+    z.set([1e30, -1e30, 88, -Infinity, 0, 0, 0], 0); // overflow without the max, one exact 0
+    z.set([NaN, 1, 2, 3, 4, 5, 6], C);
+    z.set([Infinity, 1, 2, 3, 4, 5, 6], 2 * C); // Inf - Inf: NaN, as the definition gives
+    const out = new Float32Array(N * C).fill(-1);
+    k.softmaxRows(z, out, N, C);
+    for (let n = 0; n < N; n++) {
+      const row = Array.from(z.subarray(n * C, (n + 1) * C));
+      const max = Math.max(...row);
+      const e = row.map((v) => Math.exp(v - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      // exp may differ from Math.exp by an ulp of a double; rounded to float, not by more than one float ulp.
+      for (let c = 0; c < C; c++) {
+        const want = Math.fround(e[c]! / sum);
+        const got = out[n * C + c]!;
+        if (Number.isNaN(want)) expect(got, `row ${n}`).toBeNaN();
+        else expect(Math.abs(got - want), `row ${n}, class ${c}`).toBeLessThanOrEqual(Math.max(Math.abs(want) * 2 ** -23, 0));
+      }
+    }
+    expect(Array.from(out.subarray(0, C))).toEqual([1, 0, 0, 0, 0, 0, 0]);
+    const inPlace = Float32Array.from(z);
+    k.softmaxRows(inPlace, inPlace, N, C);
+    expect(Buffer.from(inPlace.buffer).equals(Buffer.from(out.buffer))).toBe(true);
+    k.softmaxRows(new Float32Array(0), new Float32Array(0), 0, C);
+    expect(() => k.softmaxRows(z, new Float32Array(N * C - 1), N, C)).toThrow(/out is too short/);
+  });
+
   it('alignedFloat32Array gives n zeroed floats of its own', () => {
     const a = k.alignedFloat32Array(1000);
     const b = k.alignedFloat32Array(1000);

@@ -159,6 +159,7 @@ export function tryLoadNativeKernels(options: NativeOptions = {}): NativeLoad {
     dropoutForward: addon.dropoutForward,
     multiply: addon.multiply,
     gatherRows: addon.gatherRows,
+    softmaxRows: addon.softmaxRows,
     softmaxCrossEntropy: addon.softmaxCrossEntropy,
     softmaxCrossEntropyBackward: addon.softmaxCrossEntropyBackward,
     sgdStep: addon.sgdStep,

@@ -302,6 +302,9 @@ function poolShape(fn: string, N: number, C: number, H: number, W: number, windo
   return { OH, OW, inSize: N * C * H * W, outSize: N * C * OH * OW };
 }
 
+/** softmaxRows' scratch of one row's exponentials, grown to the widest row seen. */
+let softmaxExps = new Float64Array(16);
+
 const kernels: Kernels = {
   name: 'portable',
   gemmBackend: 'portable',
@@ -616,6 +619,22 @@ const kernels: Kernels = {
     size('multiply', 'n', n);
     need('multiply', 'a', a, n); need('multiply', 'b', b, n); need('multiply', 'out', out, n);
     for (let i = 0; i < n; i++) out[i] = a[i]! * b[i]!;
+  },
+
+  softmaxRows(logits, out, N, C) {
+    const fn = 'softmaxRows';
+    size(fn, 'N', N); size(fn, 'C', C);
+    need(fn, 'logits', logits, N * C); need(fn, 'out', out, N * C);
+    if (softmaxExps.length < C) softmaxExps = new Float64Array(C);
+    const exps = softmaxExps;
+    for (let n = 0; n < N; n++) {
+      const base = n * C;
+      let max = -Infinity;
+      for (let c = 0; c < C; c++) max = Math.max(max, logits[base + c]!);
+      let sum = 0;
+      for (let c = 0; c < C; c++) sum += (exps[c] = Math.exp(logits[base + c]! - max));
+      for (let c = 0; c < C; c++) out[base + c] = exps[c]! / sum;
+    }
   },
 
   softmaxCrossEntropy(logits, labels, probs, N, C, correct) {

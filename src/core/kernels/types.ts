@@ -210,6 +210,13 @@ export interface Kernels {
   multiply(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
 
   /**
+   * Row-wise softmax of N rows of C logits, an inference model's probabilities:
+   * out = exp(z − max) / Σ exp(z − max), in double precision, then rounded to float.
+   * A NaN logit makes its row NaN. out may alias logits.
+   */
+  softmaxRows(logits: Float32Array, out: Float32Array, N: number, C: number): void;
+
+  /**
    * Softmax cross-entropy over N rows of C logits with integer labels.
    * Writes probs [N, C] (softmax, max-subtracted) and returns the mean loss
    * over the rows (computed in double precision). Also writes, when
