@@ -278,12 +278,12 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     std::vector<Napi::Reference<Napi::Value>> keep;
     std::vector<float> a, b;
     int width = 0;  // the widest output before the last layer
-    int threads = 1;  // 2: each layer's outputs shared with the helper thread
+    int threads = 1;  // 2: each run shared with the helper thread (DenseChainRun)
   };
 
   // denseChain(packed[], bias[], sizes, activations, alphas, threads): layer i
   // maps sizes[i] inputs to sizes[i + 1] outputs; bias[i] may be null; threads
-  // is 1, or 2 to run each layer on this thread and a helper (infer_pool.h).
+  // is 1, or 2 to share each run with a helper thread (infer_pool.h).
   Napi::Value DenseChainNew(const Napi::CallbackInfo& info) {
     Args a(info, "denseChain");
     if (!info[0].IsArray() || !info[1].IsArray()) a.TypeError("packed and bias must be arrays");
@@ -321,7 +321,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     return Napi::External<DenseChain>::New(info.Env(), chain.release(), [](Napi::Env, DenseChain* c) { delete c; });
   }
 
-  // denseChainRun(chain, x, N, y): denseInfer through every layer, the last into y.
+  // denseChainRun(chain, x, N, y): denseInfer through every layer, the last into y; a
+  // two-thread chain splits its rows from kRowSplitMin rows, else each layer's output panels.
   void DenseChainRun(const Napi::CallbackInfo& info) {
     Args a(info, "denseChainRun");
     if (!info[0].IsExternal()) a.TypeError("chain must come from denseChain");
@@ -359,7 +360,6 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
       normlab::DenseArgs args = c.layers[i];
       float* out = i + 1 == c.layers.size() ? y : (i % 2 == 0 ? c.a.data() : c.b.data());
       args.x = in;
-      args.n = r1;
       args.y = out;
       in = out;
       args = normlab::dense_rows(args, r0, r1);

@@ -167,7 +167,7 @@ const READ_ELSEWHERE = [
   { env: 'FASHION_MNIST_DIR', default: '/usr/share/datasets/fashion-mnist', description: 'Directory with the four Fashion-MNIST IDX files (.gz or plain)' },
   { env: 'NORMLAB_KERNELS', default: '(unset)', description: 'native or portable; unset: native when the addon loads, else portable with a warning' },
   { env: 'NORMLAB_THREADS', default: '1', description: 'OpenBLAS threads per process (jobs already run in parallel); above 1 OpenBLAS takes every multiply (the direct dense kernel runs on one thread)' },
-  { env: 'NORMLAB_INFER_THREADS', default: '1', description: 'Threads of one prediction\'s dense layers (predict routes, in-process InferenceModel): 1, or 2 to split each layer\'s outputs with a helper thread, which spins 100 µs after each layer and then sleeps (for a host whose second core is free); the same bytes either way' },
+  { env: 'NORMLAB_INFER_THREADS', default: '1', description: 'Threads of one prediction\'s dense layers (predict routes, in-process InferenceModel): 1, or 2 to share each prediction with a helper thread (its rows from 8 rows, each layer\'s outputs below), which spins 100 µs after each part and then sleeps (for a host whose second core is free); the same bytes either way' },
   { env: 'NORMLAB_CPU', default: 'auto', description: 'Instruction set of the native built-in sgemm, the direct dense-layer sgemm (avx512 only) and the inference kernels: auto (the best the CPU runs), baseline, avx2 or avx512 (an error when the CPU lacks it); `normlab doctor` shows the choice' },
 ];
 

@@ -40,7 +40,7 @@ export interface NativeAddon extends KernelFunctions {
   setCpuPath(path: 'auto' | CpuPath): CpuPath;
   /**
    * Kernels.denseChain's native half: layer i maps sizes[i] inputs to sizes[i + 1] outputs;
-   * threads 2 shares each layer's outputs with the addon instance's helper thread (native/infer_pool.h).
+   * threads 2 shares each run with the addon instance's helper thread (native/infer_pool.h).
    */
   denseChain(packed: Float32Array[], bias: (Float32Array | null)[], sizes: Int32Array, activations: Int32Array,
     alphas: Float32Array, threads: 1 | 2): DenseChainHandle;

@@ -33,8 +33,8 @@ export interface Kernels {
    */
   readonly cpu: string;
   /**
-   * Threads of one denseChain run: 1, or 2 where the native kernels share each layer's
-   * outputs with a helper thread (NORMLAB_INFER_THREADS). The bytes are the same either way.
+   * Threads of one denseChain run: 1, or 2 where the native kernels share each run with a
+   * helper thread (NORMLAB_INFER_THREADS). The bytes are the same either way.
    */
   readonly inferThreads: 1 | 2;
 
