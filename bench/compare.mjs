@@ -13,13 +13,16 @@
 // round (`minRound`), not on the median. Training lines also give the
 // fraction of the single-thread sgemm peak (measured by the inference runs)
 // that the MLP's multiplies reach: flops per sample × samples/s ÷ peak.
+// NormLab's inference runs once per --infer-threads value (NORMLAB_INFER_THREADS,
+// default 1 and 2), each its own line against the same peer runs; with 2 the
+// fraction of peak is of one core's and may pass 1.
 // Prints one JSON line per comparison on stdout and a table on stderr.
 //
 // The peer is Debian's PyTorch 1.13 (python3-torch, OpenBLAS) run by
 // /usr/bin/python3 (override with PYTHON=...), single thread like NormLab.
 // Usage: npx tsc -p tsconfig.json && node bench/compare.mjs
 //          [--batches 32,128,512] [--modes before] [--rounds 5] [--epochs 2] [--infer true] [--cnn true]
-//          [--cnn-rows 3000] [--builtin true] [--onnx true]
+//          [--cnn-rows 3000] [--builtin true] [--onnx true] [--infer-threads 1,2]
 import { execSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';

@@ -191,7 +191,7 @@ describe('health', () => {
     const ready = await api(base, 'GET', '/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body).toMatchObject({ status: 'ready', redis: 'ok', kernels: expect.stringMatching(/^(native|portable)$/),
-      cpu: expect.stringMatching(/^(avx512|avx2|baseline|portable)$/), inferThreads: 1 });
+      cpu: expect.stringMatching(/^(avx512|avx2|baseline|portable)$/), inferThreads: process.env.NORMLAB_INFER_THREADS === '2' ? 2 : 1 });
   });
 
   it('serves the OpenAPI document and the docs', async () => {
