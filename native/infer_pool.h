@@ -7,8 +7,9 @@
 //
 // The helper spins for kSpinNs after each part so the next layer or the next
 // prediction finds it awake, then sleeps. A part the helper has not claimed by
-// the time the caller finishes its own is run by the caller, so a sleeping or
-// descheduled helper never makes a prediction wait for it.
+// the time the caller finishes its own is run by the caller, so a sleeping
+// helper never makes a prediction wait for it (one descheduled after claiming
+// its part is waited for).
 #pragma once
 
 #include <atomic>

@@ -297,7 +297,7 @@ describe.each(kernelSets)('inference kernels (%s kernels)', (name, k) => {
 // is the same on either thread, so the bytes must be those of one thread, for every batch,
 // whether the helper is awake or asleep.
 describe.skipIf(native === null)('inference on two threads (native kernels)', () => {
-  const one = native!;
+  const one = loadNativeKernels({ inferThreads: 1 })!;
   const two = loadNativeKernels({ inferThreads: 2 })!;
   const timeout = 120_000;
   const addon = createRequire(import.meta.url)(nativeAddonPath()) as NativeAddon;
@@ -335,9 +335,12 @@ describe.skipIf(native === null)('inference on two threads (native kernels)', ()
       const rows = pool.subarray(0, n * 784);
       expect(bytes(model.predict(rows, n)).equals(bytes(single.predict(rows, n))), `batch ${n}`).toBe(true);
     }
-    // Calls back to back find the helper awake: it ran most of the 78 parts posted (below 8 rows
-    // the two 256-output layers' second halves, from 8 rows the second half of the rows).
-    expect(addon.inferHelperParts() - before).toBeGreaterThan(39);
+    // Back to back, the helper is awake and runs parts: how many depends on what else has the
+    // second core (tests run side by side), so only that it ran some is certain.
+    const rows = pool.subarray(0, 64 * 784);
+    const want = bytes(single.predict(rows, 64));
+    for (let i = 0; i < 200; i++) expect(bytes(model.predict(rows, 64)).equals(want), `call ${i} back to back`).toBe(true);
+    expect(addon.inferHelperParts() - before).toBeGreaterThan(0);
     // 2 ms apart the helper has gone to sleep (it spins 100 µs): the caller wakes it, or runs
     // the helper's half itself when it has not woken by then.
     const pause = new Int32Array(new SharedArrayBuffer(4));
