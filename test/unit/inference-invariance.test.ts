@@ -306,7 +306,8 @@ describe.skipIf(native === null)('inference on two threads (native kernels)', ()
   it('reports its threads; NORMLAB_INFER_THREADS takes 1, 2 or unset, and denseChain checks threads', () => {
     expect(one.inferThreads).toBe(1);
     expect(two.inferThreads).toBe(2);
-    expect(inferThreadsSetting(undefined)).toBe(1);
+    expect(inferThreadsSetting('')).toBe(1); // unset (an explicit undefined would read the environment)
+    expect(inferThreadsSetting('1')).toBe(1);
     expect(inferThreadsSetting('2')).toBe(2);
     expect(() => inferThreadsSetting('3')).toThrow(/NORMLAB_INFER_THREADS must be 1, 2 or unset, got "3"/);
     const packed = one.alignedFloat32Array(packedDenseSize(20, 3));
