@@ -35,12 +35,22 @@ it('loses no child when a worker is killed mid-experiment; each run matches an u
   const { id, jobIds } = res.body as { id: string; jobIds: string[] };
 
   // The first worker (one job at a time) takes a child; the second, started then, the other. The
-  // first is killed in the middle of an epoch after its child's first checkpoint (a finished
-  // child's last progress can look mid-epoch too, hence the status).
+  // first is killed in the middle of an epoch of its own child, after that child's first
+  // checkpoint (a finished child's last progress can look mid-epoch too, hence the status). It
+  // waits for the first worker's child by id: waiting for any child in its third epoch could
+  // see the second worker's while the first worker's had already finished, leaving nothing to lose.
   const job = async (jobId: string) => (await api(stack.base, 'GET', `/jobs/${jobId}`)).body;
-  await until(async () => (await Promise.all(jobIds.map(job))).some((j) => j.status === 'running'), 30_000, 'a running child');
+  let firstChild = '';
+  await until(async () => {
+    const running = (await Promise.all(jobIds.map(job))).findIndex((j) => j.status === 'running');
+    firstChild = running >= 0 ? jobIds[running]! : '';
+    return running >= 0;
+  }, 30_000, 'a running child');
   second = await startWorkerProcess(stack.config, WORKER_ENV);
-  await until(async () => (await Promise.all(jobIds.map(job))).some((j) => j.status === 'running' && j.progress?.epoch >= 3 && j.progress.step < j.progress.stepsPerEpoch), 60_000, 'a child in its third epoch');
+  await until(async () => {
+    const j = await job(firstChild);
+    return j.status === 'running' && j.progress?.epoch >= 3 && j.progress.step < j.progress.stepsPerEpoch;
+  }, 60_000, "the first worker's child in its third epoch");
   first.child.kill('SIGKILL');
   expect(await first.exited).toBe('SIGKILL');
 
