@@ -321,8 +321,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     return Napi::External<DenseChain>::New(info.Env(), chain.release(), [](Napi::Env, DenseChain* c) { delete c; });
   }
 
-  // denseChainRun(chain, x, N, y): denseInfer through every layer, the last into y; a
-  // two-thread chain splits its rows from kRowSplitMin rows, else each layer's output panels.
+  // denseChainRun(chain, x, N, y): denseInfer through every layer, the last into y (infer.h
+  // dense_chain, which a two-thread chain shares with the helper thread).
   void DenseChainRun(const Napi::CallbackInfo& info) {
     Args a(info, "denseChainRun");
     if (!info[0].IsExternal()) a.TypeError("chain must come from denseChain");
@@ -335,43 +335,8 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
       c.a.resize(need);
       c.b.resize(need);
     }
-    normlab::InferPool* pool = c.threads == 2 && n > 0 ? Pool() : nullptr;
-    const normlab::Isa isa = gemm_workspace_.isa;
-    if (pool && n >= kRowSplitMin) {
-      // Each thread takes its rows through every layer: nothing crosses between the cores.
-      const int h = n / 2;
-      pool->split([&] { RunChain(c, isa, x, y, 0, h, nullptr); }, [&] { RunChain(c, isa, x, y, h, n, nullptr); });
-    } else {
-      RunChain(c, isa, x, y, 0, n, pool);
-    }
-  }
-
-  // From this many rows a two-thread chain splits its rows, and no data crosses between the
-  // cores; below, each layer's output panels, so that each core streams only its half of the
-  // weights, which few rows barely reuse (then each layer ends in a wait for both halves).
-  static constexpr int kRowSplitMin = 8;
-
-  // Rows [r0, r1) of the chain, in c's scratch at the same rows; with a pool, each layer's
-  // output panels are split between this thread and the helper.
-  static void RunChain(DenseChain& c, normlab::Isa isa, const float* x, float* y, int r0, int r1,
-                       normlab::InferPool* pool) {
-    const float* in = x;
-    for (size_t i = 0; i < c.layers.size(); i++) {
-      normlab::DenseArgs args = c.layers[i];
-      float* out = i + 1 == c.layers.size() ? y : (i % 2 == 0 ? c.a.data() : c.b.data());
-      args.x = in;
-      args.y = out;
-      in = out;
-      args = normlab::dense_rows(args, r0, r1);
-      const int panels = (args.N + normlab::kPanel - 1) / normlab::kPanel;
-      if (!pool || panels < 2 || args.n == 0) {
-        normlab::dense_infer(isa, args);
-        continue;
-      }
-      const int half = (panels + 1) / 2;
-      pool->split([&] { normlab::dense_infer(isa, normlab::dense_panels(args, 0, half)); },
-                  [&] { normlab::dense_infer(isa, normlab::dense_panels(args, half, panels)); });
-    }
+    normlab::dense_chain(gemm_workspace_.isa, c.layers, x, y, n, c.a.data(), c.b.data(),
+                         c.threads == 2 ? Pool() : nullptr);
   }
 
   // conv2dInfer(x, weight, bias, y, N, C, H, W, F, KH, KW, strideH, strideW, padH, padW, col, activation, alpha)

@@ -13,6 +13,7 @@
 #include <immintrin.h>
 #endif
 
+#include "infer_pool.h"
 #include "kernels.h"
 
 namespace normlab {
@@ -134,6 +135,44 @@ constexpr int panels_for(int mr) { return mr <= 3 ? 4 : mr == 4 ? 3 : 2; }
 #endif
 
 }  // namespace
+
+namespace {
+
+// Rows [r0, r1) of the chain; with a pool, each layer's output panels are split.
+void chain_rows(Isa isa, const std::vector<DenseArgs>& layers, const float* x, float* y, int r0, int r1, float* a,
+                float* b, InferPool* pool) {
+  const float* in = x;
+  for (size_t i = 0; i < layers.size(); i++) {
+    DenseArgs args = layers[i];
+    float* out = i + 1 == layers.size() ? y : (i % 2 == 0 ? a : b);
+    args.x = in;
+    args.y = out;
+    in = out;
+    args = dense_rows(args, r0, r1);
+    const int panels = (args.N + kPanel - 1) / kPanel;
+    if (!pool || panels < 2) {
+      dense_infer(isa, args);
+      continue;
+    }
+    const int half = (panels + 1) / 2;
+    pool->split([&] { dense_infer(isa, dense_panels(args, 0, half)); },
+                [&] { dense_infer(isa, dense_panels(args, half, panels)); });
+  }
+}
+
+}  // namespace
+
+void dense_chain(Isa isa, const std::vector<DenseArgs>& layers, const float* x, float* y, int n, float* a, float* b,
+                 InferPool* pool) {
+  if (n == 0) return;
+  if (pool && n >= kRowSplitMin) {
+    const int h = n / 2;
+    pool->split([&] { chain_rows(isa, layers, x, y, 0, h, a, b, nullptr); },
+                [&] { chain_rows(isa, layers, x, y, h, n, a, b, nullptr); });
+  } else {
+    chain_rows(isa, layers, x, y, 0, n, a, b, pool);
+  }
+}
 
 void dense_infer(Isa isa, const DenseArgs& a) {
   if (a.n == 0 || a.N == 0) return;

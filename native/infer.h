@@ -6,10 +6,13 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "cpu.h"
 
 namespace normlab {
+
+class InferPool;
 
 // Outputs per packed panel.
 constexpr int kPanel = 16;
@@ -49,5 +52,17 @@ inline DenseArgs dense_panels(const DenseArgs& a, int p0, int p1) {
   r.y = a.y + o0;
   return r;
 }
+
+// dense_infer through every layer (their x, y and n are set here): n rows of x
+// in, the last layer's outputs into y, the layers between in a and b (n times
+// the widest of them, each). With a pool (infer_pool.h) the run is shared with
+// its helper thread: from kRowSplitMin rows each thread takes half of the rows
+// through every layer, and nothing crosses between the cores; below, each
+// layer's output panels are split, so that each core streams only its half of
+// the weights, which few rows barely reuse (each layer then ends in a wait
+// for both halves).
+constexpr int kRowSplitMin = 8;
+void dense_chain(Isa isa, const std::vector<DenseArgs>& layers, const float* x, float* y, int n, float* a, float* b,
+                 InferPool* pool);
 
 }  // namespace normlab

@@ -4,8 +4,8 @@
 // detect divergence.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -102,7 +102,7 @@ void gather_rows(const float* src, const int32_t* src_labels, const int32_t* row
 }
 
 // ----------------------------------------------------------------------------
-// softmax cross-entropy over rows of C logits
+// softmax and softmax cross-entropy over rows of C logits
 
 void softmax_rows(const float* z, float* out, int N, int C) {
   thread_local std::vector<double> exps;
@@ -110,8 +110,8 @@ void softmax_rows(const float* z, float* out, int N, int C) {
   for (int n = 0; n < N; n++) {
     const float* zr = z + (size_t)n * C;
     float* o = out + (size_t)n * C;
-    double max = -INFINITY;
-    for (int c = 0; c < C; c++) max = std::isnan(zr[c]) || std::isnan(max) ? NAN : std::max(max, (double)zr[c]);
+    double max = -INFINITY;  // NaN when any logit is (std::max alone would drop it)
+    for (int c = 0; c < C && !std::isnan(max); c++) max = std::isnan(zr[c]) ? NAN : std::max(max, (double)zr[c]);
     double sum = 0.0;
     for (int c = 0; c < C; c++) sum += (exps[c] = std::exp((double)zr[c] - max));
     for (int c = 0; c < C; c++) o[c] = (float)(exps[c] / sum);

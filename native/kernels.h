@@ -138,11 +138,12 @@ void multiply(const float* a, const float* b, float* out, size_t n);
 void gather_rows(const float* src, const int32_t* src_labels, const int32_t* rows, int start, int n, int features,
                  float* dst, int32_t* dst_labels);
 
+// out[n, c] = exp(z[n, c] - max_c z[n, c]) / sum, in double precision (an
+// inference model's probabilities); a NaN among a row's logits makes the row
+// NaN. out may alias z.
+void softmax_rows(const float* z, float* out, int N, int C);
 // Returns the mean loss; writes *correct when correct is non-null.
 // Labels are range-checked by the caller.
-// out[n, c] = exp(z[n, c] - max_c z[n, c]) / sum, in double precision (an
-// inference model's probabilities); a NaN among a row's logits makes the row NaN.
-void softmax_rows(const float* z, float* out, int N, int C);
 double softmax_cross_entropy(const float* logits, const int32_t* labels, float* probs,
                              int N, int C, int32_t* correct);
 void softmax_cross_entropy_backward(const float* probs, const int32_t* labels, float* dlogits,
