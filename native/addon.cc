@@ -128,7 +128,7 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
         InstanceMethod("denseInfer", &NormLabAddon::DenseInfer, napi_enumerable),
         InstanceMethod("denseChain", &NormLabAddon::DenseChainNew, napi_enumerable),
         InstanceMethod("denseChainRun", &NormLabAddon::DenseChainRun, napi_enumerable),
-        InstanceMethod("inferHelperParts", &NormLabAddon::InferHelperParts, napi_enumerable),
+        InstanceMethod("inferPoolParts", &NormLabAddon::InferPoolParts, napi_enumerable),
         InstanceMethod("conv2dInfer", &NormLabAddon::Conv2dInfer, napi_enumerable),
         InstanceMethod("packConv", &NormLabAddon::PackConv, napi_enumerable),
         InstanceMethod("setGemmThreads", &NormLabAddon::SetGemmThreads, napi_enumerable),
@@ -187,10 +187,14 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
   std::vector<float> winograd_;  // conv2d's Winograd scratch
   std::unique_ptr<normlab::InferPool> infer_pool_;  // started by the first chain run on two threads
 
-  // inferHelperParts(): the parts of two-thread chain runs this instance's helper thread has run
-  // (0 before it starts).
-  Napi::Value InferHelperParts(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), infer_pool_ ? (double)infer_pool_->helper_parts() : 0.0);
+  // inferPoolParts() -> {posted, helper}: the parts two-thread chain runs of this instance have
+  // handed to its helper thread, and how many of them the helper ran (the caller, the rest);
+  // zeros before the helper starts.
+  Napi::Value InferPoolParts(const Napi::CallbackInfo& info) {
+    Napi::Object counts = Napi::Object::New(info.Env());
+    counts.Set("posted", infer_pool_ ? (double)infer_pool_->posted_parts() : 0.0);
+    counts.Set("helper", infer_pool_ ? (double)infer_pool_->helper_parts() : 0.0);
+    return counts;
   }
 
   // The helper thread, started on first use; null when no thread can be had (the

@@ -35,7 +35,8 @@ class InferPool {
     first();
     finish();
   }
-  // Parts the helper has run so far.
+  // Parts posted (split calls) so far, and how many of them the helper ran.
+  uint64_t posted_parts() const { return posted_.load(std::memory_order_relaxed); }
   uint64_t helper_parts() const { return helper_parts_.load(std::memory_order_relaxed); }
 
  private:

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, readEvents, startStack, submit, TINY_SPEC, type Stack } from './helpers.js';
+import { inferThreadsSetting } from '../../src/core/kernels/native.js';
 
 let stack: Stack;
 let base: string;
@@ -191,7 +192,7 @@ describe('health', () => {
     const ready = await api(base, 'GET', '/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body).toMatchObject({ status: 'ready', redis: 'ok', kernels: expect.stringMatching(/^(native|portable)$/),
-      cpu: expect.stringMatching(/^(avx512|avx2|baseline|portable)$/), inferThreads: process.env.NORMLAB_INFER_THREADS === '2' ? 2 : 1 });
+      cpu: expect.stringMatching(/^(avx512|avx2|baseline|portable)$/), inferThreads: inferThreadsSetting() });
   });
 
   it('serves the OpenAPI document and the docs', async () => {

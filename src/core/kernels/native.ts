@@ -45,8 +45,11 @@ export interface NativeAddon extends KernelFunctions {
   denseChain(packed: Float32Array[], bias: (Float32Array | null)[], sizes: Int32Array, activations: Int32Array,
     alphas: Float32Array, threads: 1 | 2): DenseChainHandle;
   denseChainRun(chain: DenseChainHandle, x: Float32Array, N: number, y: Float32Array): void;
-  /** Parts of two-thread chain runs this instance's helper thread has run (0 before it starts). */
-  inferHelperParts(): number;
+  /**
+   * Parts that two-thread chain runs of this instance handed to its helper thread, and how many
+   * of them the helper ran (the caller ran the rest); zeros before the helper starts.
+   */
+  inferPoolParts(): { posted: number; helper: number };
 }
 
 /** A native dense chain (an External the addon owns). */
