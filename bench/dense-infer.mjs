@@ -18,14 +18,20 @@ const { values } = parseArgs({
 });
 const addon = createRequire(import.meta.url)(nativeAddonPath());
 const [IN, OUT] = [784, 256];
-const weight = Float32Array.from({ length: IN * OUT }, (_, i) => (((i * 7919) % 1000) / 1000 - 0.5) * 0.1);
-const packed = addon.alignedFloat32Array(Math.ceil(OUT / 16) * 16 * IN);
-addon.packDense(weight, OUT, IN, packed);
+/** A layer's weights [out, inputs] in a fixed pattern, packed once. */
+function packedLayer(out, inputs) {
+  const p = addon.alignedFloat32Array(Math.ceil(out / 16) * 16 * inputs);
+  addon.packDense(Float32Array.from({ length: out * inputs }, (_, i) => (((i * 7919) % 1000) / 1000 - 0.5) * 0.1), out, inputs, p);
+  return p;
+}
+/** n rows of the first layer's input, in [0, 1). */
+const rowsOf = (n) => Float32Array.from({ length: n * IN }, (_, i) => ((i * 31) % 97) / 97);
+const packed = packedLayer(OUT, IN);
 const bias = new Float32Array(OUT);
 for (const path of CPU_PATHS.slice(0, CPU_PATHS.indexOf(addon.cpuBest) + 1)) {
   addon.setCpuPath(path);
   for (const n of [1, 64]) {
-    const x = Float32Array.from({ length: n * IN }, (_, i) => ((i * 31) % 97) / 97);
+    const x = rowsOf(n);
     const y = new Float32Array(n * OUT);
     const reps = Math.ceil(300 / n);
     for (let i = 0; i < 10 * reps; i++) addon.denseInfer(x, packed, bias, y, n, IN, OUT, 0, 0);
@@ -42,19 +48,13 @@ for (const path of CPU_PATHS.slice(0, CPU_PATHS.indexOf(addon.cpuBest) + 1)) {
 
 // The whole MLP as one chain, one thread against two.
 addon.setCpuPath('auto');
-const sizes = [784, 256, 256, 10];
-const layers = sizes.slice(1).map((out, i) => {
-  const inputs = sizes[i];
-  const p = addon.alignedFloat32Array(Math.ceil(out / 16) * 16 * inputs);
-  addon.packDense(Float32Array.from({ length: out * inputs }, (_, j) => (((j * 7919) % 1000) / 1000 - 0.5) * 0.1), out, inputs, p);
-  return p;
-});
+const sizes = [IN, 256, 256, 10];
+const layers = sizes.slice(1).map((out, i) => packedLayer(out, sizes[i]));
 const chainArgs = [layers, layers.map((_, i) => new Float32Array(sizes[i + 1])), Int32Array.from(sizes), Int32Array.of(0, 0, -1), new Float32Array(3)];
 const chains = { 1: addon.denseChain(...chainArgs, 1), 2: addon.denseChain(...chainArgs, 2) };
-const weightBytes = 4 * (784 * 256 + 256 * 256 + 256 * 10);
-const flopsPerRow = 2 * (784 * 256 + 256 * 256 + 256 * 10);
+const weightsPerRow = sizes.slice(1).reduce((sum, out, i) => sum + out * sizes[i], 0);
 for (const n of values['chain-batches'].split(',').map(Number)) {
-  const x = Float32Array.from({ length: n * 784 }, (_, i) => ((i * 31) % 97) / 97);
+  const x = rowsOf(n);
   const y = new Float32Array(n * 10);
   const reps = Math.ceil(300 / n);
   const best = { 1: Infinity, 2: Infinity };
@@ -67,8 +67,8 @@ for (const n of values['chain-batches'].split(',').map(Number)) {
   }
   for (const t of [1, 2]) {
     console.log(JSON.stringify({ bench: 'dense-infer', layer: '784-256-256-10 chain', cpu: addon.cpuBest, inferThreads: t, batch: n,
-      bestUs: Math.round(best[t] * 100) / 100, gflops: Math.round(((flopsPerRow * n) / best[t] / 1e3) * 10) / 10,
-      ...(n === 1 ? { weightsGBps: Math.round(weightBytes / best[t] / 1e3 * 10) / 10 } : {}),
+      bestUs: Math.round(best[t] * 100) / 100, gflops: Math.round(((2 * weightsPerRow * n) / best[t] / 1e3) * 10) / 10,
+      ...(n === 1 ? { weightsGBps: Math.round((4 * weightsPerRow) / best[t] / 1e3 * 10) / 10 } : {}),
       ...(t === 2 ? { speedup: Math.round((best[1] / best[2]) * 100) / 100 } : {}), load: os.loadavg()[0] }));
   }
 }
