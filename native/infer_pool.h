@@ -2,8 +2,7 @@
 // part of the work and a helper thread the other. Each output is one chain
 // of multiply-adds (infer_tile.inc) whichever thread runs it, so the bytes
 // are those of one thread, for any batch. How a dense chain is split (its
-// rows, or each layer's output panels) is the addon's choice (addon.cc
-// DenseChainRun).
+// rows, or each layer's output panels) is infer.h dense_chain's choice.
 //
 // The helper spins for kSpinNs after each part so the next layer or the next
 // prediction finds it awake, then sleeps. A part the helper has not claimed by
