@@ -296,7 +296,9 @@ describe.skipIf(native === null)('batch-norm kernels: native = portable', () => 
       }
     };
     const rng = createRng(23);
-    for (const [N, C, S] of [[3, 2, 16], [4, 3, 17], [2, 70, 31], [5, 2, 196], [2, 3, 784], [6, 4, 7]] as const) {
+    // S = 1 (dense layers): channels in groups of 8 through all rows, a group's tail, blocks of 64.
+    const shapes = [[3, 2, 16], [4, 3, 17], [2, 70, 31], [5, 2, 196], [2, 3, 784], [6, 4, 7], [32, 256, 1], [7, 13, 1], [4, 70, 1], [1, 9, 1]] as const;
+    for (const [N, C, S] of shapes) {
       // Magnitudes from 2^-12 to 2^12 around 100, so that sums round and their order shows.
       const x = randn(rng, N * C * S).map((v, i) => 100 + v * 2 ** ((i * 7) % 25 - 12));
       const shift = Float64Array.from({ length: C }, (_, c) => x[c * S]!);
@@ -305,6 +307,56 @@ describe.skipIf(native === null)('batch-norm kernels: native = portable', () => 
       native!.channelShiftedSums(x, N, C, S, shift, got);
       reference(x, N, C, S, shift, want);
       expect(Array.from(got), `N=${N} C=${C} S=${S}`).toEqual(Array.from(want));
+    }
+  });
+
+  it('batchNormBackward on dense rows (S = 1): dγ and dβ are each channel\'s sums in row order, in double, bit for bit', () => {
+    const rng = createRng(29);
+    for (const [N, C] of [[32, 256], [5, 13], [3, 70], [1, 9]] as const) {
+      for (const [kind, alpha] of [[null, 0], ['relu', 0], ['leaky_relu', 0.1], ['elu', 0.7], ['tanh', 0], ['sigmoid', 0]] as const) {
+        const activation = kind === null ? NO_ACTIVATION : activationCode(kind);
+        // f'(z) from y = f(z), as float operations (act_grad in batchnorm.cc).
+        const slope = (v: number): number => {
+          switch (kind) {
+            case null: return 1;
+            case 'relu': return v > 0 ? 1 : 0;
+            case 'leaky_relu': return v > 0 ? 1 : Math.fround(alpha);
+            case 'elu': return v > 0 ? 1 : Math.fround(v + Math.fround(alpha));
+            case 'tanh': return Math.fround(1 - Math.fround(v * v));
+            case 'sigmoid': return Math.fround(v * Math.fround(1 - v));
+          }
+        };
+        const x = randn(rng, N * C, 3, 1);
+        const dy = randn(rng, N * C);
+        const gamma = randn(rng, C, 0.5, 1);
+        const beta = randn(rng, C);
+        const y = new Float32Array(N * C);
+        const mean = new Float32Array(C);
+        const rstd = new Float32Array(C);
+        const unused = new Float32Array(C);
+        native!.batchNormForwardTrain(x, y, N, C, 1, gamma, beta, unused, unused, 0, 1e-5, false, mean, rstd, activation, alpha);
+        const dx = new Float32Array(N * C);
+        const dgamma = new Float32Array(C);
+        const dbeta = new Float32Array(C);
+        native!.batchNormBackward(x, dy, dx, N, C, 1, gamma, mean, rstd, null, null, dgamma, dbeta, activation, alpha, y);
+        const wantGamma = new Float32Array(C);
+        const wantBeta = new Float32Array(C);
+        for (let c = 0; c < C; c++) {
+          let gs = 0;
+          let gx = 0;
+          for (let n = 0; n < N; n++) {
+            const i = n * C + c;
+            const g = kind === null ? dy[i]! : Math.fround(dy[i]! * slope(y[i]!));
+            gs += g;
+            gx += Math.fround(g * Math.fround(Math.fround(x[i]! - mean[c]!) * rstd[c]!));
+          }
+          wantGamma[c] = gx;
+          wantBeta[c] = gs;
+        }
+        const label = `N=${N} C=${C} ${kind ?? 'no activation'}`;
+        expect(Array.from(dgamma), label).toEqual(Array.from(wantGamma));
+        expect(Array.from(dbeta), label).toEqual(Array.from(wantBeta));
+      }
     }
   });
 
