@@ -56,6 +56,17 @@ describe('native addon', () => {
     expect(() => k.gemm(false, false, -1, 2, 2, 1, A, A, 0, A)).toThrow(RangeError);
     expect(() => k.gemm(false, false, 1.5, 2, 2, 1, A, A, 0, A)).toThrow(/M must be an integer/);
     expect(() => k.gemm(0 as unknown as boolean, false, 2, 2, 2, 1, A, A, 0, A)).toThrow(/transA must be a boolean/);
+    // Each argument is read with one N-API call, which must fail on every other kind of value.
+    for (const notArray of [[1, 2, 3, 4], new DataView(new ArrayBuffer(16)), 4, null, undefined]) {
+      expect(() => k.gemm(false, false, 2, 2, 2, 1, notArray as unknown as Float32Array, A, 0, A)).toThrow(/gemm: A must be a Float32Array/);
+    }
+    expect(() => k.gemm(false, false, '2' as unknown as number, 2, 2, 1, A, A, 0, A)).toThrow(/M must be a number/);
+    expect(() => k.gemm(false, false, 2, 2, 2, 1, A, A, null as unknown as number, A)).toThrow(/beta must be a number/);
+    expect(() => k.gemm(false, 'true' as unknown as boolean, 2, 2, 2, 1, A, A, 0, A)).toThrow(/transB must be a boolean/);
+    // A view's data starts at its byteOffset.
+    const C = new Float32Array(3);
+    k.gemm(false, false, 1, 1, 1, 1, Float32Array.of(9, 2).subarray(1), Float32Array.of(9, 9, 3).subarray(2), 0, C.subarray(2));
+    expect(Array.from(C)).toEqual([0, 0, 6]);
     expect(() => k.dropoutForward(A, A, A, 4, 0.5, new Int32Array(4) as unknown as Uint32Array))
       .toThrow(/rngState must be a Uint32Array/);
     expect(() => k.activationForward(9, A, A, 4, 0)).toThrow(/unknown activation kind 9/);
