@@ -65,8 +65,11 @@ inline void transpose16(const __m512 (&r)[16], __m512 (&c)[16]) {
 inline __mmask16 first(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 // alpha * x + beta * (masked) p; p is not read when beta == 0 (it may hold NaN).
+// alpha = 1, which every layer passes, skips the multiply: 1 * x is x, and at
+// K = 32 (dW at batch 32) the 24 multiplies of a tile cost 3 % of its 768
+// multiply-adds.
 inline __m512 scaled(__m512 x, const float* p, __mmask16 m, float alpha, float beta) {
-  x = _mm512_mul_ps(_mm512_set1_ps(alpha), x);
+  if (alpha != 1.0f) x = _mm512_mul_ps(_mm512_set1_ps(alpha), x);
   if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, p), x);
   return x;
 }
