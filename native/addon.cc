@@ -87,9 +87,9 @@ class Args {
   T* Array(size_t i, const char* name, size_t need, bool nullable = false) const {
     Napi::Value v = info_[i];
     if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
-    // One napi_get_typedarray_info (node-addon-api's TypedArrayOf makes three
-    // calls, a third of a microsecond per argument); it fails on anything
-    // but a typed array. data already includes the view's byteOffset.
+    // One napi_get_typedarray_info, where node-addon-api's TypedArrayOf makes
+    // three (bench/call-overhead.mjs times the difference). It fails on
+    // anything but a typed array; data already includes the view's byteOffset.
     napi_typedarray_type type;
     size_t length = 0;
     void* data = nullptr;
