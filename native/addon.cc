@@ -81,26 +81,28 @@ class Args {
   }
 
   // The data of a typed array of element type T holding at least `need`
-  // elements (the pointer already includes the view's byteOffset). With
-  // nullable, null or undefined give nullptr.
+  // elements (the pointer already includes the view's byteOffset), and its
+  // length in *length when asked. With nullable, null or undefined give nullptr.
   template <typename T>
-  T* Array(size_t i, const char* name, size_t need, bool nullable = false) const {
+  T* Array(size_t i, const char* name, size_t need, bool nullable = false, size_t* length = nullptr) const {
     Napi::Value v = info_[i];
-    if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
-    // One napi_get_typedarray_info, where node-addon-api's TypedArrayOf makes
-    // three (bench/call-overhead.mjs times the difference). It fails on
-    // anything but a typed array; data already includes the view's byteOffset.
+    // One napi_get_typedarray_info, which fails on anything but a typed array;
+    // node-addon-api's IsTypedArray, TypedArrayType and TypedArrayOf made four
+    // calls (bench/call-overhead.mjs times the difference). Null is only
+    // looked for once that call has failed.
     napi_typedarray_type type;
-    size_t length = 0;
+    size_t n = 0;
     void* data = nullptr;
-    if (napi_get_typedarray_info(info_.Env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != ArrayKind<T>::type) {
+    const bool typed = napi_get_typedarray_info(info_.Env(), v, &type, &n, &data, nullptr, nullptr) == napi_ok;
+    if (!typed && nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+    if (!typed || type != ArrayKind<T>::type) {
       TypeError(std::string(name) + " must be a " + ArrayKind<T>::name + (nullable ? " or null" : ""));
     }
-    if (length < need) {
-      TypeError(std::string(name) + " is too short: " + std::to_string(length) + " elements, the sizes need " +
+    if (n < need) {
+      TypeError(std::string(name) + " is too short: " + std::to_string(n) + " elements, the sizes need " +
                 std::to_string(need));
     }
+    if (length) *length = n;
     return static_cast<T*>(data);
   }
 
@@ -688,9 +690,9 @@ class NormLabAddon : public Napi::Addon<NormLabAddon> {
     Args a(info, "gatherRows");
     const int start = a.Size(3, "start"), n = a.Size(4, "n"), features = a.Size(5, "features");
     const int32_t* rows = a.Array<int32_t>(2, "rows", (size_t)start + n);
-    const Napi::TypedArray src_array = info[0].As<Napi::TypedArray>();
-    const size_t src_rows = features == 0 || !info[0].IsTypedArray() ? 0 : src_array.ElementLength() / features;
-    const float* src = a.Array<float>(0, "src", src_rows * features);
+    size_t src_length;
+    const float* src = a.Array<float>(0, "src", 0, false, &src_length);
+    const size_t src_rows = features == 0 ? 0 : src_length / features;
     const int32_t* src_labels = a.Array<int32_t>(1, "srcLabels", src_rows);
     float* dst = a.Array<float>(6, "dst", a.Product(n, features));
     int32_t* dst_labels = a.Array<int32_t>(7, "dstLabels", n);

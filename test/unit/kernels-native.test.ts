@@ -63,6 +63,16 @@ describe('native addon', () => {
     expect(() => k.gemm(false, false, '2' as unknown as number, 2, 2, 1, A, A, 0, A)).toThrow(/M must be a number/);
     expect(() => k.gemm(false, false, 2, 2, 2, 1, A, A, null as unknown as number, A)).toThrow(/beta must be a number/);
     expect(() => k.gemm(false, 'true' as unknown as boolean, 2, 2, 2, 1, A, A, 0, A)).toThrow(/transB must be a boolean/);
+    // gatherRows reads its source's length from the same call.
+    expect(() => k.gatherRows([0, 1, 2] as unknown as Float32Array, Int32Array.of(0), Int32Array.of(0), 0, 1, 3, A, Int32Array.of(0)))
+      .toThrow(/gatherRows: src must be a Float32Array/);
+    expect(() => k.gatherRows(A, Int32Array.of(0, 0), Int32Array.of(2), 0, 1, 2, A, Int32Array.of(0)))
+      .toThrow(/row 2 is outside the 2 source rows/);
+    // A nullable argument takes null, undefined or a typed array of its kind, and nothing else.
+    const dg = new Float32Array(2);
+    k.batchNormBackward(A, A, new Float32Array(4), 2, 2, 1, null, A, A, null, undefined as unknown as null, dg, null);
+    expect(() => k.batchNormBackward(A, A, A, 2, 2, 1, [1, 1] as unknown as Float32Array, A, A, null, null, dg, null))
+      .toThrow(/gamma must be a Float32Array or null/);
     // A view's data starts at its byteOffset.
     const C = new Float32Array(3);
     k.gemm(false, false, 1, 1, 1, 1, Float32Array.of(9, 2).subarray(1), Float32Array.of(9, 9, 3).subarray(2), 0, C.subarray(2));
