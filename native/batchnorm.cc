@@ -18,11 +18,11 @@
 // and, r and d being constants to the gradient, the same backward with γ·r as
 // the scale and dγ = r·Σg·x̂ + d·Σg. rMax = 1, dMax = 0 gives r = 1, d = 0.
 //
-// Layout x[(n*C + c)*S + s]. With S = 1 (dense layers) the loops run along
-// rows, over contiguous channels, so the compiler vectorizes them.
+// Layout x[(n*C + c)*S + s]. With S = 1 (dense layers) the elementwise loops
+// run along rows, over contiguous channels, so the compiler vectorizes them;
+// the per-channel sums run down the rows, a group of channels at a time.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "kernels.h"
 #include "lanes.h"
@@ -54,19 +54,10 @@ template <int K> inline float act(float z, float alpha) {
   else return z;
 }
 
-// f'(z) from y = f(z). At z = 0 this is the z < 0 side, as in PyTorch.
-template <int K> inline float act_grad(float y, float alpha) {
-  if constexpr (K == kRelu) return (float)(y > 0.0f);
-  else if constexpr (K == kLeakyRelu) return y > 0.0f ? 1.0f : alpha;
-  else if constexpr (K == kElu) return y > 0.0f ? 1.0f : y + alpha;
-  else if constexpr (K == kTanh) return 1.0f - y * y;
-  else if constexpr (K == kSigmoid) return y * (1.0f - y);
-  else return 1.0f;
-}
-
-// act_grad on 4 lanes.
-template <int K> inline f4 act_grad_v(f4 y, float alpha) {
-  const f4 zero = {}, one = zero + 1.0f, a = zero + alpha;
+// f'(z) from y = f(z), on one float or on 4 lanes (f4). At z = 0 this is the
+// z < 0 side, as in PyTorch.
+template <int K, typename T> inline T act_grad(T y, float alpha) {
+  const T zero = T{}, one = zero + 1.0f, a = zero + alpha;
   if constexpr (K == kRelu) return y > zero ? one : zero;
   else if constexpr (K == kLeakyRelu) return y > zero ? one : a;
   else if constexpr (K == kElu) return y > zero ? one : y + a;
@@ -157,9 +148,7 @@ NORMLAB_CLONES void add_shifted_sums(const float* x, int N, int C, int S, int c0
         int s = 0;
         for (; s + kLanes <= S; s += kLanes) {
           for (int q = 0; q < kLanes / 4; q++) {
-            f4 xf;
-            std::memcpy(&xf, xc + s + 4 * q, sizeof xf);
-            const d4 d = __builtin_convertvector(xf, d4) - shv;
+            const d4 d = to_d4(lanes::load<f4>(xc + s + 4 * q)) - shv;
             v1[q] += d;
             v2[q] += d * d;
           }
@@ -293,7 +282,7 @@ NORMLAB_CLONES void batchnorm_backward_block(const float* x, const float* y, con
         for (int q = 0; q < kGroup / 4; q++) {
           const size_t i = off + 4 * q;
           f4 g = lanes::load<f4>(dy + i);
-          if constexpr (K != kNoActivation) g = g * act_grad_v<K>(lanes::load<f4>(y + i), alpha);
+          if constexpr (K != kNoActivation) g = g * act_grad<K>(lanes::load<f4>(y + i), alpha);
           gs[q] += to_d4(g);
           gx[q] += to_d4(g * ((lanes::load<f4>(x + i) - m[q]) * r[q]));
         }
