@@ -87,9 +87,9 @@ class Args {
   T* Array(size_t i, const char* name, size_t need, bool nullable = false, size_t* length = nullptr) const {
     Napi::Value v = info_[i];
     // One napi_get_typedarray_info, which fails on anything but a typed array;
-    // node-addon-api's IsTypedArray, TypedArrayType and TypedArrayOf made four
-    // calls (bench/call-overhead.mjs times the difference). Null is only
-    // looked for once that call has failed.
+    // through node-addon-api this took a type check and three such calls
+    // (bench/call-overhead.mjs times the difference). Null is only looked for
+    // once that call has failed.
     napi_typedarray_type type;
     size_t n = 0;
     void* data = nullptr;
